@@ -1,0 +1,3 @@
+from connector_telemetry.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,72 @@
+"""Telemetry event routes: ingest (ours), list, latest, get (the seed)."""
+
+from __future__ import annotations
+
+from connector_telemetry import envelope
+from connector_telemetry.api.context import Context
+from connector_telemetry.api.request import Request, query_limit, query_number
+from connector_telemetry.api.routing import Route
+from connector_telemetry.errors import InvalidQuery, PayloadTooLarge, UnsupportedMediaType
+from connector_telemetry.service import events
+
+_INGEST_TYPES = ("application/json", "application/x-ndjson")
+
+
+def routes(ctx: Context) -> list[Route]:
+    store = ctx.store
+    base = "/accounts/{account_id}/magic/connectors/{connector_id}/telemetry/events"
+
+    async def record_events(req: Request) -> bytes:
+        kind = req.content_type()
+        if kind not in _INGEST_TYPES:
+            raise UnsupportedMediaType(
+                f"Content-Type must be application/json or application/x-ndjson, got {kind!r}"
+            )
+        if len(req.body) > ctx.settings.max_body_bytes:
+            raise PayloadTooLarge(f"request body over {ctx.settings.max_body_bytes} bytes")
+        batch = events.parse_batch(req.body, kind, ctx.settings.max_batch_events)
+        result = await ctx.write(
+            events.record_events, store, req.account_id, req.connector_id, batch
+        )
+        return envelope.ok({"accepted": result.accepted, "duplicates": result.duplicates})
+
+    async def list_events(req: Request) -> bytes:
+        query = req.query()
+        t_from = query_number(query, "from", required=True)
+        t_to = query_number(query, "to", required=True)
+        assert t_from is not None and t_to is not None
+        kind = query.get("k")
+        if kind is not None and kind not in events.KINDS:
+            raise InvalidQuery(f"k: unknown event kind {kind!r}")
+        spec = events.ListQuery(
+            t_from,
+            t_to,
+            kind,
+            query_limit(query, events.LIST_LIMIT_DEFAULT, events.LIST_LIMIT_MAX),
+            None,
+        )
+        cursor = query.get("cursor") or None
+        result = events.list_events(store, req.account_id, req.connector_id, spec, cursor)
+        return envelope.ok(result)
+
+    async def latest_events(req: Request) -> bytes:
+        limit = query_limit(req.query(), events.LATEST_LIMIT_DEFAULT, events.LATEST_LIMIT_MAX)
+        return envelope.ok_raw(events.latest_events(store, req.account_id, req.connector_id, limit))
+
+    async def get_event(req: Request) -> bytes:
+        keys = req.params["event_t.event_n"]
+        return envelope.ok_raw(events.get_event(store, req.account_id, req.connector_id, keys))
+
+    return [
+        Route("POST", base, record_events, "write", "events.record", "Record Events (ctel)"),
+        Route("GET", base, list_events, "read", "events.list", "List Events"),
+        Route(
+            "GET",
+            base + "/latest",
+            latest_events,
+            "read",
+            "events.latest.list",
+            "Get latest Events",
+        ),
+        Route("GET", base + "/{event_t}.{event_n}", get_event, "read", "events.get", "Get Event"),
+    ]

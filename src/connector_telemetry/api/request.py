@@ -1,0 +1,89 @@
+"""The request as our handlers see it, independent of the server interface
+(RSGI in production, ASGI for tests and other servers)."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+from urllib.parse import parse_qsl
+
+import orjson
+
+from connector_telemetry.errors import BadRequest, InvalidJson, InvalidQuery, UnsupportedMediaType
+from connector_telemetry.numbers import parse_query_number
+from connector_telemetry.service.models import Principal
+
+
+class Headers(Protocol):
+    def get(self, key: str, default: Any = None) -> Any: ...
+
+
+class Request:
+    __slots__ = ("body", "headers", "method", "params", "path", "principal", "query_string")
+
+    def __init__(
+        self, method: str, path: str, query_string: str, headers: Headers, body: bytes
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.query_string = query_string
+        self.headers = headers
+        self.body = body
+        self.params: dict[str, Any] = {}
+        self.principal: Principal | None = None
+
+    @property
+    def account_id(self) -> str:
+        return str(self.params["account_id"])
+
+    @property
+    def connector_id(self) -> str:
+        return str(self.params["connector_id"])
+
+    def content_type(self) -> str:
+        raw = self.headers.get("content-type") or "application/json"
+        return str(raw).split(";", 1)[0].strip().lower()
+
+    def json(self) -> Any:
+        kind = self.content_type()
+        if kind != "application/json" and not kind.endswith("+json"):
+            raise UnsupportedMediaType(f"Content-Type must be application/json, got {kind!r}")
+        if not self.body.strip():
+            raise InvalidJson("request body is empty; send a JSON object")
+        try:
+            return orjson.loads(self.body)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidJson(f"request body is not valid JSON: {exc}") from exc
+
+    def query(self) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for key, value in parse_qsl(self.query_string, keep_blank_values=True):
+            if key in found:
+                raise InvalidQuery(f"query parameter {key!r} is given more than once")
+            found[key] = value
+        return found
+
+
+def query_number(query: dict[str, str], name: str, *, required: bool) -> float | None:
+    raw = query.get(name)
+    if raw is None:
+        if required:
+            raise InvalidQuery(f"{name}: required query parameter (epoch seconds) is missing")
+        return None
+    value = parse_query_number(raw)
+    if value is None:
+        raise InvalidQuery(f"{name}: expected a number, got {raw!r}")
+    return value
+
+
+def query_limit(query: dict[str, str], default: int, maximum: int) -> int:
+    value = query_number(query, "limit", required=False)
+    if value is None:
+        return default
+    if not value.is_integer() or not 1 <= value <= maximum:
+        raise InvalidQuery(
+            f"limit: must be a whole number from 1 to {maximum}, got {query['limit']!r}"
+        )
+    return int(value)
+
+
+__all__ = ["BadRequest", "Request", "query_limit", "query_number"]

@@ -1,0 +1,141 @@
+"""``create_app(settings, store)``: the routes, one dispatcher, and ONE place where
+every error (expected or not) becomes Cloudflare's envelope.
+
+The app is a plain object with ``handle()``; ``__rsgi__`` (granian, production)
+and ``__call__`` (ASGI: tests, uvicorn, anything else) are thin adapters.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import uuid
+from typing import Any
+
+from connector_telemetry import envelope
+from connector_telemetry.api import connectors, events, openapi, tokens
+from connector_telemetry.api.auth import authorize
+from connector_telemetry.api.context import Context
+from connector_telemetry.api.request import Headers, Request
+from connector_telemetry.api.routing import Router
+from connector_telemetry.errors import ApiError, InternalError, PayloadTooLarge, Unavailable
+from connector_telemetry.settings import Settings
+from connector_telemetry.store.base import Store
+
+log = logging.getLogger("connector_telemetry")
+
+_JSON = [("content-type", "application/json")]
+_BODY_METHODS = frozenset(("POST", "PUT", "PATCH"))
+Response = tuple[int, list[tuple[str, str]], bytes]
+
+
+class App:
+    def __init__(self, settings: Settings, store: Store):
+        self.settings = settings
+        self.ctx = Context(settings, store)
+        routes = [
+            *connectors.routes(self.ctx),
+            *events.routes(self.ctx),
+            *tokens.routes(self.ctx),
+        ]
+        routes.append(openapi.route(lambda: self.openapi))
+        self.openapi = openapi.document(routes, settings.prefix)
+        self.router = Router(settings.prefix, routes)
+
+    async def handle(
+        self, method: str, path: str, query: str, headers: Headers, body: Any
+    ) -> Response:
+        """``body`` is an awaitable returning the request body, read only when needed."""
+        try:
+            route, params = self.router.match(method, path)
+            req = Request(method, path, query, headers, b"")
+            req.params = params
+            if route.access in ("read", "write"):
+                principal = self.ctx.auth.authenticate(headers)
+                authorize(principal, params["account_id"], route.access)
+                req.principal = principal
+            if method in _BODY_METHODS:
+                length = headers.get("content-length")
+                if length and length.isdigit() and int(length) > self.settings.max_body_bytes:
+                    raise PayloadTooLarge(f"request body over {self.settings.max_body_bytes} bytes")
+                req.body = await body()
+            return 200, _JSON, await route.handler(req)
+        except ApiError as err:
+            return self._error(err)
+        except sqlite3.OperationalError as exc:
+            log.warning("store busy on %s %s: %s", method, path, exc)
+            return self._error(Unavailable("the store is busy; retry shortly"))
+        except Exception:
+            request_id = uuid.uuid4().hex
+            log.exception("unexpected error on %s %s (request %s)", method, path, request_id)
+            return self._error(InternalError(f"internal error, request id {request_id}"))
+
+    @staticmethod
+    def _error(err: ApiError) -> Response:
+        return err.status, _JSON + err.headers, envelope.error_body(err)
+
+    # -- RSGI (granian) ---------------------------------------------------------
+
+    async def __rsgi__(self, scope: Any, proto: Any) -> None:
+        status, headers, payload = await self.handle(
+            scope.method, scope.path, scope.query_string, scope.headers, proto
+        )
+        proto.response_bytes(status, headers, payload)
+
+    def __rsgi_del__(self, loop: Any) -> None:
+        self.ctx.close()
+
+    # -- ASGI -------------------------------------------------------------------
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    self.ctx.close()
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        headers = _AsgiHeaders(scope["headers"])
+
+        async def read_body() -> bytes:
+            chunks = []
+            more = True
+            while more:
+                message = await receive()
+                chunks.append(message.get("body", b""))
+                more = message.get("more_body", False)
+            return b"".join(chunks)
+
+        # Like RSGI, hand the router the decoded path (see api.routing).
+        status, out, payload = await self.handle(
+            scope["method"],
+            scope["path"],
+            scope.get("query_string", b"").decode("latin-1"),
+            headers,
+            read_body,
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(k.encode(), v.encode()) for k, v in out],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})
+
+
+class _AsgiHeaders(dict[str, str]):
+    def __init__(self, raw: list[tuple[bytes, bytes]]):
+        super().__init__((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in raw)
+
+
+def create_app(settings: Settings, store: Store | None = None) -> App:
+    if store is None:
+        from connector_telemetry.store import open_store
+
+        store = open_store(settings)
+    return App(settings, store)

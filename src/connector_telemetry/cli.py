@@ -1,0 +1,185 @@
+"""``ctel``: serve the API, and manage accounts and credentials on the same store.
+
+Commands that create something print only the value asked for on stdout (an id,
+a secret), everything else on stderr, so scripts can capture them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from connector_telemetry import __version__
+from connector_telemetry.errors import ApiError, ConfigError
+from connector_telemetry.service import credentials
+from connector_telemetry.service.models import PERMISSION_LABELS, PERMISSION_NAMES
+from connector_telemetry.settings import Settings
+from connector_telemetry.store import open_store
+from connector_telemetry.store.base import Store
+from connector_telemetry.store.sqlite import SchemaTooNew
+
+
+def _err(*parts: object) -> None:
+    print(*parts, file=sys.stderr)
+
+
+def _store(args: argparse.Namespace) -> tuple[Settings, Store]:
+    settings = Settings.from_env(os.environ, db=args.db)
+    store = open_store(settings)
+    store.migrate()
+    return settings, store
+
+
+def _add_db(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", help="database (default: $CTEL_DB or ./ctel.db)")
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from connector_telemetry.server import serve
+
+    settings = Settings.from_env(
+        os.environ, db=args.db, host=args.host, port=args.port, workers=args.workers
+    )
+    return serve(settings, demo=args.demo)
+
+
+def cmd_accounts_create(args: argparse.Namespace) -> int:
+    _, store = _store(args)
+    print(credentials.create_account(store, args.id, args.name))
+    return 0
+
+
+def cmd_tokens_create(args: argparse.Namespace) -> int:
+    _, store = _store(args)
+    token, secret = credentials.create_token(
+        store, args.account, args.permission, args.name, args.expires_on
+    )
+    _err(
+        f"token id {token.id} ({args.permission}) for account {token.account_id}; "
+        "the secret below is shown only once"
+    )
+    print(secret)
+    return 0
+
+
+def cmd_tokens_list(args: argparse.Namespace) -> int:
+    _, store = _store(args)
+    for t in store.list_tokens():
+        state = "revoked" if t.revoked_at else "active"
+        print(
+            "\t".join(
+                [
+                    t.id,
+                    t.account_id,
+                    PERMISSION_LABELS[t.permission],
+                    state,
+                    t.expires_on or "-",
+                    t.name,
+                ]
+            )
+        )
+    return 0
+
+
+def cmd_tokens_revoke(args: argparse.Namespace) -> int:
+    _, store = _store(args)
+    credentials.revoke_token(store, args.token_id)
+    _err(f"token {args.token_id} revoked")
+    return 0
+
+
+def cmd_users_create(args: argparse.Namespace) -> int:
+    _, store = _store(args)
+    key = credentials.create_user(store, args.email, args.account)
+    _err(f"user {args.email}; the Global API Key below is shown only once")
+    print(key)
+    return 0
+
+
+def cmd_db_migrate(args: argparse.Namespace) -> int:
+    _, store = _store(args)
+    _err(f"schema is at version {store.migrate()}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ctel", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"ctel {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="serve the API (the default command)")
+    _add_db(serve)
+    serve.add_argument("--host", help="listen address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="listen port (default 8787)")
+    serve.add_argument("--workers", type=int, help="worker processes (default: CPU cores)")
+    serve.add_argument(
+        "--demo", action="store_true", help="fill a fresh database with a small demo fleet"
+    )
+    serve.set_defaults(func=cmd_serve)
+
+    accounts = sub.add_parser("accounts", help="manage accounts").add_subparsers(
+        dest="action", required=True
+    )
+    create = accounts.add_parser("create", help="create an account; prints its id")
+    _add_db(create)
+    create.add_argument("--id", help="account id (at most 32 characters; default: generated)")
+    create.add_argument("--name")
+    create.set_defaults(func=cmd_accounts_create)
+
+    tokens = sub.add_parser("tokens", help="manage API tokens").add_subparsers(
+        dest="action", required=True
+    )
+    create = tokens.add_parser("create", help="issue a token; prints its secret once")
+    _add_db(create)
+    create.add_argument("--account", required=True)
+    create.add_argument("--permission", required=True, choices=list(PERMISSION_NAMES))
+    create.add_argument("--name")
+    create.add_argument("--expires-on", help="ISO 8601 time after which the token is invalid")
+    create.set_defaults(func=cmd_tokens_create)
+    listing = tokens.add_parser("list", help="list tokens (never their secrets)")
+    _add_db(listing)
+    listing.set_defaults(func=cmd_tokens_list)
+    revoke = tokens.add_parser("revoke", help="revoke a token by id")
+    _add_db(revoke)
+    revoke.add_argument("token_id")
+    revoke.set_defaults(func=cmd_tokens_revoke)
+
+    users = sub.add_parser("users", help="manage users (X-Auth-Email + X-Auth-Key)")
+    users_sub = users.add_subparsers(dest="action", required=True)
+    create = users_sub.add_parser("create", help="create a user; prints its Global API Key")
+    _add_db(create)
+    create.add_argument("--email", required=True)
+    create.add_argument(
+        "--account",
+        required=True,
+        action="append",
+        help="an account the user can use (repeat for several)",
+    )
+    create.set_defaults(func=cmd_users_create)
+
+    db = sub.add_parser("db", help="database maintenance").add_subparsers(
+        dest="action", required=True
+    )
+    migrate = db.add_parser("migrate", help="bring the schema up to date")
+    _add_db(migrate)
+    migrate.set_defaults(func=cmd_db_migrate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
+        argv.insert(0, "serve")
+    args: Any = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ApiError as exc:
+        _err(f"ctel: {exc.message}")
+        return 1
+    except (ConfigError, SchemaTooNew) as exc:
+        _err(f"ctel: {exc}")
+        return 2

@@ -1,0 +1,168 @@
+"""Every error the API can answer with, as a typed exception.
+
+Deep code raises one of these; exactly one place (``envelope.error_body``, called
+by the app's dispatcher) renders it into Cloudflare's v4 envelope. The tree::
+
+    ApiError                      status  code
+    ├── BadRequest                400     1003  invalid field in a body or query
+    │   ├── InvalidJson           400     1001  body is not JSON / not the expected shape
+    │   ├── InvalidQuery          400     1002  bad query parameter
+    │   ├── InvalidCursor         400     1005  cursor not issued by us, or for another query
+    │   ├── BatchTooLarge         400     1006  more events than the batch limit
+    │   ├── NoRoute               400     7000  no route for that URI
+    │   ├── UnroutableId          400     7003  path id cannot be routed (malformed)
+    │   ├── MissingCredentials    400     9106  no auth headers at all
+    │   ├── InvalidHeaders        400     6003  malformed auth header (with error_chain)
+    │   └── MissingAuthorization  400     1001  token verify called without a Bearer token
+    ├── InvalidApiToken           401     1000  token verify with an unknown token
+    ├── Forbidden                 403     10000 valid credential, no access to this resource
+    │   ├── InvalidAccessToken    403     9109  unknown, revoked or expired token
+    │   └── UnknownApiKey         403     9103  unknown X-Auth-Email / X-Auth-Key pair
+    ├── NotFound                  404     1404
+    ├── MethodNotAllowed          405     10405
+    ├── Conflict                  409     1409  (x-should-retry: false)
+    ├── PayloadTooLarge           413     1413
+    ├── UnsupportedMediaType      415     1415
+    ├── InternalError             500     1500  (a bug: logged with a request id)
+    └── Unavailable               503     1503  store busy (retry-after: 1)
+"""
+
+from __future__ import annotations
+
+
+class ApiError(Exception):
+    status: int = 400
+    code: int = 1003
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        chain: list[tuple[int, str]] | None = None,
+        headers: list[tuple[str, str]] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.chain = chain or []
+        self.headers = headers or []
+
+
+class BadRequest(ApiError):
+    status, code = 400, 1003
+
+
+class InvalidJson(BadRequest):
+    code = 1001
+
+
+class InvalidQuery(BadRequest):
+    code = 1002
+
+
+class InvalidCursor(BadRequest):
+    code = 1005
+
+
+class BatchTooLarge(BadRequest):
+    code = 1006
+
+
+class NoRoute(BadRequest):
+    code = 7000
+
+
+class UnroutableId(BadRequest):
+    code = 7003
+
+
+class MissingCredentials(BadRequest):
+    code = 9106
+
+    def __init__(self) -> None:
+        super().__init__("Missing X-Auth-Key, X-Auth-Email or Authorization headers")
+
+
+class InvalidHeaders(BadRequest):
+    code = 6003
+
+    def __init__(self, chain: list[tuple[int, str]]) -> None:
+        super().__init__("Invalid request headers", chain=chain)
+
+
+class MissingAuthorization(BadRequest):
+    code = 1001
+
+    def __init__(self) -> None:
+        super().__init__('Missing "Authorization" header')
+
+
+class InvalidApiToken(ApiError):
+    status, code = 401, 1000
+
+    def __init__(self) -> None:
+        super().__init__("Invalid API Token")
+
+
+class Forbidden(ApiError):
+    status, code = 403, 10000
+
+    def __init__(self, message: str = "Authentication error") -> None:
+        super().__init__(message)
+
+
+class InvalidAccessToken(Forbidden):
+    code = 9109
+
+    def __init__(self) -> None:
+        super().__init__("Invalid access token")
+
+
+class UnknownApiKey(Forbidden):
+    code = 9103
+
+    def __init__(self) -> None:
+        super().__init__("Unknown X-Auth-Key or X-Auth-Email")
+
+
+class NotFound(ApiError):
+    status, code = 404, 1404
+
+
+class MethodNotAllowed(ApiError):
+    status, code = 405, 10405
+
+
+class Conflict(ApiError):
+    """A conflict that no retry can resolve: the SDK must not resend (it retries 409)."""
+
+    status, code = 409, 1409
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers=[("x-should-retry", "false")])
+
+
+class PayloadTooLarge(ApiError):
+    status, code = 413, 1413
+
+
+class UnsupportedMediaType(ApiError):
+    status, code = 415, 1415
+
+
+class Unavailable(ApiError):
+    """The store is busy (lock timeout); the SDK's retry is welcome."""
+
+    status, code = 503, 1503
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers=[("retry-after", "1")])
+
+
+class InternalError(ApiError):
+    """The safety net: an unexpected exception, logged with this request id."""
+
+    status, code = 500, 1500
+
+
+class ConfigError(Exception):
+    """A problem with settings or the command line (never an HTTP answer)."""

@@ -1,0 +1,76 @@
+"""Running the app: migrate and bootstrap the store, then serve it with granian's
+RSGI interface (one process per worker, each with its own reader connection)."""
+
+from __future__ import annotations
+
+import sys
+from functools import partial
+
+from connector_telemetry.app import App, create_app
+from connector_telemetry.service import credentials
+from connector_telemetry.settings import Settings
+from connector_telemetry.store import open_store
+from connector_telemetry.store.base import Store
+
+
+def _load_app(settings: Settings) -> App:
+    return create_app(settings)
+
+
+def bootstrap(settings: Settings, store: Store, demo: bool) -> None:
+    """On an empty store: an account, a write token, printed once with a curl line;
+    with ``demo``, a small fleet with a week of events."""
+    if not store.is_empty():
+        if demo:
+            print("ctel: --demo ignored, the database already has data", file=sys.stderr)
+        return
+    account_id = credentials.create_account(store, name="Default account")
+    _, secret = credentials.create_token(store, account_id, "Magic WAN Write", "bootstrap")
+    connector_id = None
+    if demo:
+        from connector_telemetry.service.demo import fill_demo
+
+        connector_id = fill_demo(store, account_id)
+    base = f"http://{settings.host}:{settings.port}{settings.prefix}"
+    auth = '-H "Authorization: Bearer $CLOUDFLARE_API_TOKEN"'
+    lines = [
+        f"ctel: new database {settings.db}",
+        f"  account id : {account_id}",
+        f"  API token  : {secret}   (Magic WAN Write; shown only this once)",
+        "",
+        f"  export ACCOUNT_ID={account_id} CLOUDFLARE_API_TOKEN={secret}",
+        f"  curl {base}/accounts/$ACCOUNT_ID/magic/connectors {auth}",
+    ]
+    if connector_id:
+        lines.append(
+            f"  curl {base}/accounts/$ACCOUNT_ID/magic/connectors/{connector_id}"
+            f"/telemetry/events/latest {auth}"
+        )
+    print("\n".join(lines), flush=True)
+
+
+def serve(settings: Settings, demo: bool = False) -> int:
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    store = open_store(settings)
+    store.migrate()
+    bootstrap(settings, store, demo)
+    store.close()
+    print(
+        f"ctel: serving {settings.db} on http://{settings.host}:{settings.port}"
+        f"{settings.prefix} with {settings.worker_count} worker(s)",
+        file=sys.stderr,
+        flush=True,
+    )
+    server = Granian(
+        "connector_telemetry.server:_load_app",
+        address=settings.host,
+        port=settings.port,
+        interface=Interfaces.RSGI,
+        workers=settings.worker_count,
+        log_access=False,
+        websockets=False,
+    )
+    server.serve(target_loader=partial(_load_app, settings), wrap_loader=False)
+    return 0

@@ -1,0 +1,24 @@
+"""Time, in one place, so tests can reason about it."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+
+def now() -> float:
+    return time.time()
+
+
+def rfc3339(epoch: float | None = None) -> str:
+    """``2026-11-26T07:08:06.123456Z``: RFC 3339, UTC, microseconds."""
+    moment = datetime.fromtimestamp(now() if epoch is None else epoch, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_rfc3339(text: str) -> float:
+    """Parse an ISO 8601 / RFC 3339 time; a time without offset is taken as UTC."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()

@@ -1,0 +1,217 @@
+"""Connectors: validation of create / update (PUT) / edit (PATCH) bodies, and the
+operations themselves. PUT replaces every settable field (omitted ones return to
+their defaults); PATCH changes only the fields it names."""
+
+from __future__ import annotations
+
+import math
+import re
+import secrets
+from datetime import date
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from connector_telemetry.errors import BadRequest, Conflict, NotFound
+from connector_telemetry.service import clock
+from connector_telemetry.service.credentials import digest, new_id
+from connector_telemetry.service.models import DAYS, DEVICE_TYPES, Connector
+from connector_telemetry.store.base import Store
+
+SETTABLE = (
+    "activated",
+    "interrupt_window_days_of_week",
+    "interrupt_window_duration_hours",
+    "interrupt_window_embargo_dates",
+    "interrupt_window_hour_of_day",
+    "notes",
+    "timezone",
+)
+NOTES_MAX = 4096
+EMBARGO_MAX = 100
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
+
+
+def _number(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise BadRequest(f"{name}: expected a number, got {value!r}")
+    return float(value)
+
+
+def _check_field(name: str, value: Any) -> Any:
+    """Validate one settable field; return its stored form."""
+    if name == "activated":
+        if not isinstance(value, bool):
+            raise BadRequest(f"activated: expected a boolean, got {value!r}")
+        return value
+    if name == "interrupt_window_days_of_week":
+        if not isinstance(value, list) or not all(isinstance(d, str) for d in value):
+            raise BadRequest(f"{name}: expected an array of day names")
+        for i, day in enumerate(value):
+            if day not in DAYS:
+                raise BadRequest(f"{name}[{i}]: {day!r} is not one of {', '.join(DAYS)}")
+        if len(set(value)) != len(value):
+            raise BadRequest(f"{name}: a day is listed twice")
+        return list(value)
+    if name == "interrupt_window_duration_hours":
+        hours = _number(name, value)
+        if not 1 <= hours <= 24:
+            raise BadRequest(f"{name}: must be between 1 and 24, got {value!r}")
+        return hours
+    if name == "interrupt_window_hour_of_day":
+        hour = _number(name, value)
+        if not 0 <= hour < 24:
+            raise BadRequest(f"{name}: must be at least 0 and less than 24, got {value!r}")
+        return hour
+    if name == "interrupt_window_embargo_dates":
+        if not isinstance(value, list):
+            raise BadRequest(f"{name}: expected an array of YYYY-MM-DD dates")
+        if len(value) > EMBARGO_MAX:
+            raise BadRequest(f"{name}: at most {EMBARGO_MAX} dates, got {len(value)}")
+        for i, day in enumerate(value):
+            if not isinstance(day, str) or not _DATE.match(day):
+                raise BadRequest(f"{name}[{i}]: expected a YYYY-MM-DD date, got {day!r}")
+            try:
+                date.fromisoformat(day)
+            except ValueError as exc:
+                raise BadRequest(f"{name}[{i}]: {day!r} is not a calendar date") from exc
+        return list(value)
+    if name == "notes":
+        if not isinstance(value, str):
+            raise BadRequest(f"notes: expected a string, got {value!r}")
+        if len(value) > NOTES_MAX:
+            raise BadRequest(f"notes: at most {NOTES_MAX} characters")
+        return value
+    if name == "timezone":
+        if not isinstance(value, str) or not value:
+            raise BadRequest(f"timezone: expected an IANA time zone name, got {value!r}")
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise BadRequest(f"timezone: unknown IANA time zone {value!r}") from exc
+        return value
+    raise AssertionError(name)
+
+
+def _check_body(body: Any, allowed: tuple[str, ...]) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise BadRequest("request body must be a JSON object")
+    for key in body:
+        if key not in allowed:
+            raise BadRequest(f"{key}: unknown field (allowed: {', '.join(allowed)})")
+    return {k: _check_field(k, v) for k, v in body.items() if k in SETTABLE}
+
+
+def _check_device(device: Any) -> dict[str, Any]:
+    if not isinstance(device, dict):
+        raise BadRequest(
+            "device: required, an object with exactly one of id, serial_number or provision_license"
+        )
+    if len(device) != 1:
+        raise BadRequest(
+            "device: must have exactly one of id, serial_number or "
+            f"provision_license, got {sorted(device) or 'none'}"
+        )
+    ((key, value),) = device.items()
+    if key in ("id", "serial_number"):
+        if not isinstance(value, str) or not value.strip() or len(value) > 128:
+            raise BadRequest(
+                f"device.{key}: expected a non-empty string of at most 128 "
+                f"characters, got {value!r}"
+            )
+    elif key == "provision_license":
+        if value is not True:
+            raise BadRequest("device.provision_license: must be true when it is the only field")
+    else:
+        raise BadRequest(
+            f"device.{key}: unknown field (allowed: id, serial_number, provision_license)"
+        )
+    return {key: value}
+
+
+def new_license_key() -> str:
+    return "ctel_lic_" + secrets.token_urlsafe(32)
+
+
+def list_connectors(store: Store, account_id: str, device_type: str | None) -> list[Connector]:
+    if device_type is not None and device_type not in DEVICE_TYPES:
+        raise BadRequest(f"device_type: must be MANAGED or LICENSED, got {device_type!r}")
+    return store.list_connectors(account_id, device_type)
+
+
+def create_connector(store: Store, account_id: str, body: Any) -> tuple[Connector, str | None]:
+    """Create from a request body; returns the connector and, when provisioned, its
+    license key (shown once)."""
+    if not isinstance(body, dict):
+        raise BadRequest("request body must be a JSON object")
+    if "device" not in body:
+        raise BadRequest(
+            "device: required, an object with exactly one of id, serial_number or provision_license"
+        )
+    device = _check_device(body["device"])
+    fields = _check_body(body, ("device", *SETTABLE))
+    connector = Connector(
+        account_id=account_id, id=new_id(), last_updated=clock.rfc3339(), **fields
+    )
+    license_key = None
+    if "id" in device:
+        connector.device_id = device["id"]
+    elif "serial_number" in device:
+        connector.device_id, connector.device_serial = new_id(), device["serial_number"]
+    else:
+        license_key = new_license_key()
+        connector.device_id, connector.device_type = new_id(), "LICENSED"
+        connector.license_key_hash = digest(license_key)
+    if store.device_in_use(account_id, connector.device_id, connector.device_serial):
+        raise Conflict(f"device {next(iter(device.values()))} already belongs to a connector")
+    store.create_connector(connector)
+    return connector, license_key
+
+
+def get_connector(store: Store, account_id: str, connector_id: str) -> Connector:
+    connector = store.get_connector(account_id, connector_id)
+    if connector is None:
+        raise NotFound(f"connector {connector_id} not found")
+    return connector
+
+
+def _change(
+    store: Store, account_id: str, connector_id: str, body: Any, replace: bool
+) -> tuple[Connector, str | None]:
+    fields = _check_body(body, (*SETTABLE, "provision_license"))
+    provision = body.get("provision_license", False)
+    if not isinstance(provision, bool):
+        raise BadRequest(f"provision_license: expected a boolean, got {provision!r}")
+    connector = get_connector(store, account_id, connector_id)
+    if replace:
+        defaults = Connector(account_id=account_id, id=connector_id)
+        for name in SETTABLE:
+            setattr(connector, name, fields.get(name, getattr(defaults, name)))
+    else:
+        for name, value in fields.items():
+            setattr(connector, name, value)
+    license_key = None
+    if provision:
+        license_key = new_license_key()
+        connector.license_key_hash = digest(license_key)
+    connector.last_updated = clock.rfc3339()
+    store.update_connector(connector)
+    return connector, license_key
+
+
+def update_connector(
+    store: Store, account_id: str, connector_id: str, body: Any
+) -> tuple[Connector, str | None]:
+    return _change(store, account_id, connector_id, body, replace=True)
+
+
+def edit_connector(
+    store: Store, account_id: str, connector_id: str, body: Any
+) -> tuple[Connector, str | None]:
+    return _change(store, account_id, connector_id, body, replace=False)
+
+
+def delete_connector(store: Store, account_id: str, connector_id: str) -> Connector:
+    connector = store.delete_connector(account_id, connector_id)
+    if connector is None:
+        raise NotFound(f"connector {connector_id} not found")
+    return connector

@@ -1,0 +1,213 @@
+"""Telemetry events: the 29 kinds, validation of ingest batches, and the reads
+(list with keyset cursors, latest, get)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from connector_telemetry.errors import (
+    BadRequest,
+    BatchTooLarge,
+    InvalidCursor,
+    InvalidJson,
+    NotFound,
+)
+from connector_telemetry.numbers import wire
+from connector_telemetry.service import clock
+from connector_telemetry.service.models import EventMeta, IngestResult, NewEvent
+from connector_telemetry.store.base import Store
+
+KINDS: tuple[str, ...] = (
+    "Init",
+    "Leave",
+    "StartAttestation",
+    "FinishAttestationSuccess",
+    "FinishAttestationFailure",
+    "StartRotateCryptKey",
+    "FinishRotateCryptKeySuccess",
+    "FinishRotateCryptKeyFailure",
+    "StartRotatePki",
+    "FinishRotatePkiSuccess",
+    "FinishRotatePkiFailure",
+    "StartUpgrade",
+    "FinishUpgradeSuccess",
+    "FinishUpgradeFailure",
+    "BlessSlotSuccess",
+    "BlessSlotPending",
+    "BlessSlotFailure",
+    "Reconcile",
+    "ConfigureCloudflaredTunnel",
+    "RekeyInstallBoth",
+    "RekeyStart",
+    "RekeyRestart",
+    "RekeyAdvance",
+    "RekeyComplete",
+    "RekeyReset",
+    "HaTransition",
+    "HaError",
+    "HaInit",
+    "HaLeave",
+)
+_KIND_SET = frozenset(KINDS)
+#: Payload fields a kind must carry (as strings); any other field is kept as sent.
+REQUIRED_PAYLOAD: dict[str, tuple[str, ...]] = {
+    "StartUpgrade": ("url",),
+    **{k: ("tunnel_id",) for k in KINDS if k.startswith("Rekey")},
+}
+_EVENT_KEYS = frozenset(("e", "t", "n", "v"))
+LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX = 100, 1000
+LATEST_LIMIT_DEFAULT, LATEST_LIMIT_MAX = 10, 1000
+
+
+def _bad(index: int, field: str, problem: str) -> BadRequest:
+    return BadRequest(f"events[{index}].{field}: {problem}")
+
+
+def _time(index: int, field: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _bad(index, field, f"expected a number, got {orjson.dumps(value).decode()}")
+    number = float(value)
+    if not math.isfinite(number) or number < 0:
+        raise _bad(index, field, f"must be a finite number >= 0, got {value!r}")
+    return number
+
+
+def check_event(index: int, item: Any) -> NewEvent:
+    if not isinstance(item, dict):
+        raise BadRequest(f"events[{index}]: expected an object {{e, t, n?, v?}}")
+    for key in item:
+        if key not in _EVENT_KEYS:
+            raise _bad(index, key, "unknown field (allowed: e, t, n, v; a is set by the service)")
+    e = item.get("e")
+    if not isinstance(e, dict):
+        raise _bad(index, "e", "required, an object {k, ...}")
+    kind = e.get("k")
+    if not isinstance(kind, str):
+        raise _bad(index, "e.k", "required, a string naming the event kind")
+    if kind not in _KIND_SET:
+        raise _bad(index, "e.k", f"unknown event kind {kind!r}")
+    for name in REQUIRED_PAYLOAD.get(kind, ()):
+        if not isinstance(e.get(name), str):
+            raise _bad(index, f"e.{name}", f"required for {kind}, a string")
+    if "t" not in item:
+        raise _bad(index, "t", "required, the time recorded (epoch seconds)")
+    t = _time(index, "t", item["t"])
+    n = None if item.get("n") is None else _time(index, "n", item["n"])
+    v = item.get("v")
+    if v is not None and not isinstance(v, str):
+        raise _bad(index, "v", f"expected a string, got {orjson.dumps(v).decode()}")
+    return NewEvent(index, t, n, kind, orjson.dumps(e, option=orjson.OPT_SORT_KEYS), v)
+
+
+def parse_batch(body: bytes, content_type: str, max_events: int) -> list[NewEvent]:
+    """Parse a JSON array or NDJSON body into validated events, or raise with the
+    index and field of the first bad one."""
+    if not body.strip():
+        raise InvalidJson("request body is empty; send a JSON array of events")
+    if content_type == "application/x-ndjson":
+        items: list[Any] = []
+        for line_no, line in enumerate(body.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                items.append(orjson.loads(line))
+            except orjson.JSONDecodeError as exc:
+                raise InvalidJson(
+                    f"events[{len(items)}] (line {line_no}): invalid JSON: {exc}"
+                ) from exc
+    else:
+        try:
+            parsed = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidJson(f"request body is not valid JSON: {exc}") from exc
+        if not isinstance(parsed, list):
+            raise InvalidJson("request body must be a JSON array of events")
+        items = parsed
+    if not items:
+        raise BadRequest("the batch is empty; send at least one event")
+    if len(items) > max_events:
+        raise BatchTooLarge(
+            f"the batch has {len(items)} events; at most {max_events} are accepted in one request"
+        )
+    return [check_event(i, item) for i, item in enumerate(items)]
+
+
+def record_events(
+    store: Store, account_id: str, connector_id: str, events: list[NewEvent]
+) -> IngestResult:
+    return store.record_events(account_id, connector_id, events, clock.now())
+
+
+# -- reads ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    t_from: float
+    t_to: float
+    kind: str | None
+    limit: int
+    after: tuple[float, float] | None
+
+    def fingerprint(self) -> bytes:
+        raw = orjson.dumps([repr(self.t_from), repr(self.t_to), self.kind])
+        return hashlib.blake2b(raw, digest_size=6).digest()
+
+
+def encode_cursor(query: ListQuery, last: EventMeta | tuple[float, float]) -> str:
+    t, n = (last.t, last.n) if isinstance(last, EventMeta) else last
+    raw = orjson.dumps([t, n]) + b"|" + query.fingerprint()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(query: ListQuery, cursor: str) -> tuple[float, float]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        body, fingerprint = raw[:-7], raw[-7:]
+        t, n = orjson.loads(body)
+        if fingerprint[:1] != b"|":
+            raise ValueError
+        key = (float(t), float(n))
+    except (ValueError, TypeError, orjson.JSONDecodeError) as exc:
+        raise InvalidCursor(f"cursor: not a cursor issued by this service: {cursor!r}") from exc
+    if fingerprint[1:] != query.fingerprint():
+        raise InvalidCursor("cursor: issued for another query; repeat the same from, to and k")
+    return key
+
+
+def list_events(
+    store: Store, account_id: str, connector_id: str, query: ListQuery, cursor: str | None
+) -> dict[str, Any]:
+    after = None if cursor is None else decode_cursor(query, cursor)
+    rows = store.list_events(
+        account_id, connector_id, query.t_from, query.t_to, query.kind, after, query.limit + 1
+    )
+    result: dict[str, Any] = {
+        "count": min(len(rows), query.limit),
+        "items": [row.to_wire() for row in rows[: query.limit]],
+    }
+    if len(rows) > query.limit:
+        result["cursor"] = encode_cursor(query, rows[query.limit - 1])
+    return result
+
+
+def latest_events(store: Store, account_id: str, connector_id: str, limit: int) -> bytes:
+    """Latest Events' ``result``, assembled from stored documents without re-parsing."""
+    docs = store.latest_events(account_id, connector_id, limit)
+    return b'{"count":%d,"items":[%s]}' % (len(docs), b",".join(docs))
+
+
+def get_event(
+    store: Store, account_id: str, connector_id: str, keys: list[tuple[float, float]]
+) -> bytes:
+    doc = store.get_event(account_id, connector_id, keys)
+    if doc is None:
+        t, n = keys[0]
+        raise NotFound(f"event {wire(t)}.{wire(n)} not found on connector {connector_id}")
+    return doc

@@ -1,0 +1,136 @@
+"""Plain data the layers pass to each other. No HTTP, no SQL."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import orjson
+
+from connector_telemetry.numbers import wire
+
+Permission = Literal["read", "write"]
+PERMISSION_NAMES: dict[str, Permission] = {"Magic WAN Read": "read", "Magic WAN Write": "write"}
+PERMISSION_LABELS: dict[Permission, str] = {v: k for k, v in PERMISSION_NAMES.items()}
+
+DAYS = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
+DEVICE_TYPES = ("MANAGED", "LICENSED")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: an API token (one account) or a user key (its accounts)."""
+
+    kind: Literal["token", "user"]
+    id: str
+    grants: dict[str, Permission]
+    expires_at: float | None = None
+
+    def permission_on(self, account_id: str) -> Permission | None:
+        return self.grants.get(account_id)
+
+
+@dataclass(frozen=True)
+class Token:
+    id: str
+    account_id: str
+    name: str
+    permission: Permission
+    created_at: str
+    expires_on: str | None = None
+    revoked_at: str | None = None
+
+
+@dataclass(frozen=True)
+class User:
+    id: str
+    email: str
+    key_hash: bytes
+    account_ids: tuple[str, ...]
+
+
+@dataclass
+class Connector:
+    account_id: str
+    id: str
+    activated: bool = False
+    interrupt_window_days_of_week: list[str] = field(default_factory=lambda: list(DAYS))
+    interrupt_window_duration_hours: float = 4.0
+    interrupt_window_embargo_dates: list[str] = field(default_factory=list)
+    interrupt_window_hour_of_day: float = 0.0
+    notes: str = ""
+    timezone: str = "UTC"
+    device_id: str = ""
+    device_serial: str | None = None
+    device_type: str = "MANAGED"
+    last_updated: str = ""
+    last_heartbeat: str | None = None
+    last_seen_version: str | None = None
+    license_key_hash: bytes | None = None
+
+    def to_wire(self, license_key: str | None = None) -> dict[str, Any]:
+        device: dict[str, Any] = {"id": self.device_id, "type": self.device_type}
+        if self.device_serial is not None:
+            device["serial_number"] = self.device_serial
+        out: dict[str, Any] = {
+            "id": self.id,
+            "activated": self.activated,
+            "interrupt_window_days_of_week": self.interrupt_window_days_of_week,
+            "interrupt_window_duration_hours": wire(self.interrupt_window_duration_hours),
+            "interrupt_window_embargo_dates": self.interrupt_window_embargo_dates,
+            "interrupt_window_hour_of_day": wire(self.interrupt_window_hour_of_day),
+            "last_updated": self.last_updated,
+            "notes": self.notes,
+            "timezone": self.timezone,
+            "device": device,
+        }
+        if self.last_heartbeat is not None:
+            out["last_heartbeat"] = self.last_heartbeat
+        if self.last_seen_version is not None:
+            out["last_seen_version"] = self.last_seen_version
+        if license_key is not None:
+            out["license_key"] = license_key
+        return out
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """One validated event of an ingest batch; ``n`` is None until the store numbers it."""
+
+    index: int
+    t: float
+    n: float | None
+    k: str
+    e_json: bytes
+    v: str | None
+
+
+@dataclass(frozen=True)
+class EventMeta:
+    a: float
+    k: str
+    n: float
+    t: float
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"a": wire(self.a), "k": self.k, "n": wire(self.n), "t": wire(self.t)}
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    accepted: int
+    duplicates: int
+
+
+def event_doc(event: NewEvent, n: float) -> bytes:
+    """The stored, served form of an event: Get Event's ``result``, keys sorted.
+
+    Built once at ingest so a read is one column copied into the envelope.
+    Byte equality of two documents is what "the same content" means for ingest.
+    """
+    parts = [b'{"e":', event.e_json, b',"n":', orjson.dumps(wire(n)), b',"t":']
+    parts.append(orjson.dumps(wire(event.t)))
+    if event.v is not None:
+        parts += [b',"v":', orjson.dumps(event.v)]
+    parts.append(b"}")
+    return b"".join(parts)

@@ -1,0 +1,467 @@
+"""The embedded store: one SQLite file in WAL mode.
+
+Exactly one writer connection per process (guarded by a lock; the HTTP layer
+sends every write to one thread), and one reader connection for the event loop.
+Many processes may open the same file; SQLite serializes their writers.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+
+import orjson
+
+from connector_telemetry.errors import Conflict, NotFound
+from connector_telemetry.service.models import (
+    Connector,
+    EventMeta,
+    IngestResult,
+    NewEvent,
+    Token,
+    User,
+    event_doc,
+)
+
+SCHEMA_VERSION = 1
+_CONNECTOR_COLUMNS = (
+    "account_id, id, activated, days_of_week, duration_hours, embargo_dates, hour_of_day, "
+    "notes, timezone, device_id, device_serial, device_type, last_updated, last_heartbeat, "
+    "last_seen_version, license_key_hash"
+)
+
+
+class SchemaTooNew(Exception):
+    pass
+
+
+def _migrations() -> list[tuple[int, str]]:
+    folder = resources.files("connector_telemetry.store") / "migrations"
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            found.append((int(entry.name.split("_", 1)[0]), entry.read_text()))
+    return sorted(found)
+
+
+class SQLiteStore:
+    def __init__(self, path: str, *, busy_timeout_ms: int = 10_000, synchronous: str = "FULL"):
+        self.path = path
+        self._busy_ms = busy_timeout_ms
+        self._synchronous = synchronous
+        self._write_lock = threading.Lock()
+        self._writer = self._connect()
+        self._reader: sqlite3.Connection | None = None
+        self._data_version = -1
+        self._credentials_version = 0
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {int(self._busy_ms)}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        return conn
+
+    @property
+    def reader(self) -> sqlite3.Connection:
+        if self._reader is None:
+            self._reader = self._connect()
+            self._reader.execute("PRAGMA query_only = ON")
+        return self._reader
+
+    def close(self) -> None:
+        for conn in (self._reader, self._writer):
+            if conn is not None:
+                conn.close()
+        self._reader = None
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._write_lock:
+            conn = self._writer
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    # -- schema ---------------------------------------------------------------
+
+    def schema_version(self) -> int:
+        row = self._writer.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' AND name='schema_version'"
+        ).fetchone()
+        if row is None:
+            return 0
+        got = self._writer.execute("SELECT max(version) FROM schema_version").fetchone()
+        return int(got[0] or 0)
+
+    def migrate(self) -> int:
+        """Apply every migration newer than the file's schema; return the version."""
+        with self._write() as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            current = self.schema_version()
+            if current > SCHEMA_VERSION:
+                raise SchemaTooNew(
+                    f"{self.path} has schema version {current}, newer than this ctel "
+                    f"knows ({SCHEMA_VERSION}); upgrade connector-telemetry"
+                )
+            for version, sql in _migrations():
+                if version > current:
+                    for statement in sql.split(";\n"):
+                        if statement.strip():
+                            conn.execute(statement)
+                    conn.execute("INSERT INTO schema_version VALUES (?)", (version,))
+            return max(current, SCHEMA_VERSION)
+
+    def is_empty(self) -> bool:
+        return self.reader.execute("SELECT 1 FROM accounts LIMIT 1").fetchone() is None
+
+    def credentials_version(self) -> int:
+        """The credentials version, re-read only when the file changed at all
+        (``PRAGMA data_version`` moves on every commit by another connection)."""
+        (data_version,) = self.reader.execute("PRAGMA data_version").fetchone()
+        if data_version != self._data_version:
+            (self._credentials_version,) = self.reader.execute(
+                "SELECT version FROM credentials_version"
+            ).fetchone()
+            self._data_version = data_version
+        return int(self._credentials_version)
+
+    # -- accounts and credentials --------------------------------------------
+
+    def create_account(self, account_id: str, name: str, created_at: str) -> None:
+        with self._write() as conn:
+            if conn.execute("SELECT 1 FROM accounts WHERE id=?", (account_id,)).fetchone():
+                raise Conflict(f"account {account_id} already exists")
+            conn.execute("INSERT INTO accounts VALUES (?, ?, ?)", (account_id, name, created_at))
+
+    def account_exists(self, account_id: str) -> bool:
+        row = self.reader.execute("SELECT 1 FROM accounts WHERE id=?", (account_id,)).fetchone()
+        return row is not None
+
+    def create_token(self, token: Token, secret_hash: bytes) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
+                (
+                    token.id,
+                    token.account_id,
+                    token.name,
+                    token.permission,
+                    secret_hash,
+                    token.created_at,
+                    token.expires_on,
+                ),
+            )
+            conn.execute("UPDATE credentials_version SET version = version + 1")
+
+    def list_tokens(self) -> list[Token]:
+        rows = self.reader.execute(
+            "SELECT id, account_id, name, permission, created_at, expires_on, revoked_at "
+            "FROM tokens ORDER BY created_at, id"
+        ).fetchall()
+        return [Token(*row) for row in rows]
+
+    def revoke_token(self, token_id: str, revoked_at: str) -> bool:
+        with self._write() as conn:
+            cur = conn.execute(
+                "UPDATE tokens SET revoked_at=? WHERE id=? AND revoked_at IS NULL",
+                (revoked_at, token_id),
+            )
+            conn.execute("UPDATE credentials_version SET version = version + 1")
+            return cur.rowcount == 1
+
+    def find_token(self, secret_hash: bytes) -> tuple[Token, bytes] | None:
+        row = self.reader.execute(
+            "SELECT id, account_id, name, permission, created_at, expires_on, revoked_at, "
+            "secret_hash FROM tokens WHERE secret_hash=?",
+            (secret_hash,),
+        ).fetchone()
+        return None if row is None else (Token(*row[:7]), row[7])
+
+    def create_user(self, user: User, created_at: str) -> None:
+        with self._write() as conn:
+            if conn.execute("SELECT 1 FROM users WHERE email=?", (user.email,)).fetchone():
+                raise Conflict(f"a user with email {user.email} already exists")
+            conn.execute(
+                "INSERT INTO users VALUES (?, ?, ?, ?)",
+                (user.id, user.email, user.key_hash, created_at),
+            )
+            conn.executemany(
+                "INSERT INTO user_accounts VALUES (?, ?)",
+                [(user.id, account) for account in user.account_ids],
+            )
+            conn.execute("UPDATE credentials_version SET version = version + 1")
+
+    def find_user(self, email: str) -> User | None:
+        row = self.reader.execute(
+            "SELECT id, email, key_hash FROM users WHERE email=?", (email,)
+        ).fetchone()
+        if row is None:
+            return None
+        accounts = self.reader.execute(
+            "SELECT account_id FROM user_accounts WHERE user_id=? ORDER BY account_id", (row[0],)
+        ).fetchall()
+        return User(row[0], row[1], row[2], tuple(a for (a,) in accounts))
+
+    # -- connectors -----------------------------------------------------------
+
+    @staticmethod
+    def _connector(row: tuple[object, ...]) -> Connector:
+        (
+            account_id,
+            cid,
+            activated,
+            days,
+            duration,
+            embargo,
+            hour,
+            notes,
+            tz,
+            device_id,
+            serial,
+            device_type,
+            last_updated,
+            heartbeat,
+            version,
+            key_hash,
+        ) = row
+        return Connector(
+            account_id=str(account_id),
+            id=str(cid),
+            activated=bool(activated),
+            interrupt_window_days_of_week=orjson.loads(str(days)),
+            interrupt_window_duration_hours=float(duration),  # type: ignore[arg-type]
+            interrupt_window_embargo_dates=orjson.loads(str(embargo)),
+            interrupt_window_hour_of_day=float(hour),  # type: ignore[arg-type]
+            notes=str(notes),
+            timezone=str(tz),
+            device_id=str(device_id),
+            device_serial=serial,  # type: ignore[arg-type]
+            device_type=str(device_type),
+            last_updated=str(last_updated),
+            last_heartbeat=heartbeat,  # type: ignore[arg-type]
+            last_seen_version=version,  # type: ignore[arg-type]
+            license_key_hash=key_hash,  # type: ignore[arg-type]
+        )
+
+    @staticmethod
+    def _connector_values(c: Connector) -> tuple[object, ...]:
+        return (
+            c.account_id,
+            c.id,
+            int(c.activated),
+            orjson.dumps(c.interrupt_window_days_of_week).decode(),
+            c.interrupt_window_duration_hours,
+            orjson.dumps(c.interrupt_window_embargo_dates).decode(),
+            c.interrupt_window_hour_of_day,
+            c.notes,
+            c.timezone,
+            c.device_id,
+            c.device_serial,
+            c.device_type,
+            c.last_updated,
+            c.last_heartbeat,
+            c.last_seen_version,
+            c.license_key_hash,
+        )
+
+    def list_connectors(self, account_id: str, device_type: str | None) -> list[Connector]:
+        sql = f"SELECT {_CONNECTOR_COLUMNS} FROM connectors WHERE account_id=?"
+        args: tuple[str, ...] = (account_id,)
+        if device_type is not None:
+            sql += " AND device_type=?"
+            args += (device_type,)
+        rows = self.reader.execute(sql + " ORDER BY pk", args).fetchall()
+        return [self._connector(row) for row in rows]
+
+    def create_connector(self, connector: Connector) -> None:
+        with self._write() as conn:
+            conn.execute(
+                f"INSERT INTO connectors ({_CONNECTOR_COLUMNS}) VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                self._connector_values(connector),
+            )
+
+    def get_connector(self, account_id: str, connector_id: str) -> Connector | None:
+        row = self.reader.execute(
+            f"SELECT {_CONNECTOR_COLUMNS} FROM connectors WHERE account_id=? AND id=?",
+            (account_id, connector_id),
+        ).fetchone()
+        return None if row is None else self._connector(row)
+
+    def update_connector(self, connector: Connector) -> None:
+        values = self._connector_values(connector)
+        with self._write() as conn:
+            cur = conn.execute(
+                "UPDATE connectors SET activated=?, days_of_week=?, duration_hours=?, "
+                "embargo_dates=?, hour_of_day=?, notes=?, timezone=?, device_id=?, "
+                "device_serial=?, device_type=?, last_updated=?, last_heartbeat=?, "
+                "last_seen_version=?, license_key_hash=? WHERE account_id=? AND id=?",
+                (*values[2:], connector.account_id, connector.id),
+            )
+            if cur.rowcount != 1:
+                raise NotFound(f"connector {connector.id} not found")
+
+    def delete_connector(self, account_id: str, connector_id: str) -> Connector | None:
+        with self._write() as conn:
+            row = conn.execute(
+                f"SELECT {_CONNECTOR_COLUMNS} FROM connectors WHERE account_id=? AND id=?",
+                (account_id, connector_id),
+            ).fetchone()
+            if row is None:
+                return None
+            conn.execute(
+                "DELETE FROM connectors WHERE account_id=? AND id=?", (account_id, connector_id)
+            )
+            return self._connector(row)
+
+    def device_in_use(self, account_id: str, device_id: str | None, serial: str | None) -> bool:
+        row = self.reader.execute(
+            "SELECT 1 FROM connectors WHERE account_id=? AND (device_id=? OR device_serial=?)",
+            (account_id, device_id, serial),
+        ).fetchone()
+        return row is not None
+
+    # -- telemetry events -----------------------------------------------------
+
+    def _connector_pk(self, conn: sqlite3.Connection, account_id: str, connector_id: str) -> int:
+        row = conn.execute(
+            "SELECT pk FROM connectors WHERE account_id=? AND id=?", (account_id, connector_id)
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"connector {connector_id} not found")
+        return int(row[0])
+
+    def record_events(
+        self, account_id: str, connector_id: str, events: list[NewEvent], collected_at: float
+    ) -> IngestResult:
+        with self._write() as conn:
+            cpk = self._connector_pk(conn, account_id, connector_id)
+            rows = self._number_and_dedupe(conn, cpk, events, collected_at)
+            duplicates = len(events) - len(rows)
+            conn.execute("SAVEPOINT batch")
+            try:
+                conn.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)", rows)
+            except sqlite3.IntegrityError:
+                conn.execute("ROLLBACK TO batch")
+                duplicates += self._insert_checking(conn, rows, events)
+            conn.execute("RELEASE batch")
+            return IngestResult(accepted=len(events) - duplicates, duplicates=duplicates)
+
+    @staticmethod
+    def _number_and_dedupe(
+        conn: sqlite3.Connection, cpk: int, events: list[NewEvent], a: float
+    ) -> list[tuple[int, float, float, float, str, bytes]]:
+        """Give events without ``n`` the next free number at their ``t``; drop in-batch
+        repeats of the same content, and refuse in-batch repeats with other content."""
+        taken: dict[float, float] = {}
+        for ev in events:
+            if ev.n is not None:
+                taken[ev.t] = max(taken.get(ev.t, -math.inf), ev.n)
+        next_free: dict[float, float] = {}
+        rows: list[tuple[int, float, float, float, str, bytes]] = []
+        seen: dict[tuple[float, float], tuple[int, bytes]] = {}
+        for ev in events:
+            n = ev.n
+            if n is None:
+                if ev.t not in next_free:
+                    (stored,) = conn.execute(
+                        "SELECT max(n) FROM events WHERE cpk=? AND t=?", (cpk, ev.t)
+                    ).fetchone()
+                    top = max(taken.get(ev.t, -math.inf), -math.inf if stored is None else stored)
+                    next_free[ev.t] = 0.0 if top == -math.inf else float(math.floor(top) + 1)
+                n = next_free[ev.t]
+                next_free[ev.t] = n + 1
+            doc = event_doc(ev, n)
+            earlier = seen.get((ev.t, n))
+            if earlier is not None:
+                if earlier[1] != doc:
+                    raise Conflict(
+                        f"events[{ev.index}]: same t and n as events[{earlier[0]}] "
+                        "with different content"
+                    )
+                continue
+            seen[(ev.t, n)] = (ev.index, doc)
+            rows.append((cpk, ev.t, n, a, ev.k, doc))
+        return rows
+
+    @staticmethod
+    def _insert_checking(
+        conn: sqlite3.Connection,
+        rows: list[tuple[int, float, float, float, str, bytes]],
+        events: list[NewEvent],
+    ) -> int:
+        """The slow path, taken when part of a batch is already stored."""
+        index_of = {(ev.t, ev.n): ev.index for ev in events if ev.n is not None}
+        duplicates = 0
+        for row in rows:
+            cur = conn.execute("INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?)", row)
+            if cur.rowcount == 1:
+                continue
+            (stored,) = conn.execute(
+                "SELECT doc FROM events WHERE cpk=? AND t=? AND n=?", row[:3]
+            ).fetchone()
+            if stored != row[5]:
+                index = index_of.get((row[1], row[2]), "?")
+                raise Conflict(
+                    f"events[{index}]: an event with t={row[1]:g} and n={row[2]:g} is already "
+                    "stored with different content"
+                )
+            duplicates += 1
+        return duplicates
+
+    def list_events(
+        self,
+        account_id: str,
+        connector_id: str,
+        t_from: float,
+        t_to: float,
+        kind: str | None,
+        after: tuple[float, float] | None,
+        limit: int,
+    ) -> list[EventMeta]:
+        conn = self.reader
+        cpk = self._connector_pk(conn, account_id, connector_id)
+        sql = "SELECT a, k, n, t FROM events WHERE cpk=? AND t>=? AND t<=?"
+        args: list[object] = [cpk, t_from, t_to]
+        if kind is not None:
+            sql += " AND k=?"
+            args.append(kind)
+        if after is not None:
+            sql += " AND (t, n) > (?, ?)"
+            args += after
+        sql += " ORDER BY t, n LIMIT ?"
+        args.append(limit)
+        return [EventMeta(*row) for row in conn.execute(sql, args)]
+
+    def latest_events(self, account_id: str, connector_id: str, limit: int) -> list[bytes]:
+        conn = self.reader
+        cpk = self._connector_pk(conn, account_id, connector_id)
+        rows = conn.execute(
+            "SELECT doc FROM events WHERE cpk=? ORDER BY t DESC, n DESC LIMIT ?", (cpk, limit)
+        )
+        return [doc for (doc,) in rows]
+
+    def get_event(
+        self, account_id: str, connector_id: str, keys: list[tuple[float, float]]
+    ) -> bytes | None:
+        conn = self.reader
+        for t, n in keys:
+            row = conn.execute(
+                "SELECT e.doc FROM connectors c JOIN events e ON e.cpk = c.pk "
+                "WHERE c.account_id=? AND c.id=? AND e.t=? AND e.n=?",
+                (account_id, connector_id, t, n),
+            ).fetchone()
+            if row is not None:
+                return bytes(row[0])
+        self._connector_pk(conn, account_id, connector_id)
+        return None

@@ -1,0 +1,180 @@
+"""Shared fixtures: a live ``ctel serve`` on a free port, and helpers that give
+each test its own account, tokens and connector (so tests can share a server)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import httpx
+import pytest
+
+from connector_telemetry.service import credentials
+from connector_telemetry.settings import Settings
+from connector_telemetry.store import open_store
+from connector_telemetry.store.base import Store
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    url: str  # service root, e.g. http://127.0.0.1:PORT
+    db: Path
+    process: subprocess.Popen[bytes]
+    log: IO[bytes]
+
+    @property
+    def api(self) -> str:
+        return self.url + "/client/v4"
+
+
+def start_server(db: Path, *extra: str, workers: int = 1) -> LiveServer:
+    port = free_port()
+    log = open(db.with_suffix(".log"), "wb")  # noqa: SIM115 - lives as long as the server
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "connector_telemetry",
+            "serve",
+            "--db",
+            str(db),
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            *extra,
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            log.close()
+            raise RuntimeError(db.with_suffix(".log").read_text())
+        try:
+            httpx.get(url + "/client/v4/openapi.json", timeout=1)
+            return LiveServer(url, db, process, log)
+        except httpx.TransportError:
+            time.sleep(0.05)
+    process.kill()
+    log.close()
+    raise RuntimeError("server did not start: " + db.with_suffix(".log").read_text())
+
+
+def stop_server(server: LiveServer) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(10)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait()
+    server.log.close()
+
+
+@pytest.fixture(scope="session")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    db = tmp_path_factory.mktemp("live") / "ctel.db"
+    store = open_store(Settings(db=str(db)))
+    store.migrate()
+    credentials.create_account(store, name="bootstrap-suppressor")
+    store.close()
+    server = start_server(db)
+    yield server
+    stop_server(server)
+
+
+@pytest.fixture(scope="session")
+def store(live: LiveServer) -> Iterator[Store]:
+    """The live server's store, opened directly (as the CLI does) to issue credentials."""
+    opened = open_store(Settings(db=str(live.db)))
+    yield opened
+    opened.close()
+
+
+@dataclass
+class Tenant:
+    account_id: str
+    write_token: str
+    read_token: str
+    email: str
+    api_key: str
+
+    @property
+    def write(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.write_token}"}
+
+    @property
+    def read(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.read_token}"}
+
+    @property
+    def legacy(self) -> dict[str, str]:
+        return {"X-Auth-Email": self.email, "X-Auth-Key": self.api_key}
+
+
+def make_tenant(store: Store) -> Tenant:
+    account_id = credentials.create_account(store)
+    _, write = credentials.create_token(store, account_id, "Magic WAN Write")
+    _, read = credentials.create_token(store, account_id, "Magic WAN Read")
+    email = f"user-{account_id[:12]}@example.com"
+    key = credentials.create_user(store, email, [account_id])
+    return Tenant(account_id, write, read, email, key)
+
+
+@pytest.fixture
+def tenant(store: Store) -> Tenant:
+    return make_tenant(store)
+
+
+@pytest.fixture
+def other_tenant(store: Store) -> Tenant:
+    return make_tenant(store)
+
+
+@pytest.fixture
+def http(live: LiveServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=live.api, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture
+def connector_id(http: httpx.Client, tenant: Tenant) -> str:
+    response = http.post(
+        f"/accounts/{tenant.account_id}/magic/connectors",
+        json={"device": {"provision_license": True}},
+        headers=tenant.write,
+    )
+    assert response.status_code == 200, response.text
+    return str(response.json()["result"]["id"])
+
+
+def events_path(account_id: str, connector_id: str) -> str:
+    return f"/accounts/{account_id}/magic/connectors/{connector_id}/telemetry/events"
+
+
+def assert_error(response: httpx.Response, status: int, code: int, text: str = "") -> None:
+    """Cloudflare's error envelope, exactly, with the expected status and code."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert set(body) == {"result", "success", "errors", "messages"}, body
+    assert body["result"] is None and body["success"] is False and body["messages"] == []
+    assert body["errors"][0]["code"] == code, body
+    assert isinstance(body["errors"][0]["message"], str) and body["errors"][0]["message"]
+    assert text.lower() in body["errors"][0]["message"].lower(), body
