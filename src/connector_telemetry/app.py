@@ -17,7 +17,7 @@ from connector_telemetry.api import connectors, events, openapi, tokens
 from connector_telemetry.api.auth import authorize
 from connector_telemetry.api.context import Context
 from connector_telemetry.api.request import Headers, Request
-from connector_telemetry.api.routing import Router
+from connector_telemetry.api.routing import Route, Router
 from connector_telemetry.errors import ApiError, InternalError, PayloadTooLarge, Unavailable
 from connector_telemetry.settings import Settings
 from connector_telemetry.store.base import Store
@@ -42,10 +42,11 @@ class App:
         self.openapi = openapi.document(routes, settings.prefix)
         self.router = Router(settings.prefix, routes)
 
-    async def handle(
-        self, method: str, path: str, query: str, headers: Headers, body: Any
-    ) -> Response:
-        """``body`` is an awaitable returning the request body, read only when needed."""
+    def prepare(
+        self, method: str, path: str, query: str, headers: Headers
+    ) -> Response | tuple[Route, Request]:
+        """Route and authenticate. Reads are answered right here, with no coroutine;
+        what needs the body or the writer thread goes on to ``finish``."""
         try:
             route, params = self.router.match(method, path)
             req = Request(method, path, query, headers, b"")
@@ -54,33 +55,58 @@ class App:
                 principal = self.ctx.auth.authenticate(headers)
                 authorize(principal, params["account_id"], route.access)
                 req.principal = principal
-            if method in _BODY_METHODS:
-                length = headers.get("content-length")
-                if length and length.isdigit() and int(length) > self.settings.max_body_bytes:
-                    raise PayloadTooLarge(f"request body over {self.settings.max_body_bytes} bytes")
+            if route.is_async or method in _BODY_METHODS:
+                return route, req
+            return 200, _JSON, route.handler(req)  # type: ignore[return-value]
+        except Exception as exc:
+            return self._fail(exc, method, path)
+
+    async def finish(self, route: Route, req: Request, body: Any) -> Response:
+        """``body`` is an awaitable returning the request body."""
+        try:
+            if req.method in _BODY_METHODS:
+                length = req.headers.get("content-length")
+                limit = self.settings.max_body_bytes
+                if length and length.isdigit() and int(length) > limit:
+                    raise PayloadTooLarge(f"request body over {limit} bytes")
                 req.body = await body()
-            return 200, _JSON, await route.handler(req)
-        except ApiError as err:
-            return self._error(err)
-        except sqlite3.OperationalError as exc:
-            log.warning("store busy on %s %s: %s", method, path, exc)
-            return self._error(Unavailable("the store is busy; retry shortly"))
-        except Exception:
-            request_id = uuid.uuid4().hex
-            log.exception("unexpected error on %s %s (request %s)", method, path, request_id)
-            return self._error(InternalError(f"internal error, request id {request_id}"))
+            if route.is_async:
+                return 200, _JSON, await route.handler(req)  # type: ignore[misc]
+            return 200, _JSON, route.handler(req)  # type: ignore[return-value]
+        except Exception as exc:
+            return self._fail(exc, req.method, req.path)
+
+    async def handle(
+        self, method: str, path: str, query: str, headers: Headers, body: Any
+    ) -> Response:
+        prepared = self.prepare(method, path, query, headers)
+        if len(prepared) == 3:
+            return prepared
+        return await self.finish(prepared[0], prepared[1], body)
 
     @staticmethod
-    def _error(err: ApiError) -> Response:
+    def _fail(exc: Exception, method: str, path: str) -> Response:
+        """The one place an exception becomes an answer."""
+        if isinstance(exc, ApiError):
+            err = exc
+        elif isinstance(exc, sqlite3.OperationalError):
+            log.warning("store busy on %s %s: %s", method, path, exc)
+            err = Unavailable("the store is busy; retry shortly")
+        else:
+            request_id = uuid.uuid4().hex
+            log.error(
+                "unexpected error on %s %s (request %s)", method, path, request_id, exc_info=exc
+            )
+            err = InternalError(f"internal error, request id {request_id}")
         return err.status, _JSON + err.headers, envelope.error_body(err)
 
     # -- RSGI (granian) ---------------------------------------------------------
 
     async def __rsgi__(self, scope: Any, proto: Any) -> None:
-        status, headers, payload = await self.handle(
-            scope.method, scope.path, scope.query_string, scope.headers, proto
-        )
-        proto.response_bytes(status, headers, payload)
+        out = self.prepare(scope.method, scope.path, scope.query_string, scope.headers)
+        if len(out) == 2:
+            out = await self.finish(out[0], out[1], proto)
+        proto.response_bytes(*out)
 
     def __rsgi_del__(self, loop: Any) -> None:
         self.ctx.close()

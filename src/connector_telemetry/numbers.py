@@ -29,6 +29,9 @@ def event_key_candidates(segment: str) -> list[tuple[float, float]]:
     ``1700000000.5.3`` is either (1700000000.5, 3) or (1700000000, 5.3); a whole
     ``n`` is preferred, since sequence numbers are whole in practice.
     """
+    head, sep, tail = segment.partition(".")
+    if sep and head.isdigit() and tail.isdigit() and head.isascii() and tail.isascii():
+        return [(float(head), float(tail))]  # the common form, 1700000000.3
     found: list[tuple[float, float]] = []
     start = 0
     while True:

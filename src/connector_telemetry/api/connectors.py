@@ -13,7 +13,7 @@ def routes(ctx: Context) -> list[Route]:
     store = ctx.store
     base = "/accounts/{account_id}/magic/connectors"
 
-    async def list_connectors(req: Request) -> bytes:
+    def list_connectors(req: Request) -> bytes:
         device_type = req.query().get("device_type")
         found = connectors.list_connectors(store, req.account_id, device_type)
         return envelope.ok([c.to_wire() for c in found])
@@ -23,7 +23,7 @@ def routes(ctx: Context) -> list[Route]:
         connector, key = await ctx.write(connectors.create_connector, store, req.account_id, body)
         return envelope.ok(connector.to_wire(key))
 
-    async def get_connector(req: Request) -> bytes:
+    def get_connector(req: Request) -> bytes:
         connector = connectors.get_connector(store, req.account_id, req.connector_id)
         return envelope.ok(connector.to_wire())
 

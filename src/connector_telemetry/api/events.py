@@ -30,7 +30,7 @@ def routes(ctx: Context) -> list[Route]:
         )
         return envelope.ok({"accepted": result.accepted, "duplicates": result.duplicates})
 
-    async def list_events(req: Request) -> bytes:
+    def list_events(req: Request) -> bytes:
         query = req.query()
         t_from = query_number(query, "from", required=True)
         t_to = query_number(query, "to", required=True)
@@ -49,11 +49,11 @@ def routes(ctx: Context) -> list[Route]:
         result = events.list_events(store, req.account_id, req.connector_id, spec, cursor)
         return envelope.ok(result)
 
-    async def latest_events(req: Request) -> bytes:
+    def latest_events(req: Request) -> bytes:
         limit = query_limit(req.query(), events.LATEST_LIMIT_DEFAULT, events.LATEST_LIMIT_MAX)
         return envelope.ok_raw(events.latest_events(store, req.account_id, req.connector_id, limit))
 
-    async def get_event(req: Request) -> bytes:
+    def get_event(req: Request) -> bytes:
         keys = req.params["event_t.event_n"]
         return envelope.ok_raw(events.get_event(store, req.account_id, req.connector_id, keys))
 

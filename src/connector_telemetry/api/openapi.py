@@ -328,7 +328,7 @@ def document(routes: list[Route], prefix: str) -> bytes:
 
 
 def route(get_document: Callable[[], bytes]) -> Route:
-    async def get_openapi(req: Request) -> bytes:
+    def get_openapi(req: Request) -> bytes:
         return get_document()
 
     return Route("GET", "/openapi.json", get_openapi, "public", "openapi", "OpenAPI document")

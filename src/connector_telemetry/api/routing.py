@@ -11,9 +11,10 @@ decides the route; the method then picks among that template's routes (405 with
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from connector_telemetry.errors import MethodNotAllowed, NoRoute, UnroutableId
@@ -22,7 +23,9 @@ from connector_telemetry.numbers import event_key_candidates, parse_decimal
 if TYPE_CHECKING:
     from connector_telemetry.api.request import Request
 
-Handler = Callable[["Request"], Awaitable[bytes]]
+#: Reads are plain functions (no coroutine per request on the hot path); handlers
+#: that write are coroutines, since they wait for the writer thread.
+Handler = Callable[["Request"], Awaitable[bytes]] | Callable[["Request"], bytes]
 Access = Literal["public", "read", "write", "self"]
 
 
@@ -35,28 +38,35 @@ class Route:
     operation_id: str
     summary: str
 
+    is_async: bool = field(init=False)
 
-def _convert(name: str, raw: str, path: str) -> Any:
-    unroutable = UnroutableId(
-        f"Could not route to {path}, perhaps your object identifier is invalid?"
-    )
-    if name == "account_id":
-        if not raw or len(raw) > 32:
-            raise unroutable
-        return raw
-    if name == "event_t.event_n":
-        keys = event_key_candidates(raw)
-        if not keys:
-            raise unroutable
-        return keys
-    if name == "snapshot_t":
-        value = parse_decimal(raw)
-        if value is None:
-            raise unroutable
-        return value
-    if not raw or len(raw) > 128:
-        raise unroutable
-    return raw
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "is_async", inspect.iscoroutinefunction(self.handler))
+
+
+def _unroutable(path: str) -> UnroutableId:
+    return UnroutableId(f"Could not route to {path}, perhaps your object identifier is invalid?")
+
+
+def _account_id(raw: str) -> str | None:
+    return raw if len(raw) <= 32 else None
+
+
+def _plain_id(raw: str) -> str | None:
+    return raw if len(raw) <= 128 else None
+
+
+def _event_id(raw: str) -> list[tuple[float, float]] | None:
+    return event_key_candidates(raw) or None
+
+
+#: Path parameter -> (name handlers see, converter returning None when malformed).
+CONVERTERS: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "account_id": ("account_id", _account_id),
+    "connector_id": ("connector_id", _plain_id),
+    "event_id": ("event_t.event_n", _event_id),
+    "snapshot_t": ("snapshot_t", parse_decimal),
+}
 
 
 def _pattern(template: str) -> re.Pattern[str]:
@@ -73,9 +83,6 @@ def _pattern(template: str) -> re.Pattern[str]:
     return re.compile("/".join(out))
 
 
-_PARAM_NAMES = {"event_id": "event_t.event_n"}
-
-
 class Router:
     def __init__(self, prefix: str, routes: list[Route]):
         self.prefix = prefix.rstrip("/") + "/"
@@ -88,7 +95,25 @@ class Router:
             segments = template.strip("/").split("/")
             return -len(segments), [s.startswith("{") for s in segments]
 
-        self._templates = [(_pattern(t), templates[t]) for t in sorted(templates, key=specificity)]
+        # Fast path: every id a single segment (the common case), by segment count.
+        self._by_count: dict[int, list[tuple[tuple[str | None, ...], str]]] = {}
+        for template in sorted(templates, key=specificity):
+            segments = tuple(
+                None if seg.startswith("{") else seg for seg in template.strip("/").split("/")
+            )
+            self._by_count.setdefault(len(segments), []).append((segments, template))
+        self._by_template = templates
+        self._converters: dict[str, tuple[tuple[str, Any], ...]] = {}
+        self._by_regex: dict[str, dict[str, Route]] = {}
+        self._templates: list[
+            tuple[re.Pattern[str], dict[str, Route], tuple[tuple[str, Any], ...]]
+        ] = []
+        for template in sorted(templates, key=specificity):
+            pattern = _pattern(template)
+            converters = tuple(CONVERTERS[name] for name in pattern.groupindex)
+            self._converters[template] = converters
+            self._templates.append((pattern, templates[template], converters))
+            self._by_regex[pattern.pattern] = templates[template]
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, Any]]:
         if not path.startswith(self.prefix):
@@ -96,20 +121,39 @@ class Router:
         rest = path[len(self.prefix) :]
         if rest.endswith("/"):
             rest = rest[:-1]
-        for pattern, by_method in self._templates:
+        parts = rest.split("/")
+        for segments, template in self._by_count.get(len(parts), ()):
+            raw: list[str] = []
+            for want, got in zip(segments, parts, strict=True):
+                if want is None:
+                    if not got:
+                        break
+                    raw.append(got)
+                elif want != got:
+                    break
+            else:
+                return self._route(method, path, template, raw)
+        for pattern, _, _ in self._templates:
             found = pattern.fullmatch(rest)
-            if found is None:
-                continue
-            route = by_method.get(method)
-            if route is None:
-                allowed = ", ".join(by_method)
-                raise MethodNotAllowed(
-                    f"method {method} is not allowed on {path}; allowed: {allowed}",
-                    headers=[("allow", allowed)],
-                )
-            params = {
-                _PARAM_NAMES.get(k, k): _convert(_PARAM_NAMES.get(k, k), v, path)
-                for k, v in found.groupdict().items()
-            }
-            return route, params
+            if found is not None:
+                return self._route(method, path, pattern.pattern, list(found.groups()))
         raise NoRoute("No route for that URI")
+
+    def _route(
+        self, method: str, path: str, template: str, raw: list[str]
+    ) -> tuple[Route, dict[str, Any]]:
+        by_method = self._by_template.get(template) or self._by_regex[template]
+        route = by_method.get(method)
+        if route is None:
+            allowed = ", ".join(by_method)
+            raise MethodNotAllowed(
+                f"method {method} is not allowed on {path}; allowed: {allowed}",
+                headers=[("allow", allowed)],
+            )
+        params = {}
+        for (name, convert), value in zip(self._converters[route.template], raw, strict=True):
+            converted = convert(value)
+            if converted is None:
+                raise _unroutable(path)
+            params[name] = converted
+        return route, params

@@ -39,10 +39,10 @@ def routes(ctx: Context) -> list[Route]:
             result["expires_on"] = token.expires_on
         return envelope.ok_with_messages(result, [_VALID])
 
-    async def verify_user_token(req: Request) -> bytes:
+    def verify_user_token(req: Request) -> bytes:
         return verify(req, None)
 
-    async def verify_account_token(req: Request) -> bytes:
+    def verify_account_token(req: Request) -> bytes:
         return verify(req, req.account_id)
 
     return [

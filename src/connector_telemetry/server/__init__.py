@@ -51,7 +51,7 @@ def bootstrap(settings: Settings, store: Store, demo: bool) -> None:
 
 def serve(settings: Settings, demo: bool = False) -> int:
     from granian import Granian
-    from granian.constants import Interfaces
+    from granian.constants import HTTPModes, Interfaces, Loops, TaskImpl
 
     store = open_store(settings)
     store.migrate()
@@ -71,6 +71,11 @@ def serve(settings: Settings, demo: bool = False) -> int:
         workers=settings.worker_count,
         log_access=False,
         websockets=False,
+        http=HTTPModes.http1,
+        loop=Loops.uvloop,  # measured: asyncio 0.40 of nginx, rloop 0.42, uvloop 0.45
+        # Rust-driven tasks: measured ~7% more Get Event throughput than asyncio tasks
+        # (granian falls back to asyncio by itself where unsupported, Python >= 3.12).
+        task_impl=TaskImpl.rust if sys.version_info < (3, 12) else TaskImpl.asyncio,
     )
     server.serve(target_loader=partial(_load_app, settings), wrap_loader=False)
     return 0

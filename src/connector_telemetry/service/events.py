@@ -70,6 +70,11 @@ def _bad(index: int, field: str, problem: str) -> BadRequest:
 
 
 def _time(index: int, field: str, value: Any) -> float:
+    kind = type(value)
+    if kind is float or kind is int:
+        if 0 <= value < math.inf:
+            return float(value)
+        raise _bad(index, field, f"must be a finite number >= 0, got {value!r}")
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _bad(index, field, f"expected a number, got {orjson.dumps(value).decode()}")
     number = float(value)

@@ -93,16 +93,20 @@ class Connector:
         return out
 
 
-@dataclass(frozen=True)
 class NewEvent:
-    """One validated event of an ingest batch; ``n`` is None until the store numbers it."""
+    """One validated event of an ingest batch; ``n`` is None until the store numbers it.
 
-    index: int
-    t: float
-    n: float | None
-    k: str
-    e_json: bytes
-    v: str | None
+    ``doc`` (see ``event_doc``) is built at validation when ``n`` is known, so the
+    single writer only builds it for events it numbers itself.
+    """
+
+    __slots__ = ("doc", "e_json", "index", "k", "n", "t", "v")
+
+    def __init__(
+        self, index: int, t: float, n: float | None, k: str, e_json: bytes, v: str | None
+    ) -> None:
+        self.index, self.t, self.n, self.k, self.e_json, self.v = index, t, n, k, e_json, v
+        self.doc = None if n is None else event_doc(self, n)
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,7 @@ class SQLiteStore:
         self._writer = self._connect()
         self._reader: sqlite3.Connection | None = None
         self._data_version = -1
+        self._pks: dict[tuple[str, str], int] = {}
         self._credentials_version = 0
 
     def _connect(self) -> sqlite3.Connection:
@@ -363,12 +364,16 @@ class SQLiteStore:
     ) -> list[tuple[int, float, float, float, str, bytes]]:
         """Give events without ``n`` the next free number at their ``t``; drop in-batch
         repeats of the same content, and refuse in-batch repeats with other content."""
+        if all(ev.doc is not None for ev in events):
+            numbered = [(cpk, ev.t, ev.n, a, ev.k, ev.doc) for ev in events]
+            if len({(row[1], row[2]) for row in numbered}) == len(numbered):
+                return numbered  # type: ignore[return-value]  # all numbered: the common case
         taken: dict[float, float] = {}
         for ev in events:
             if ev.n is not None:
                 taken[ev.t] = max(taken.get(ev.t, -math.inf), ev.n)
         next_free: dict[float, float] = {}
-        rows: list[tuple[int, float, float, float, str, bytes]] = []
+        rows = []
         seen: dict[tuple[float, float], tuple[int, bytes]] = {}
         for ev in events:
             n = ev.n
@@ -381,7 +386,7 @@ class SQLiteStore:
                     next_free[ev.t] = 0.0 if top == -math.inf else float(math.floor(top) + 1)
                 n = next_free[ev.t]
                 next_free[ev.t] = n + 1
-            doc = event_doc(ev, n)
+            doc = ev.doc if ev.doc is not None else event_doc(ev, n)
             earlier = seen.get((ev.t, n))
             if earlier is not None:
                 if earlier[1] != doc:
@@ -419,6 +424,22 @@ class SQLiteStore:
             duplicates += 1
         return duplicates
 
+    def _reader_pk(self, account_id: str, connector_id: str) -> int:
+        """The connector's pk, cached (pks are never reused; see the schema)."""
+        key = (account_id, connector_id)
+        pk = self._pks.get(key)
+        if pk is None:
+            pk = self._connector_pk(self.reader, account_id, connector_id)
+            if len(self._pks) >= 100_000:
+                self._pks.clear()
+            self._pks[key] = pk
+        return pk
+
+    def _forget_pk(self, account_id: str, connector_id: str) -> None:
+        """After an empty answer: make sure the connector still exists (404 if not)."""
+        self._pks.pop((account_id, connector_id), None)
+        self._reader_pk(account_id, connector_id)
+
     def list_events(
         self,
         account_id: str,
@@ -429,8 +450,7 @@ class SQLiteStore:
         after: tuple[float, float] | None,
         limit: int,
     ) -> list[EventMeta]:
-        conn = self.reader
-        cpk = self._connector_pk(conn, account_id, connector_id)
+        cpk = self._reader_pk(account_id, connector_id)
         sql = "SELECT a, k, n, t FROM events WHERE cpk=? AND t>=? AND t<=?"
         args: list[object] = [cpk, t_from, t_to]
         if kind is not None:
@@ -441,27 +461,30 @@ class SQLiteStore:
             args += after
         sql += " ORDER BY t, n LIMIT ?"
         args.append(limit)
-        return [EventMeta(*row) for row in conn.execute(sql, args)]
+        found = [EventMeta(*row) for row in self.reader.execute(sql, args)]
+        if not found:
+            self._forget_pk(account_id, connector_id)
+        return found
 
     def latest_events(self, account_id: str, connector_id: str, limit: int) -> list[bytes]:
-        conn = self.reader
-        cpk = self._connector_pk(conn, account_id, connector_id)
-        rows = conn.execute(
+        cpk = self._reader_pk(account_id, connector_id)
+        rows = self.reader.execute(
             "SELECT doc FROM events WHERE cpk=? ORDER BY t DESC, n DESC LIMIT ?", (cpk, limit)
-        )
+        ).fetchall()
+        if not rows:
+            self._forget_pk(account_id, connector_id)
         return [doc for (doc,) in rows]
 
     def get_event(
         self, account_id: str, connector_id: str, keys: list[tuple[float, float]]
     ) -> bytes | None:
-        conn = self.reader
+        cpk = self._reader_pk(account_id, connector_id)
+        execute = self.reader.execute
         for t, n in keys:
-            row = conn.execute(
-                "SELECT e.doc FROM connectors c JOIN events e ON e.cpk = c.pk "
-                "WHERE c.account_id=? AND c.id=? AND e.t=? AND e.n=?",
-                (account_id, connector_id, t, n),
+            row = execute(
+                "SELECT doc FROM events WHERE cpk=? AND t=? AND n=?", (cpk, t, n)
             ).fetchone()
             if row is not None:
-                return bytes(row[0])
-        self._connector_pk(conn, account_id, connector_id)
+                return row[0]  # type: ignore[no-any-return]
+        self._forget_pk(account_id, connector_id)
         return None

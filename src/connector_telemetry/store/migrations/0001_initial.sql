@@ -34,7 +34,9 @@ CREATE TABLE credentials_version (version INTEGER NOT NULL);
 INSERT INTO credentials_version VALUES (0);
 
 CREATE TABLE connectors (
-    pk                  INTEGER PRIMARY KEY,
+    -- AUTOINCREMENT: a pk is never reused, so a cached (account, id) -> pk can
+    -- only ever point at a deleted connector's (empty) events, never another's.
+    pk                  INTEGER PRIMARY KEY AUTOINCREMENT,
     account_id          TEXT NOT NULL REFERENCES accounts(id),
     id                  TEXT NOT NULL,
     activated           INTEGER NOT NULL,

@@ -1,0 +1,1 @@
+"""Benchmarks for connector-telemetry; run ``python -m bench`` (see bench/README.md)."""

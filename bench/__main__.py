@@ -1,0 +1,377 @@
+"""``python -m bench``: where ctel stands against this machine's limits.
+
+Every figure is a ratio against a baseline measured in the same run (these
+machines are shared and noisy). See bench/README.md for what each number means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import random
+import sqlite3
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench import fixtures
+from bench.procs import Ctel, Nginx, wrk
+
+HERE = Path(__file__).parent
+DATA = HERE / ".data"
+RESULTS = HERE / "results"
+
+
+def fleet(size: int) -> fixtures.Fleet:
+    """A cached database with ``size`` events (built once, reused by later runs)."""
+    DATA.mkdir(exist_ok=True)
+    db = DATA / f"events-{size}.db"
+    meta = db.with_suffix(".json")
+    if db.exists() and meta.exists():
+        m = json.loads(meta.read_text())
+        return fixtures.Fleet(db, m["account_id"], m["token"], m["connector_ids"], size)
+    for stale in DATA.glob(f"events-{size}.db*"):
+        stale.unlink()
+    started = time.perf_counter()
+    built = fixtures.build(db, size)
+    meta.write_text(
+        json.dumps(
+            {
+                "account_id": built.account_id,
+                "token": built.token,
+                "connector_ids": built.connector_ids,
+            }
+        )
+    )
+    print(f"  built {size:,} events in {time.perf_counter() - started:.0f} s", flush=True)
+    return built
+
+
+# -- 1. Get Event throughput against nginx --------------------------------------------
+
+
+def bench_get_event(workers: int, seconds: int) -> dict[str, Any]:
+    f = fleet(1_000_000)
+    cid = f.connector_ids[0]
+    base = f"/client/v4/accounts/{f.account_id}/magic/connectors/{cid}/telemetry/events"
+    env = {"CTEL_BASE": base, "CTEL_TOKEN": f.token, "CTEL_SPAN": str(fixtures.PER_CONNECTOR // 4)}
+    script = HERE / "random_event.lua"
+    with Ctel(f.db, workers) as server:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port)
+        conn.request(
+            "GET", f"{base}/{fixtures.T0 + 100}.2", headers={"Authorization": f"Bearer {f.token}"}
+        )
+        body = conn.getresponse().read()
+        conn.close()
+        wrk(server.url, script, env, 2)  # warm-up
+        ctel = wrk(server.url, script, env, seconds)
+        rss = server.peak_rss()
+    with Nginx(body, workers) as nginx:
+        wrk(nginx.url, script, env, 2)
+        base_line = wrk(nginx.url, script, env, seconds)
+    return {
+        "ctel_rps": ctel.rps,
+        "ctel_p50_ms": ctel.p50_ms,
+        "ctel_p99_ms": ctel.p99_ms,
+        "ctel_non_2xx": ctel.non_2xx,
+        "nginx_rps": base_line.rps,
+        "nginx_p50_ms": base_line.p50_ms,
+        "nginx_p99_ms": base_line.p99_ms,
+        "rps_ratio": round(ctel.rps / base_line.rps, 3),
+        "p99_ratio": round(ctel.p99_ms / base_line.p99_ms, 2),
+        "peak_rss_mb": rss,
+        "command": ctel.command,
+        "workers": workers,
+    }
+
+
+# -- 2. Ingest against bare sqlite3 executemany ---------------------------------------
+
+
+def _batches(count: int, size: int, offset: int) -> list[list[dict[str, Any]]]:
+    kinds = ("Init", "Reconcile", "StartRotatePki", "FinishRotatePkiSuccess", "HaTransition")
+    out = []
+    for b in range(count):
+        t_base = fixtures.T0 + (offset + b) * size
+        out.append(
+            [
+                {
+                    "e": {"k": kinds[i % len(kinds)], "seq": i},
+                    "t": t_base + i // 4,
+                    "n": i % 4,
+                    "v": "2026.11.2",
+                }
+                for i in range(size)
+            ]
+        )
+    return out
+
+
+def bare_executemany(batches: list[list[dict[str, Any]]], path: Path) -> float:
+    """Rows/s of the straightforward schema, 1000 rows per transaction, same durability."""
+    for stale in path.parent.glob(path.name + "*"):
+        stale.unlink()
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute(
+        "CREATE TABLE events (account_id TEXT, connector_id TEXT, t REAL, n REAL, "
+        "a REAL, k TEXT, e TEXT, v TEXT, PRIMARY KEY (account_id, connector_id, t, n))"
+    )
+    started = time.perf_counter()
+    rows = 0
+    for batch in batches:
+        conn.execute("BEGIN")
+        conn.executemany(
+            "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    "acc",
+                    "conn",
+                    ev["t"],
+                    ev["n"],
+                    time.time(),
+                    ev["e"]["k"],
+                    json.dumps(ev["e"]),
+                    ev["v"],
+                )
+                for ev in batch
+            ],
+        )
+        conn.execute("COMMIT")
+        rows += len(batch)
+    elapsed = time.perf_counter() - started
+    conn.close()
+    return rows / elapsed
+
+
+def bench_ingest(workers: int, clients: int, batches: int) -> dict[str, Any]:
+    DATA.mkdir(exist_ok=True)
+    bare = bare_executemany(_batches(batches, 1000, 0), DATA / "bare.db")
+    db = DATA / "ingest.db"
+    for stale in DATA.glob("ingest.db*"):
+        stale.unlink()
+    from connector_telemetry.service import connectors, credentials
+    from connector_telemetry.settings import Settings
+    from connector_telemetry.store import open_store
+
+    store = open_store(Settings(db=str(db)))
+    store.migrate()
+    account = credentials.create_account(store)
+    _, token = credentials.create_token(store, account, "Magic WAN Write")
+    connector, _ = connectors.create_connector(store, account, {"device": {"id": "bench"}})
+    store.close()
+    bodies = [orjson.dumps(b) for b in _batches(batches, 1000, 0)]
+    path = f"/client/v4/accounts/{account}/magic/connectors/{connector.id}/telemetry/events"
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    accepted = [0]
+    lock = threading.Lock()
+    with Ctel(db, workers) as server:
+
+        def client(mine: list[bytes]) -> None:
+            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
+            for body in mine:
+                conn.request("POST", path, body=body, headers=headers)
+                response = conn.getresponse()
+                result = orjson.loads(response.read())
+                assert response.status == 200, result
+                with lock:
+                    accepted[0] += result["result"]["accepted"]
+            conn.close()
+
+        threads = [
+            threading.Thread(target=client, args=(bodies[i::clients],)) for i in range(clients)
+        ]
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.perf_counter() - started
+        rss = server.peak_rss()
+    rate = accepted[0] / elapsed
+    assert accepted[0] == batches * 1000
+    return {
+        "ctel_events_per_s": round(rate),
+        "bare_rows_per_s": round(bare),
+        "ratio": round(rate / bare, 3),
+        "clients": clients,
+        "batch": 1000,
+        "batches": batches,
+        "peak_rss_mb": rss,
+        "workers": workers,
+    }
+
+
+# -- 3. Scale: latency at 10k, 1M, 10M stored events ----------------------------------
+
+
+def _latencies(port: int, paths: list[str], token: str) -> list[float]:
+    conn = http.client.HTTPConnection("127.0.0.1", port)
+    headers = {"Authorization": f"Bearer {token}"}
+    out = []
+    for path in paths:
+        started = time.perf_counter()
+        conn.request("GET", path, headers=headers)
+        response = conn.getresponse()
+        response.read()
+        out.append((time.perf_counter() - started) * 1000)
+        assert response.status == 200, path
+    conn.close()
+    return out
+
+
+def bench_scale(sizes: list[int], workers: int, requests: int) -> dict[str, Any]:
+    rng = random.Random(5)
+    out: dict[str, Any] = {}
+    for size in sizes:
+        f = fleet(size)
+        gets, lists = [], []
+        for _ in range(requests):
+            i = rng.randrange(size)
+            cid, t, n = f.key(i)
+            base = f"/client/v4/accounts/{f.account_id}/magic/connectors/{cid}/telemetry/events"
+            gets.append(f"{base}/{t}.{n}")
+        for _ in range(max(requests // 10, 20)):
+            i = rng.randrange(max(size - 1000, 1))
+            cid, t, _ = f.key(i)
+            base = f"/client/v4/accounts/{f.account_id}/magic/connectors/{cid}/telemetry/events"
+            lists.append(f"{base}?from={t}&to={fixtures.T0 + 10**7}&limit=1000")
+        with Ctel(f.db, workers) as server:
+            _latencies(server.port, gets[:200], f.token)  # warm-up
+            get_ms = _latencies(server.port, gets, f.token)
+            list_ms = _latencies(server.port, lists, f.token)
+            rss = server.peak_rss()
+        out[str(size)] = {
+            "get_p50_ms": round(statistics.median(get_ms), 3),
+            "list_1000_p50_ms": round(statistics.median(list_ms), 3),
+            "peak_rss_mb": rss,
+        }
+        print(f"  scale {size:,}: {out[str(size)]}", flush=True)
+    small, large = out[str(sizes[0])], out[str(sizes[-1])]
+    out["get_ratio_largest_vs_smallest"] = round(large["get_p50_ms"] / small["get_p50_ms"], 2)
+    out["list_ratio_largest_vs_smallest"] = round(
+        large["list_1000_p50_ms"] / small["list_1000_p50_ms"], 2
+    )
+    return out
+
+
+# -- report ----------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    versions = {}
+    for name in ("connector-telemetry", "granian", "orjson"):
+        from importlib.metadata import version
+
+        versions[name] = version(name)
+    versions["sqlite"] = sqlite3.sqlite_version
+    versions["python"] = platform.python_version()
+    for tool, flag in (("nginx", "-v"), ("wrk", "-v")):
+        done = subprocess.run([tool, flag], capture_output=True, text=True)
+        versions[tool] = (done.stderr or done.stdout).strip().splitlines()[0]
+    return {
+        "cores": os.cpu_count(),
+        "cpu": model,
+        "kernel": platform.release(),
+        "versions": versions,
+    }
+
+
+def markdown(report: dict[str, Any]) -> str:
+    g, i, s = report.get("get_event"), report.get("ingest"), report.get("scale")
+    lines = [
+        f"# Benchmark results ({report['date']})",
+        "",
+        f"Machine: {report['machine']['cores']} cores, {report['machine']['cpu']}; "
+        f"command: `{report['command']}`",
+        "",
+        "| figure | ctel | baseline | ratio | target |",
+        "|---|---|---|---|---|",
+    ]
+    if g:
+        lines.append(
+            f"| Get Event req/s ({g['workers']} workers, wrk -t1 -c64) | "
+            f"{g['ctel_rps']:,.0f} | nginx {g['nginx_rps']:,.0f} | {g['rps_ratio']} "
+            "| >= 0.40 |"
+        )
+        lines.append(
+            f"| Get Event p99 ms | {g['ctel_p99_ms']} | nginx {g['nginx_p99_ms']} | "
+            f"{g['p99_ratio']} | <= 2 |"
+        )
+    if i:
+        lines.append(
+            f"| Ingest events/s ({i['clients']} clients x 1000-event batches) | "
+            f"{i['ctel_events_per_s']:,} | bare executemany {i['bare_rows_per_s']:,} | "
+            f"{i['ratio']} | >= 1.0 |"
+        )
+    if s:
+        sizes = [k for k in s if k.isdigit()]
+        lines.append(
+            f"| Get Event p50, {int(sizes[-1]):,} vs {int(sizes[0]):,} events | "
+            f"{s[sizes[-1]]['get_p50_ms']} ms | {s[sizes[0]]['get_p50_ms']} ms | "
+            f"{s['get_ratio_largest_vs_smallest']} | <= 1.2 |"
+        )
+        lines.append(
+            f"| List 1000 p50, {int(sizes[-1]):,} vs {int(sizes[0]):,} events | "
+            f"{s[sizes[-1]]['list_1000_p50_ms']} ms | {s[sizes[0]]['list_1000_p50_ms']} "
+            f"ms | {s['list_ratio_largest_vs_smallest']} | <= 1.2 |"
+        )
+        peak = max(max(s[k]["peak_rss_mb"] or [0]) for k in sizes)
+        lines.append(
+            f"| Peak RSS per worker (MB, up to {int(sizes[-1]):,} events) | {peak} | | | <= 100 |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--only", choices=["get", "ingest", "scale"], action="append")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--seconds", type=int, default=10, help="wrk duration")
+    parser.add_argument("--sizes", default="10000,1000000,10000000")
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--batches", type=int, default=200)
+    parser.add_argument("--requests", type=int, default=2000)
+    args = parser.parse_args()
+    only = set(args.only or ["get", "ingest", "scale"])
+    report: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "command": "python -m bench " + " ".join(sys.argv[1:]),
+        "machine": machine(),
+    }
+    if "get" in only:
+        print("get event vs nginx ...", flush=True)
+        report["get_event"] = bench_get_event(args.workers, args.seconds)
+        print(" ", report["get_event"], flush=True)
+    if "ingest" in only:
+        print("ingest vs bare executemany ...", flush=True)
+        report["ingest"] = bench_ingest(args.workers, args.clients, args.batches)
+        print(" ", report["ingest"], flush=True)
+    if "scale" in only:
+        print("scale ...", flush=True)
+        sizes = [int(s) for s in args.sizes.split(",")]
+        report["scale"] = bench_scale(sizes, args.workers, args.requests)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
+    (RESULTS / "latest.md").write_text(markdown(report))
+    print(markdown(report))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
