@@ -420,3 +420,21 @@ def test_seed_curl_line_verbatim(live: Any, tenant: Tenant, connector_id: str) -
         "errors": [],
         "messages": [],
     }
+
+
+def test_payload_kept_in_order_and_compared_as_json(
+    http: httpx.Client, tenant: Tenant, connector_id: str
+) -> None:
+    path = events_path(tenant.account_id, connector_id)
+    sent = (
+        b'[{"e":{"k":"StartUpgrade","url":"https://x/b","z":1,"a":[1.5,{"y":null}]},"t":7,"n":0}]'
+    )
+    headers = {**tenant.write, "Content-Type": "application/json"}
+    assert http.post(path, content=sent, headers=headers).json()["result"]["accepted"] == 1
+    got = http.get(f"{path}/7.0", headers=tenant.read)
+    assert got.content.startswith(
+        b'{"result":{"e":{"k":"StartUpgrade","url":"https://x/b","z":1,"a":[1.5,{"y":null}]},'
+    )
+    reordered = b'[{"n":0,"t":7.0,"e":{"a":[1.5,{"y":null}],"z":1.0,"url":"https://x/b","k":"StartUpgrade"}}]'
+    again = http.post(path, content=reordered, headers=headers).json()["result"]
+    assert again == {"accepted": 0, "duplicates": 1}

@@ -127,14 +127,18 @@ class IngestResult:
 
 
 def event_doc(event: NewEvent, n: float) -> bytes:
-    """The stored, served form of an event: Get Event's ``result``, keys sorted.
-
-    Built once at ingest so a read is one column copied into the envelope.
-    Byte equality of two documents is what "the same content" means for ingest.
-    """
+    """The stored, served form of an event: Get Event's ``result`` ``{e, n, t, v}``,
+    with ``e`` exactly as sent. Built once at ingest so a read is one column copied
+    into the envelope."""
     parts = [b'{"e":', event.e_json, b',"n":', orjson.dumps(wire(n)), b',"t":']
     parts.append(orjson.dumps(wire(event.t)))
     if event.v is not None:
         parts += [b',"v":', orjson.dumps(event.v)]
     parts.append(b"}")
     return b"".join(parts)
+
+
+def same_content(stored: bytes, sent: bytes) -> bool:
+    """Whether two event documents record the same event: byte-equal (the fast,
+    common answer), or equal as JSON values (keys in another order, ``1`` and ``1.0``)."""
+    return stored == sent or orjson.loads(stored) == orjson.loads(sent)

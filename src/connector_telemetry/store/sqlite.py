@@ -25,6 +25,7 @@ from connector_telemetry.service.models import (
     Token,
     User,
     event_doc,
+    same_content,
 )
 
 SCHEMA_VERSION = 1
@@ -389,7 +390,7 @@ class SQLiteStore:
             doc = ev.doc if ev.doc is not None else event_doc(ev, n)
             earlier = seen.get((ev.t, n))
             if earlier is not None:
-                if earlier[1] != doc:
+                if not same_content(earlier[1], doc):
                     raise Conflict(
                         f"events[{ev.index}]: same t and n as events[{earlier[0]}] "
                         "with different content"
@@ -415,7 +416,7 @@ class SQLiteStore:
             (stored,) = conn.execute(
                 "SELECT doc FROM events WHERE cpk=? AND t=? AND n=?", row[:3]
             ).fetchone()
-            if stored != row[5]:
+            if not same_content(stored, row[5]):
                 index = index_of.get((row[1], row[2]), "?")
                 raise Conflict(
                     f"events[{index}]: an event with t={row[1]:g} and n={row[2]:g} is already "
