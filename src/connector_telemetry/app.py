@@ -13,7 +13,7 @@ import uuid
 from typing import Any
 
 from connector_telemetry import envelope
-from connector_telemetry.api import connectors, events, openapi, tokens
+from connector_telemetry.api import connectors, events, interrupts, openapi, snapshots, tokens
 from connector_telemetry.api.auth import authorize
 from connector_telemetry.api.context import Context
 from connector_telemetry.api.request import Headers, Request
@@ -36,6 +36,8 @@ class App:
         routes = [
             *connectors.routes(self.ctx),
             *events.routes(self.ctx),
+            *snapshots.routes(self.ctx),
+            *interrupts.routes(self.ctx),
             *tokens.routes(self.ctx),
         ]
         routes.append(openapi.route(lambda: self.openapi))
@@ -53,7 +55,7 @@ class App:
             req.params = params
             if route.access in ("read", "write"):
                 principal = self.ctx.auth.authenticate(headers)
-                authorize(principal, params["account_id"], route.access)
+                authorize(principal, route, params)
                 req.principal = principal
             if route.is_async or method in _BODY_METHODS:
                 return route, req

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 from connector_telemetry.api.request import Headers
+from connector_telemetry.api.routing import Route
 from connector_telemetry.errors import Forbidden, InvalidHeaders, MissingCredentials
 from connector_telemetry.service import credentials
 from connector_telemetry.service.models import Principal
@@ -26,12 +28,16 @@ _BAD_EMAIL = (6102, "Invalid format for X-Auth-Email header")
 _BAD_KEY = (6103, "Invalid format for X-Auth-Key header")
 
 
-def bearer_secret(header: str) -> str:
+def bearer_secret(header: str, *, licenses: bool = False) -> str:
+    """The secret of ``Bearer <secret>``: an API token, or (``licenses``) a license key."""
     scheme, _, secret = header.strip().partition(" ")
     secret = secret.strip()
-    if scheme.lower() != "bearer" or not credentials.TOKEN_SHAPE.match(secret):
-        raise InvalidHeaders([_BAD_AUTHORIZATION])
-    return secret
+    if scheme.lower() == "bearer" and (
+        credentials.TOKEN_SHAPE.match(secret)
+        or (licenses and credentials.LICENSE_SHAPE.match(secret))
+    ):
+        return secret
+    raise InvalidHeaders([_BAD_AUTHORIZATION])
 
 
 class Authenticator:
@@ -45,7 +51,13 @@ class Authenticator:
     def authenticate(self, headers: Headers) -> Principal:
         authorization = headers.get("authorization")
         if authorization is not None:
-            return self._cached(authorization, lambda: self._token(bearer_secret(authorization)))
+            if "ctel_lic_" in authorization:
+                # License keys change over HTTP (re-provision, delete) and are never on
+                # the read hot path: always checked against the store.
+                return credentials.license_principal(
+                    self.store, bearer_secret(authorization, licenses=True)
+                )
+            return self._cached(authorization, lambda: self._token(authorization))
         email, key = headers.get("x-auth-email"), headers.get("x-auth-key")
         if email is None and key is None:
             raise MissingCredentials()
@@ -61,8 +73,8 @@ class Authenticator:
             email + "\0" + key, lambda: credentials.user_principal(self.store, email, key)
         )
 
-    def _token(self, secret: str) -> Principal:
-        return credentials.token_principal(self.store, secret)[0]
+    def _token(self, header: str) -> Principal:
+        return credentials.token_principal(self.store, bearer_secret(header))[0]
 
     def _cached(self, key: str, verify: Callable[[], Principal]) -> Principal:
         if self.cache_seconds <= 0:
@@ -84,11 +96,13 @@ class Authenticator:
         return principal
 
 
-def authorize(principal: Principal, account_id: str, need: str) -> None:
-    """403/10000 unless the principal may ``need`` (read or write) on the account.
-
-    The answer is the same whether or not the account or anything in it exists.
-    """
-    have = principal.permission_on(account_id)
-    if have is None or (need == "write" and have != "write"):
+def authorize(principal: Principal, route: Route, params: dict[str, Any]) -> None:
+    """403/10000 unless the principal may call the route on these ids: a token or user
+    key by its permission on the account, a license key only on its own connector's
+    device routes. The answer is the same whether or not anything named exists."""
+    have = principal.permission_on(params["account_id"])
+    if have == "device":
+        if not route.device or params.get("connector_id") != principal.id:
+            raise Forbidden()
+    elif have is None or (route.access == "write" and have != "write"):
         raise Forbidden()

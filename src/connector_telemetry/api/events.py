@@ -43,7 +43,6 @@ def routes(ctx: Context) -> list[Route]:
             t_to,
             kind,
             query_limit(query, events.LIST_LIMIT_DEFAULT, events.LIST_LIMIT_MAX),
-            None,
         )
         cursor = query.get("cursor") or None
         result = events.list_events(store, req.account_id, req.connector_id, spec, cursor)
@@ -58,7 +57,15 @@ def routes(ctx: Context) -> list[Route]:
         return envelope.ok_raw(events.get_event(store, req.account_id, req.connector_id, keys))
 
     return [
-        Route("POST", base, record_events, "write", "events.record", "Record Events (ctel)"),
+        Route(
+            "POST",
+            base,
+            record_events,
+            "write",
+            "events.record",
+            "Record Events (ctel)",
+            device=True,
+        ),
         Route("GET", base, list_events, "read", "events.list", "List Events"),
         Route(
             "GET",

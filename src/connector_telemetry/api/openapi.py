@@ -13,6 +13,7 @@ from connector_telemetry.api.request import Request
 from connector_telemetry.api.routing import Route
 from connector_telemetry.service.events import KINDS
 from connector_telemetry.service.models import DAYS
+from connector_telemetry.service.snapshot_schema import SCHEMA
 
 _NUM = {"type": "number"}
 _STR = {"type": "string"}
@@ -177,6 +178,84 @@ SCHEMAS: dict[str, Any] = {
         },
     },
 }
+
+
+def _snapshot_schemas() -> dict[str, Any]:
+    """OpenAPI schemas for the Snapshot object and its nested items (§4.10.1)."""
+    out: dict[str, Any] = {}
+    for model, fields in SCHEMA.items():
+        props: dict[str, Any] = {}
+        for name, (kind, _) in fields.items():
+            if isinstance(kind, tuple):
+                ref = "Snapshot" + kind[1] if kind[1] != "Snapshot" else "Snapshot"
+                props[name] = {"type": "array", "items": {"$ref": f"#/components/schemas/{ref}"}}
+            else:
+                props[name] = {"type": kind}
+        required = [name for name, (_, req) in fields.items() if req]
+        key = "Snapshot" if model == "Snapshot" else "Snapshot" + model
+        out[key] = {
+            "type": "object",
+            "required": required,
+            "properties": props,
+            "additionalProperties": True,
+        }
+    return out
+
+
+_ACTION = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {"purge": {"type": "boolean", "default": False}},
+}
+SCHEMAS.update(_snapshot_schemas())
+SCHEMAS.update(
+    {
+        "SnapshotList": {
+            "type": "object",
+            "required": ["count", "items"],
+            "properties": {
+                "count": _NUM,
+                "cursor": _STR,
+                "items": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["a", "t"],
+                        "properties": {"a": _NUM, "t": _NUM},
+                    },
+                },
+            },
+        },
+        "SnapshotLatest": {
+            "type": "object",
+            "required": ["count", "items"],
+            "properties": {
+                "count": _NUM,
+                "items": {"type": "array", "items": {"$ref": "#/components/schemas/Snapshot"}},
+            },
+        },
+        "InterruptCreate": {
+            "type": "object",
+            "minProperties": 1,
+            "maxProperties": 1,
+            "additionalProperties": False,
+            "properties": {"reboot": _ACTION, "restart": _ACTION, "shutdown": _ACTION},
+        },
+        "Interrupt": {
+            "type": "object",
+            "required": ["id", "submitted_at"],
+            "properties": {
+                "id": _STR,
+                "submitted_at": {"type": "string", "format": "date-time"},
+                "triggered_at": {"type": "string", "format": "date-time"},
+                "reboot": _ACTION,
+                "restart": _ACTION,
+                "shutdown": _ACTION,
+            },
+        },
+    }
+)
+
 _RESULTS: dict[str, Any] = {
     "connectors.list": {"type": "array", "items": {"$ref": "#/components/schemas/Connector"}},
     "events.record": {"$ref": "#/components/schemas/IngestResult"},
@@ -184,6 +263,12 @@ _RESULTS: dict[str, Any] = {
     "events.latest.list": {"$ref": "#/components/schemas/EventLatest"},
     "events.get": {"$ref": "#/components/schemas/RecordedEvent"},
     "user.tokens.verify": {"$ref": "#/components/schemas/TokenVerify"},
+    "snapshots.record": {"$ref": "#/components/schemas/IngestResult"},
+    "snapshots.list": {"$ref": "#/components/schemas/SnapshotList"},
+    "snapshots.latest.list": {"$ref": "#/components/schemas/SnapshotLatest"},
+    "snapshots.get": {"$ref": "#/components/schemas/Snapshot"},
+    "interrupts.create": {"$ref": "#/components/schemas/Interrupt"},
+    "interrupts.list": {"type": "array", "items": {"$ref": "#/components/schemas/Interrupt"}},
     "accounts.tokens.verify": {"$ref": "#/components/schemas/TokenVerify"},
 }
 _BODIES: dict[str, Any] = {
@@ -207,6 +292,20 @@ _BODIES: dict[str, Any] = {
         },
         "application/x-ndjson": {"schema": {"type": "string"}},
     },
+    "snapshots.record": {
+        "application/json": {
+            "schema": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 10000,
+                "items": {"$ref": "#/components/schemas/Snapshot"},
+            }
+        },
+        "application/x-ndjson": {"schema": {"type": "string"}},
+    },
+    "interrupts.create": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/InterruptCreate"}}
+    },
 }
 _QUERIES: dict[str, list[tuple[str, bool, dict[str, Any]]]] = {
     "connectors.list": [
@@ -220,18 +319,26 @@ _QUERIES: dict[str, list[tuple[str, bool, dict[str, Any]]]] = {
         ("limit", False, {"type": "integer", "minimum": 1, "maximum": 1000}),
     ],
     "events.latest.list": [("limit", False, {"type": "integer", "minimum": 1, "maximum": 1000})],
+    "snapshots.list": [
+        ("from", True, _NUM),
+        ("to", True, _NUM),
+        ("cursor", False, _STR),
+        ("limit", False, {"type": "integer", "minimum": 1, "maximum": 1000}),
+    ],
+    "snapshots.latest.list": [("limit", False, {"type": "integer", "minimum": 1, "maximum": 1000})],
 }
 _PATH_PARAMS: dict[str, dict[str, Any]] = {
     "account_id": {"type": "string", "maxLength": 32, "minLength": 1},
     "connector_id": {"type": "string", "minLength": 1, "maxLength": 128},
     "event_t": _NUM,
     "event_n": _NUM,
+    "snapshot_t": _NUM,
 }
 _ERRORS = {
     "400": "Bad request: malformed input, missing or malformed credentials",
     "401": "Invalid API token (token verify)",
     "403": "Credential not valid for this account or operation",
-    "404": "Connector or event not found",
+    "404": "Connector, event or snapshot not found",
     "405": "Method not allowed",
     "409": "Conflicting content (x-should-retry: false)",
     "413": "Body too large",

@@ -37,6 +37,8 @@ class Route:
     access: Access
     operation_id: str
     summary: str
+    #: Whether a connector's own license key may call it (for its own connector).
+    device: bool = False
 
     is_async: bool = field(init=False)
 

@@ -20,6 +20,7 @@ from connector_telemetry.store.base import Store
 
 TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{40}\Z")
 API_KEY_SHAPE = re.compile(r"[0-9a-f]{37}\Z")
+LICENSE_SHAPE = re.compile(r"ctel_lic_[A-Za-z0-9_-]{43}\Z")
 EMAIL_SHAPE = re.compile(r"[^@\s]+@[^@\s]+\Z")
 ACCOUNT_ID_MAX = 32
 
@@ -102,6 +103,15 @@ def token_principal(store: Store, secret: str) -> tuple[Principal, Token]:
         raise InvalidAccessToken()
     principal = Principal("token", token.id, {token.account_id: token.permission}, expires_at)
     return principal, token
+
+
+def license_principal(store: Store, key: str) -> Principal:
+    """A connector's own credential: its license key (only its connector, device routes)."""
+    found = store.find_license(digest(key))
+    if found is None:
+        raise InvalidAccessToken()
+    account_id, connector_id = found
+    return Principal("device", connector_id, {account_id: "device"})
 
 
 def user_principal(store: Store, email: str, key: str) -> Principal:

@@ -3,24 +3,17 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import math
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from connector_telemetry.errors import (
-    BadRequest,
-    BatchTooLarge,
-    InvalidCursor,
-    InvalidJson,
-    NotFound,
-)
+from connector_telemetry.errors import BadRequest, NotFound
 from connector_telemetry.numbers import wire
 from connector_telemetry.service import clock
-from connector_telemetry.service.models import EventMeta, IngestResult, NewEvent
+from connector_telemetry.service.ingest import decode_cursor, encode_cursor, fingerprint, read_items
+from connector_telemetry.service.models import IngestResult, NewEvent
 from connector_telemetry.store.base import Store
 
 KINDS: tuple[str, ...] = (
@@ -113,33 +106,7 @@ def check_event(index: int, item: Any) -> NewEvent:
 def parse_batch(body: bytes, content_type: str, max_events: int) -> list[NewEvent]:
     """Parse a JSON array or NDJSON body into validated events, or raise with the
     index and field of the first bad one."""
-    if not body.strip():
-        raise InvalidJson("request body is empty; send a JSON array of events")
-    if content_type == "application/x-ndjson":
-        items: list[Any] = []
-        for line_no, line in enumerate(body.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                items.append(orjson.loads(line))
-            except orjson.JSONDecodeError as exc:
-                raise InvalidJson(
-                    f"events[{len(items)}] (line {line_no}): invalid JSON: {exc}"
-                ) from exc
-    else:
-        try:
-            parsed = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise InvalidJson(f"request body is not valid JSON: {exc}") from exc
-        if not isinstance(parsed, list):
-            raise InvalidJson("request body must be a JSON array of events")
-        items = parsed
-    if not items:
-        raise BadRequest("the batch is empty; send at least one event")
-    if len(items) > max_events:
-        raise BatchTooLarge(
-            f"the batch has {len(items)} events; at most {max_events} are accepted in one request"
-        )
+    items = read_items(body, content_type, max_events, "events")
     return [check_event(i, item) for i, item in enumerate(items)]
 
 
@@ -158,47 +125,31 @@ class ListQuery:
     t_to: float
     kind: str | None
     limit: int
-    after: tuple[float, float] | None
 
     def fingerprint(self) -> bytes:
-        raw = orjson.dumps([repr(self.t_from), repr(self.t_to), self.kind])
-        return hashlib.blake2b(raw, digest_size=6).digest()
-
-
-def encode_cursor(query: ListQuery, last: EventMeta | tuple[float, float]) -> str:
-    t, n = (last.t, last.n) if isinstance(last, EventMeta) else last
-    raw = orjson.dumps([t, n]) + b"|" + query.fingerprint()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(query: ListQuery, cursor: str) -> tuple[float, float]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        body, fingerprint = raw[:-7], raw[-7:]
-        t, n = orjson.loads(body)
-        if fingerprint[:1] != b"|":
-            raise ValueError
-        key = (float(t), float(n))
-    except (ValueError, TypeError, orjson.JSONDecodeError) as exc:
-        raise InvalidCursor(f"cursor: not a cursor issued by this service: {cursor!r}") from exc
-    if fingerprint[1:] != query.fingerprint():
-        raise InvalidCursor("cursor: issued for another query; repeat the same from, to and k")
-    return key
+        return fingerprint(self.t_from, self.t_to, self.kind)
 
 
 def list_events(
     store: Store, account_id: str, connector_id: str, query: ListQuery, cursor: str | None
 ) -> dict[str, Any]:
-    after = None if cursor is None else decode_cursor(query, cursor)
+    after = None if cursor is None else decode_cursor(query.fingerprint(), cursor, 2)
     rows = store.list_events(
-        account_id, connector_id, query.t_from, query.t_to, query.kind, after, query.limit + 1
+        account_id,
+        connector_id,
+        query.t_from,
+        query.t_to,
+        query.kind,
+        (after[0], after[1]) if after else None,
+        query.limit + 1,
     )
     result: dict[str, Any] = {
         "count": min(len(rows), query.limit),
         "items": [row.to_wire() for row in rows[: query.limit]],
     }
     if len(rows) > query.limit:
-        result["cursor"] = encode_cursor(query, rows[query.limit - 1])
+        last = rows[query.limit - 1]
+        result["cursor"] = encode_cursor(query.fingerprint(), (last.t, last.n))
     return result
 
 

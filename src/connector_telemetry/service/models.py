@@ -9,7 +9,7 @@ import orjson
 
 from connector_telemetry.numbers import wire
 
-Permission = Literal["read", "write"]
+Permission = Literal["read", "write", "device"]
 PERMISSION_NAMES: dict[str, Permission] = {"Magic WAN Read": "read", "Magic WAN Write": "write"}
 PERMISSION_LABELS: dict[Permission, str] = {v: k for k, v in PERMISSION_NAMES.items()}
 
@@ -19,9 +19,10 @@ DEVICE_TYPES = ("MANAGED", "LICENSED")
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: an API token (one account) or a user key (its accounts)."""
+    """Who is calling: an API token (one account), a user key (its accounts), or a
+    connector's license key (``device``: its own connector only, ``id`` is its id)."""
 
-    kind: Literal["token", "user"]
+    kind: Literal["token", "user", "device"]
     id: str
     grants: dict[str, Permission]
     expires_at: float | None = None
@@ -107,6 +108,31 @@ class NewEvent:
     ) -> None:
         self.index, self.t, self.n, self.k, self.e_json, self.v = index, t, n, k, e_json, v
         self.doc = None if n is None else event_doc(self, n)
+
+
+class NewSnapshot:
+    """One validated snapshot of an ingest batch, serialized as it will be served."""
+
+    __slots__ = ("doc", "index", "t", "v")
+
+    def __init__(self, index: int, t: float, v: str, doc: bytes) -> None:
+        self.index, self.t, self.v, self.doc = index, t, v, doc
+
+
+@dataclass(frozen=True)
+class Interrupt:
+    id: int
+    action: str
+    purge: bool
+    submitted_at: str
+    triggered_at: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": str(self.id), "submitted_at": self.submitted_at}
+        if self.triggered_at is not None:
+            out["triggered_at"] = self.triggered_at
+        out[self.action] = {"purge": self.purge}
+        return out
 
 
 @dataclass(frozen=True)

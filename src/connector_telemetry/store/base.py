@@ -12,7 +12,9 @@ from connector_telemetry.service.models import (
     Connector,
     EventMeta,
     IngestResult,
+    Interrupt,
     NewEvent,
+    NewSnapshot,
     Permission,
     Token,
     User,
@@ -34,6 +36,7 @@ class Store(Protocol):
     def find_token(self, secret_hash: bytes) -> tuple[Token, bytes] | None: ...
     def create_user(self, user: User, created_at: str) -> None: ...
     def find_user(self, email: str) -> User | None: ...
+    def find_license(self, key_hash: bytes) -> tuple[str, str] | None: ...
 
     # connectors
     def list_connectors(self, account_id: str, device_type: str | None) -> list[Connector]: ...
@@ -61,6 +64,35 @@ class Store(Protocol):
     def get_event(
         self, account_id: str, connector_id: str, keys: list[tuple[float, float]]
     ) -> bytes | None: ...
+
+    # telemetry snapshots
+    def record_snapshots(
+        self,
+        account_id: str,
+        connector_id: str,
+        snapshots: list[NewSnapshot],
+        collected_at: float,
+    ) -> IngestResult: ...
+    def list_snapshots(
+        self,
+        account_id: str,
+        connector_id: str,
+        t_from: float,
+        t_to: float,
+        after: float | None,
+        limit: int,
+    ) -> list[tuple[float, float]]: ...
+    def latest_snapshots(self, account_id: str, connector_id: str, limit: int) -> list[bytes]: ...
+    def get_snapshot(self, account_id: str, connector_id: str, t: float) -> bytes | None: ...
+
+    # interrupts
+    def create_interrupt(
+        self, account_id: str, connector_id: str, action: str, purge: bool, submitted_at: str
+    ) -> Interrupt: ...
+    def list_interrupts(self, account_id: str, connector_id: str) -> list[Interrupt]: ...
+    def pick_up_interrupts(
+        self, account_id: str, connector_id: str, triggered_at: str
+    ) -> list[Interrupt]: ...
 
 
 __all__ = ["Permission", "Store"]

@@ -13,22 +13,25 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
+from typing import Any
 
 import orjson
 
 from connector_telemetry.errors import Conflict, NotFound
+from connector_telemetry.service.clock import rfc3339
 from connector_telemetry.service.models import (
     Connector,
     EventMeta,
     IngestResult,
+    Interrupt,
     NewEvent,
+    NewSnapshot,
     Token,
     User,
     event_doc,
     same_content,
 )
 
-SCHEMA_VERSION = 1
 _CONNECTOR_COLUMNS = (
     "account_id, id, activated, days_of_week, duration_hours, embargo_dates, hour_of_day, "
     "notes, timezone, device_id, device_serial, device_type, last_updated, last_heartbeat, "
@@ -47,6 +50,9 @@ def _migrations() -> list[tuple[int, str]]:
         if entry.name.endswith(".sql"):
             found.append((int(entry.name.split("_", 1)[0]), entry.read_text()))
     return sorted(found)
+
+
+SCHEMA_VERSION = _migrations()[-1][0]
 
 
 class SQLiteStore:
@@ -203,6 +209,16 @@ class SQLiteStore:
             )
             conn.execute("UPDATE credentials_version SET version = version + 1")
 
+    @staticmethod
+    def _bump_credentials(conn: sqlite3.Connection) -> None:
+        conn.execute("UPDATE credentials_version SET version = version + 1")
+
+    def find_license(self, key_hash: bytes) -> tuple[str, str] | None:
+        row = self.reader.execute(
+            "SELECT account_id, id FROM connectors WHERE license_key_hash=?", (key_hash,)
+        ).fetchone()
+        return None if row is None else (row[0], row[1])
+
     def find_user(self, email: str) -> User | None:
         row = self.reader.execute(
             "SELECT id, email, key_hash FROM users WHERE email=?", (email,)
@@ -292,6 +308,7 @@ class SQLiteStore:
                 "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 self._connector_values(connector),
             )
+            self._bump_credentials(conn)
 
     def get_connector(self, account_id: str, connector_id: str) -> Connector | None:
         row = self.reader.execute(
@@ -312,6 +329,7 @@ class SQLiteStore:
             )
             if cur.rowcount != 1:
                 raise NotFound(f"connector {connector.id} not found")
+            self._bump_credentials(conn)
 
     def delete_connector(self, account_id: str, connector_id: str) -> Connector | None:
         with self._write() as conn:
@@ -324,6 +342,7 @@ class SQLiteStore:
             conn.execute(
                 "DELETE FROM connectors WHERE account_id=? AND id=?", (account_id, connector_id)
             )
+            self._bump_credentials(conn)
             return self._connector(row)
 
     def device_in_use(self, account_id: str, device_id: str | None, serial: str | None) -> bool:
@@ -357,7 +376,28 @@ class SQLiteStore:
                 conn.execute("ROLLBACK TO batch")
                 duplicates += self._insert_checking(conn, rows, events)
             conn.execute("RELEASE batch")
+            self._heartbeat(conn, cpk, events, collected_at)
             return IngestResult(accepted=len(events) - duplicates, duplicates=duplicates)
+
+    @staticmethod
+    def _heartbeat(
+        conn: sqlite3.Connection,
+        cpk: int,
+        items: list[NewEvent] | list[NewSnapshot],
+        collected_at: float,
+    ) -> None:
+        """Ingest is a sign of life; the newest item's version is the one last seen,
+        unless telemetry recorded later was already seen (an agent replaying its spool)."""
+        versioned = [(item.t, item.v) for item in items if item.v is not None]
+        newest_t, newest_v = max(versioned) if versioned else (None, None)
+        conn.execute(
+            "UPDATE connectors SET last_heartbeat = ?, "
+            "last_seen_version = CASE WHEN ?2 IS NOT NULL AND (last_seen_t IS NULL OR "
+            "?2 >= last_seen_t) THEN ?3 ELSE last_seen_version END, "
+            "last_seen_t = CASE WHEN ?2 IS NOT NULL AND (last_seen_t IS NULL OR "
+            "?2 >= last_seen_t) THEN ?2 ELSE last_seen_t END WHERE pk = ?4",
+            (rfc3339(collected_at), newest_t, newest_v, cpk),
+        )
 
     @staticmethod
     def _number_and_dedupe(
@@ -489,3 +529,135 @@ class SQLiteStore:
                 return row[0]  # type: ignore[no-any-return]
         self._forget_pk(account_id, connector_id)
         return None
+
+    # -- telemetry snapshots --------------------------------------------------
+
+    def record_snapshots(
+        self,
+        account_id: str,
+        connector_id: str,
+        snapshots: list[NewSnapshot],
+        collected_at: float,
+    ) -> IngestResult:
+        with self._write() as conn:
+            cpk = self._connector_pk(conn, account_id, connector_id)
+            rows: list[tuple[int, float, float, bytes]] = []
+            seen: dict[float, NewSnapshot] = {}
+            for snap in snapshots:
+                earlier = seen.get(snap.t)
+                if earlier is not None:
+                    if not same_content(earlier.doc, snap.doc):
+                        raise Conflict(
+                            f"snapshots[{snap.index}]: same t as snapshots[{earlier.index}] "
+                            "with different content"
+                        )
+                    continue
+                seen[snap.t] = snap
+                rows.append((cpk, snap.t, collected_at, snap.doc))
+            duplicates = len(snapshots) - len(rows)
+            conn.execute("SAVEPOINT batch")
+            try:
+                conn.executemany("INSERT INTO snapshots VALUES (?, ?, ?, ?)", rows)
+            except sqlite3.IntegrityError:
+                conn.execute("ROLLBACK TO batch")
+                for row in rows:
+                    cur = conn.execute("INSERT OR IGNORE INTO snapshots VALUES (?, ?, ?, ?)", row)
+                    if cur.rowcount == 1:
+                        continue
+                    (stored,) = conn.execute(
+                        "SELECT doc FROM snapshots WHERE cpk=? AND t=?", row[:2]
+                    ).fetchone()
+                    if not same_content(stored, row[3]):
+                        raise Conflict(
+                            f"snapshots[{seen[row[1]].index}]: a snapshot with t={row[1]:g} "
+                            "is already stored with different content"
+                        ) from None
+                    duplicates += 1
+            conn.execute("RELEASE batch")
+            self._heartbeat(conn, cpk, snapshots, collected_at)
+            return IngestResult(accepted=len(snapshots) - duplicates, duplicates=duplicates)
+
+    def list_snapshots(
+        self,
+        account_id: str,
+        connector_id: str,
+        t_from: float,
+        t_to: float,
+        after: float | None,
+        limit: int,
+    ) -> list[tuple[float, float]]:
+        cpk = self._reader_pk(account_id, connector_id)
+        sql = "SELECT a, t FROM snapshots WHERE cpk=? AND t>=? AND t<=?"
+        args: list[object] = [cpk, t_from, t_to]
+        if after is not None:
+            sql += " AND t > ?"
+            args.append(after)
+        rows = self.reader.execute(sql + " ORDER BY t LIMIT ?", [*args, limit]).fetchall()
+        if not rows:
+            self._forget_pk(account_id, connector_id)
+        return [(a, t) for a, t in rows]
+
+    def latest_snapshots(self, account_id: str, connector_id: str, limit: int) -> list[bytes]:
+        cpk = self._reader_pk(account_id, connector_id)
+        rows = self.reader.execute(
+            "SELECT doc FROM snapshots WHERE cpk=? ORDER BY t DESC LIMIT ?", (cpk, limit)
+        ).fetchall()
+        if not rows:
+            self._forget_pk(account_id, connector_id)
+        return [doc for (doc,) in rows]
+
+    def get_snapshot(self, account_id: str, connector_id: str, t: float) -> bytes | None:
+        cpk = self._reader_pk(account_id, connector_id)
+        row = self.reader.execute(
+            "SELECT doc FROM snapshots WHERE cpk=? AND t=?", (cpk, t)
+        ).fetchone()
+        if row is None:
+            self._forget_pk(account_id, connector_id)
+            return None
+        return row[0]  # type: ignore[no-any-return]
+
+    # -- interrupts -----------------------------------------------------------
+
+    _INTERRUPT = "SELECT id, action, purge, submitted_at, triggered_at FROM interrupts"
+
+    @staticmethod
+    def _interrupt(row: tuple[Any, ...]) -> Interrupt:
+        return Interrupt(int(row[0]), str(row[1]), bool(row[2]), str(row[3]), row[4])
+
+    def create_interrupt(
+        self, account_id: str, connector_id: str, action: str, purge: bool, submitted_at: str
+    ) -> Interrupt:
+        with self._write() as conn:
+            cpk = self._connector_pk(conn, account_id, connector_id)
+            try:
+                cur = conn.execute(
+                    "INSERT INTO interrupts (cpk, action, purge, submitted_at) VALUES (?, ?, ?, ?)",
+                    (cpk, action, int(purge), submitted_at),
+                )
+            except sqlite3.IntegrityError:
+                raise Conflict(
+                    f"connector {connector_id} already has a pending interrupt; it must be "
+                    "picked up before another is submitted"
+                ) from None
+            return Interrupt(int(cur.lastrowid or 0), action, purge, submitted_at)
+
+    def list_interrupts(self, account_id: str, connector_id: str) -> list[Interrupt]:
+        conn = self.reader
+        cpk = self._connector_pk(conn, account_id, connector_id)
+        rows = conn.execute(self._INTERRUPT + " WHERE cpk=? ORDER BY id", (cpk,)).fetchall()
+        return [self._interrupt(row) for row in rows]
+
+    def pick_up_interrupts(
+        self, account_id: str, connector_id: str, triggered_at: str
+    ) -> list[Interrupt]:
+        with self._write() as conn:
+            cpk = self._connector_pk(conn, account_id, connector_id)
+            rows = conn.execute(
+                self._INTERRUPT + " WHERE cpk=? AND triggered_at IS NULL ORDER BY id", (cpk,)
+            ).fetchall()
+            conn.execute(
+                "UPDATE interrupts SET triggered_at=? WHERE cpk=? AND triggered_at IS NULL",
+                (triggered_at, cpk),
+            )
+            conn.execute("UPDATE connectors SET last_heartbeat=? WHERE pk=?", (triggered_at, cpk))
+        return [Interrupt(int(r[0]), str(r[1]), bool(r[2]), str(r[3]), triggered_at) for r in rows]

@@ -1,0 +1,70 @@
+"""What event and snapshot ingest share: reading a JSON array or NDJSON body, and
+the opaque keyset cursors of the telemetry lists."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import Any
+
+import orjson
+
+from connector_telemetry.errors import BadRequest, BatchTooLarge, InvalidCursor, InvalidJson
+
+NDJSON = "application/x-ndjson"
+
+
+def read_items(body: bytes, content_type: str, max_items: int, noun: str) -> list[Any]:
+    """The items of a JSON array or NDJSON body; errors name the item (``events[3]``)."""
+    if not body.strip():
+        raise InvalidJson(f"request body is empty; send a JSON array of {noun}")
+    if content_type == NDJSON:
+        items: list[Any] = []
+        for line_no, line in enumerate(body.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                items.append(orjson.loads(line))
+            except orjson.JSONDecodeError as exc:
+                raise InvalidJson(
+                    f"{noun}[{len(items)}] (line {line_no}): invalid JSON: {exc}"
+                ) from exc
+    else:
+        try:
+            parsed = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidJson(f"request body is not valid JSON: {exc}") from exc
+        if not isinstance(parsed, list):
+            raise InvalidJson(f"request body must be a JSON array of {noun}")
+        items = parsed
+    if not items:
+        raise BadRequest(f"the batch is empty; send at least one of {noun}")
+    if len(items) > max_items:
+        raise BatchTooLarge(
+            f"the batch has {len(items)} {noun}; at most {max_items} are accepted in one request"
+        )
+    return items
+
+
+def fingerprint(*query: object) -> bytes:
+    return hashlib.blake2b(orjson.dumps([repr(q) for q in query]), digest_size=6).digest()
+
+
+def encode_cursor(query: bytes, key: tuple[float, ...]) -> str:
+    raw = orjson.dumps(list(key)) + b"|" + query
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(query: bytes, cursor: str, size: int) -> tuple[float, ...]:
+    """The key a cursor continues after; 400 unless we issued it for this very query."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        body, mark, issued_for = raw[:-7], raw[-7:-6], raw[-6:]
+        key = tuple(float(x) for x in orjson.loads(body))
+        if mark != b"|" or len(key) != size:
+            raise ValueError
+    except (ValueError, TypeError, orjson.JSONDecodeError) as exc:
+        raise InvalidCursor(f"cursor: not a cursor issued by this service: {cursor!r}") from exc
+    if issued_for != query:
+        raise InvalidCursor("cursor: issued for another query; repeat the same from, to and k")
+    return key
