@@ -8,12 +8,19 @@ and ``__call__`` (ASGI: tests, uvicorn, anything else) are thin adapters.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import uuid
 from typing import Any
 
 from connector_telemetry import envelope
-from connector_telemetry.api import connectors, events, interrupts, openapi, snapshots, tokens
+from connector_telemetry.api import (
+    connectors,
+    events,
+    health,
+    interrupts,
+    openapi,
+    snapshots,
+    tokens,
+)
 from connector_telemetry.api.auth import authorize
 from connector_telemetry.api.context import Context
 from connector_telemetry.api.request import Headers, Request
@@ -49,6 +56,8 @@ class App:
     ) -> Response | tuple[Route, Request]:
         """Route and authenticate. Reads are answered right here, with no coroutine;
         what needs the body or the writer thread goes on to ``finish``."""
+        if path in health.CHECKS:
+            return health.answer(self.ctx, method, path)
         try:
             route, params = self.router.match(method, path)
             req = Request(method, path, query, headers, b"")
@@ -86,12 +95,11 @@ class App:
             return prepared
         return await self.finish(prepared[0], prepared[1], body)
 
-    @staticmethod
-    def _fail(exc: Exception, method: str, path: str) -> Response:
+    def _fail(self, exc: Exception, method: str, path: str) -> Response:
         """The one place an exception becomes an answer."""
         if isinstance(exc, ApiError):
             err = exc
-        elif isinstance(exc, sqlite3.OperationalError):
+        elif isinstance(exc, self.ctx.store.unavailable_errors):
             log.warning("store busy on %s %s: %s", method, path, exc)
             err = Unavailable("the store is busy; retry shortly")
         else:

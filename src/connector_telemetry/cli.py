@@ -41,7 +41,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from connector_telemetry.server import serve
 
     settings = Settings.from_env(
-        os.environ, db=args.db, host=args.host, port=args.port, workers=args.workers
+        os.environ,
+        db=args.db,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        retention_days=args.retention_days,
     )
     return serve(settings, demo=args.demo)
 
@@ -99,6 +104,51 @@ def cmd_users_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from connector_telemetry.service.progress import Progress
+    from connector_telemetry.service.transfer import export_account
+
+    _, store = _store(args)
+    progress = Progress("export", enabled=None if not args.quiet else False)
+    if args.output in (None, "-"):
+        lines = export_account(store, args.account, sys.stdout.buffer, progress)
+    else:
+        with open(args.output, "wb") as out:
+            lines = export_account(store, args.account, out, progress)
+    _err(f"exported {lines} records of account {args.account}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from connector_telemetry.service.progress import Progress
+    from connector_telemetry.service.transfer import import_account
+
+    _, store = _store(args)
+    progress = Progress("import", enabled=None if not args.quiet else False)
+    if args.input in (None, "-"):
+        counts = import_account(store, sys.stdin.buffer, progress)
+    else:
+        with open(args.input, "rb") as stream:
+            counts = import_account(store, stream, progress)
+    _err("imported " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items()))
+    return 0
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    import time
+
+    from connector_telemetry.service.retention import purge
+
+    _, store = _store(args)
+    while True:
+        gone = purge(store, args.retention_days)
+        if gone:
+            _err(f"purged {gone} events and snapshots older than {args.retention_days} days")
+        if not args.every:
+            return 0
+        time.sleep(args.every)
+
+
 def cmd_db_migrate(args: argparse.Namespace) -> int:
     _, store = _store(args)
     _err(f"schema is at version {store.migrate()}")
@@ -117,6 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, help="worker processes (default: CPU cores)")
     serve.add_argument(
         "--demo", action="store_true", help="fill a fresh database with a small demo fleet"
+    )
+    serve.add_argument(
+        "--retention-days",
+        type=float,
+        help="purge telemetry recorded more than N days ago (default: keep all)",
     )
     serve.set_defaults(func=cmd_serve)
 
@@ -159,6 +214,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="an account the user can use (repeat for several)",
     )
     create.set_defaults(func=cmd_users_create)
+
+    export = sub.add_parser("export", help="write an account's data as NDJSON")
+    _add_db(export)
+    export.add_argument("--account", required=True)
+    export.add_argument("--output", "-o", help="file to write (default: stdout)")
+    export.add_argument("--quiet", action="store_true", help="no progress bar")
+    export.set_defaults(func=cmd_export)
+    imp = sub.add_parser("import", help="read an export into this store (idempotent)")
+    _add_db(imp)
+    imp.add_argument("input", nargs="?", help="file to read (default: stdin)")
+    imp.add_argument("--quiet", action="store_true", help="no progress bar")
+    imp.set_defaults(func=cmd_import)
+    purge = sub.add_parser("purge", help="delete telemetry older than the retention")
+    _add_db(purge)
+    purge.add_argument("--retention-days", type=float, required=True)
+    purge.add_argument("--every", type=float, help="repeat every N seconds (default: once)")
+    purge.set_defaults(func=cmd_purge)
 
     db = sub.add_parser("db", help="database maintenance").add_subparsers(
         dest="action", required=True

@@ -39,6 +39,12 @@ SETTINGS: tuple[Setting, ...] = (
         float,
     ),
     Setting("busy_timeout_ms", 10_000, "How long SQLite waits for a lock before failing.", int),
+    Setting(
+        "retention_days",
+        0.0,
+        "Purge events and snapshots recorded more than this many days ago; 0 keeps all.",
+        float,
+    ),
 )
 
 
@@ -53,6 +59,7 @@ class Settings:
     max_body_bytes: int = 64 * 1024 * 1024
     auth_cache_seconds: float = 5.0
     busy_timeout_ms: int = 10_000
+    retention_days: float = 0.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:

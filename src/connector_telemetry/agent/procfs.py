@@ -186,7 +186,12 @@ def read_diskstats(procfs: str) -> list[DiskStat]:
             continue
         values = [int(p) for p in parts[3:]]
         out.append(
-            DiskStat(int(parts[0]), int(parts[1]), parts[2], dict(zip(DISKSTAT_COLUMNS, values)))
+            DiskStat(
+                int(parts[0]),
+                int(parts[1]),
+                parts[2],
+                dict(zip(DISKSTAT_COLUMNS, values, strict=False)),
+            )
         )
     return out
 
@@ -221,7 +226,7 @@ def read_net_dev(procfs: str) -> dict[str, dict[str, int]]:
         name, sep, rest = line.partition(":")
         values = rest.split()
         if sep and len(values) >= len(NETDEV_COLUMNS):
-            out[name.strip()] = dict(zip(NETDEV_COLUMNS, (int(v) for v in values)))
+            out[name.strip()] = dict(zip(NETDEV_COLUMNS, (int(v) for v in values), strict=False))
     return out
 
 
@@ -234,12 +239,12 @@ def read_net_snmp(procfs: str) -> dict[str, dict[str, int]]:
     text = read_text(os.path.join(procfs, "net", "snmp"))
     lines = (text or "").splitlines()
     out: dict[str, dict[str, int]] = {}
-    for header, values in zip(lines[::2], lines[1::2]):
+    for header, values in zip(lines[::2], lines[1::2], strict=False):
         section, _, names = header.partition(":")
         vsection, _, nums = values.partition(":")
         if section != vsection:
             raise ValueError(f"net/snmp: header {section!r} followed by {vsection!r}")
-        out[section] = dict(zip(names.split(), (int(v) for v in nums.split())))
+        out[section] = dict(zip(names.split(), (int(v) for v in nums.split()), strict=True))
     return out
 
 

@@ -3,6 +3,7 @@ RSGI interface (one process per worker, each with its own reader connection)."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from functools import partial
 
@@ -77,5 +78,28 @@ def serve(settings: Settings, demo: bool = False) -> int:
         # (granian falls back to asyncio by itself where unsupported, Python >= 3.12).
         task_impl=TaskImpl.rust if sys.version_info < (3, 12) else TaskImpl.asyncio,
     )
-    server.serve(target_loader=partial(_load_app, settings), wrap_loader=False)
+    purger = None
+    if settings.retention_days > 0:
+        # A child process (started before granian forks its workers) purges every 5 minutes
+        # in bounded batches; only one per node, whatever the number of workers.
+        purger = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "connector_telemetry",
+                "purge",
+                "--db",
+                settings.db,
+                "--retention-days",
+                str(settings.retention_days),
+                "--every",
+                "300",
+            ]
+        )
+    try:
+        server.serve(target_loader=partial(_load_app, settings), wrap_loader=False)
+    finally:
+        if purger is not None:
+            purger.terminate()
+            purger.wait(10)
     return 0

@@ -22,7 +22,14 @@ from connector_telemetry.service.models import (
 
 
 class Store(Protocol):
+    #: Driver exceptions that mean "busy or unreachable, retry later" (answered 503).
+    unavailable_errors: tuple[type[Exception], ...]
+    #: The newest schema version this code knows (its last migration).
+    known_schema_version: int
+
     def migrate(self) -> int: ...
+    def schema_version(self) -> int: ...
+    def ping(self) -> None: ...
     def close(self) -> None: ...
     def is_empty(self) -> bool: ...
     def credentials_version(self) -> int: ...
@@ -93,6 +100,41 @@ class Store(Protocol):
     def pick_up_interrupts(
         self, account_id: str, connector_id: str, triggered_at: str
     ) -> list[Interrupt]: ...
+
+    # retention, export and import
+    def purge_telemetry(self, before_t: float, batch: int) -> int:
+        """Delete at most ``batch`` events and snapshots recorded before ``before_t``
+        (whole partitions where the store has them); returns how many went. Callers
+        loop until it returns 0. Connectors, credentials and interrupts are never purged."""
+        ...
+
+    def export_events(
+        self, account_id: str, connector_id: str, after: tuple[float, float] | None, limit: int
+    ) -> list[tuple[float, float, float, str, bytes]]:
+        """``(t, n, a, k, doc)`` oldest first after ``after``: for streaming exports."""
+        ...
+
+    def export_snapshots(
+        self, account_id: str, connector_id: str, after: float | None, limit: int
+    ) -> list[tuple[float, float, bytes]]:
+        """``(t, a, doc)`` oldest first after ``after``."""
+        ...
+
+    def import_connector(self, connector: Connector) -> bool:
+        """Store a connector as exported (its id, device, license hash); False when a
+        connector with that id is already in the account (left as it is)."""
+        ...
+
+    def import_events(
+        self, account_id: str, connector_id: str, rows: list[tuple[float, float, float, str, bytes]]
+    ) -> int:
+        """Store ``(t, n, a, k, doc)`` rows as exported, skipping keys already stored;
+        returns how many were new."""
+        ...
+
+    def import_snapshots(
+        self, account_id: str, connector_id: str, rows: list[tuple[float, float, bytes]]
+    ) -> int: ...
 
 
 __all__ = ["Permission", "Store"]

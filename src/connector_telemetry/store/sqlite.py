@@ -56,6 +56,9 @@ SCHEMA_VERSION = _migrations()[-1][0]
 
 
 class SQLiteStore:
+    unavailable_errors: tuple[type[Exception], ...] = (sqlite3.OperationalError,)
+    known_schema_version = SCHEMA_VERSION
+
     def __init__(self, path: str, *, busy_timeout_ms: int = 10_000, synchronous: str = "FULL"):
         self.path = path
         self._busy_ms = busy_timeout_ms
@@ -128,6 +131,9 @@ class SQLiteStore:
                             conn.execute(statement)
                     conn.execute("INSERT INTO schema_version VALUES (?)", (version,))
             return max(current, SCHEMA_VERSION)
+
+    def ping(self) -> None:
+        self.reader.execute("SELECT 1").fetchone()
 
     def is_empty(self) -> bool:
         return self.reader.execute("SELECT 1 FROM accounts LIMIT 1").fetchone() is None
@@ -661,3 +667,85 @@ class SQLiteStore:
             )
             conn.execute("UPDATE connectors SET last_heartbeat=? WHERE pk=?", (triggered_at, cpk))
         return [Interrupt(int(r[0]), str(r[1]), bool(r[2]), str(r[3]), triggered_at) for r in rows]
+
+    # -- retention, export and import ----------------------------------------
+
+    def purge_telemetry(self, before_t: float, batch: int) -> int:
+        """Bounded deletes, one short write transaction each, so ingest is never
+        blocked for long: the caller loops (yielding the lock) until 0."""
+        gone = 0
+        for table, key in (("events", "cpk, t, n"), ("snapshots", "cpk, t")):
+            with self._write() as conn:
+                cur = conn.execute(
+                    f"DELETE FROM {table} WHERE ({key}) IN "
+                    f"(SELECT {key} FROM {table} WHERE t < ? LIMIT ?)",
+                    (before_t, batch - gone),
+                )
+                gone += cur.rowcount
+            if gone >= batch:
+                break
+        return gone
+
+    def export_events(
+        self, account_id: str, connector_id: str, after: tuple[float, float] | None, limit: int
+    ) -> list[tuple[float, float, float, str, bytes]]:
+        cpk = self._connector_pk(self.reader, account_id, connector_id)
+        sql = "SELECT t, n, a, k, doc FROM events WHERE cpk=?"
+        args: list[object] = [cpk]
+        if after is not None:
+            sql += " AND (t, n) > (?, ?)"
+            args += after
+        rows = self.reader.execute(sql + " ORDER BY t, n LIMIT ?", [*args, limit]).fetchall()
+        return [tuple(row) for row in rows]
+
+    def export_snapshots(
+        self, account_id: str, connector_id: str, after: float | None, limit: int
+    ) -> list[tuple[float, float, bytes]]:
+        cpk = self._connector_pk(self.reader, account_id, connector_id)
+        sql = "SELECT t, a, doc FROM snapshots WHERE cpk=?"
+        args: list[object] = [cpk]
+        if after is not None:
+            sql += " AND t > ?"
+            args.append(after)
+        rows = self.reader.execute(sql + " ORDER BY t LIMIT ?", [*args, limit]).fetchall()
+        return [tuple(row) for row in rows]
+
+    def import_connector(self, connector: Connector) -> bool:
+        with self._write() as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM connectors WHERE account_id=? AND id=?",
+                (connector.account_id, connector.id),
+            ).fetchone()
+            if exists:
+                return False
+            conn.execute(
+                f"INSERT INTO connectors ({_CONNECTOR_COLUMNS}) VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                self._connector_values(connector),
+            )
+            self._bump_credentials(conn)
+            return True
+
+    def import_events(
+        self, account_id: str, connector_id: str, rows: list[tuple[float, float, float, str, bytes]]
+    ) -> int:
+        with self._write() as conn:
+            cpk = self._connector_pk(conn, account_id, connector_id)
+            before = conn.total_changes
+            conn.executemany(
+                "INSERT OR IGNORE INTO events (cpk, t, n, a, k, doc) VALUES (?, ?, ?, ?, ?, ?)",
+                [(cpk, *row) for row in rows],
+            )
+            return conn.total_changes - before
+
+    def import_snapshots(
+        self, account_id: str, connector_id: str, rows: list[tuple[float, float, bytes]]
+    ) -> int:
+        with self._write() as conn:
+            cpk = self._connector_pk(conn, account_id, connector_id)
+            before = conn.total_changes
+            conn.executemany(
+                "INSERT OR IGNORE INTO snapshots (cpk, t, a, doc) VALUES (?, ?, ?, ?)",
+                [(cpk, *row) for row in rows],
+            )
+            return conn.total_changes - before

@@ -1,0 +1,3 @@
+from connector_telemetry.agent.cli import main
+
+raise SystemExit(main())

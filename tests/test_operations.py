@@ -1,0 +1,214 @@
+"""Operability: health checks, migrations, retention, export/import, graceful stop."""
+
+from __future__ import annotations
+
+import http.client
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from conftest import LiveServer, Tenant, make_tenant, start_server, stop_server
+from connector_telemetry.service import connectors, credentials, events, snapshots
+from connector_telemetry.settings import Settings
+from connector_telemetry.store import open_store
+from connector_telemetry.store.base import Store
+
+
+def ctel(*args: str, check: bool = True, **kw: Any) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "connector_telemetry", *args], capture_output=True, check=check, **kw
+    )
+
+
+def test_healthz_and_readyz(live: LiveServer) -> None:
+    alive = httpx.get(live.url + "/healthz")
+    assert alive.status_code == 200 and alive.json()["result"] == {"status": "alive"}
+    ready = httpx.get(live.url + "/readyz").json()["result"]
+    assert ready["status"] == "ready" and ready["schema_version"] >= 2
+    wrong = httpx.post(live.url + "/readyz")
+    assert wrong.status_code == 405 and wrong.json()["errors"][0]["code"] == 10405
+
+
+def _fill(store: Store) -> tuple[str, str]:
+    account = credentials.create_account(store)
+    connector, _ = connectors.create_connector(
+        store, account, {"device": {"provision_license": True}, "notes": "n"}
+    )
+    items = [
+        {
+            "e": {"k": "StartUpgrade", "url": "u", "x": [1, 2.5]},
+            "t": 1_700_000_000 + i,
+            "n": i % 3,
+            "v": "1",
+        }
+        for i in range(12_000)
+    ]
+    events.record_events(
+        store,
+        account,
+        connector.id,
+        events.parse_batch(orjson.dumps(items), "application/json", 20_000),
+    )
+    snaps = [
+        {
+            "t": 1_700_000_000 + 60 * i,
+            "v": "1",
+            "count_reclaim_failures": 0,
+            "count_reclaimed_paths": 0,
+            "count_record_failed": 0,
+            "count_transmit_failures": i,
+            "extra": {"k": i},
+        }
+        for i in range(50)
+    ]
+    snapshots.record_snapshots(
+        store,
+        account,
+        connector.id,
+        snapshots.parse_batch(orjson.dumps(snaps), "application/json", 100),
+    )
+    return account, connector.id
+
+
+def _dump(store: Store, account: str) -> Any:
+    out = []
+    for c in store.list_connectors(account, None):
+        evs = store.export_events(account, c.id, None, 10**9)
+        snaps = store.export_snapshots(account, c.id, None, 10**9)
+        out.append((c, evs, snaps))
+    return out
+
+
+def test_export_then_import_is_identical_and_idempotent(tmp_path: Path) -> None:
+    source = open_store(Settings(db=str(tmp_path / "a.db")))
+    source.migrate()
+    account, _ = _fill(source)
+    dump = tmp_path / "export.ndjson"
+    ctel("export", "--db", str(tmp_path / "a.db"), "--account", account, "-o", str(dump))
+    header = orjson.loads(dump.read_bytes().split(b"\n", 1)[0])
+    assert header["format"] == "ctel-export" and header["version"] == 1
+    target_db = str(tmp_path / "b.db")
+    first = ctel("import", "--db", target_db, str(dump))
+    assert b"1 connectors, 12000 events, 50 snapshots, 0 already present" in first.stderr
+    again = ctel("import", "--db", target_db, str(dump))
+    assert b"0 connectors, 0 events, 0 snapshots, 12051 already present" in again.stderr
+    target = open_store(Settings(db=target_db))
+    assert _dump(target, account) == _dump(source, account)
+    broken = tmp_path / "broken.ndjson"
+    broken.write_bytes(b'{"format":"other"}\n')
+    failed = ctel("import", "--db", target_db, str(broken), check=False)
+    assert failed.returncode == 1 and b"not a ctel export" in failed.stderr
+
+
+def test_upgrade_from_the_first_schema_keeps_data(tmp_path: Path) -> None:
+    db = tmp_path / "old.db"
+    conn = sqlite3.connect(db)
+    first = (
+        resources.files("connector_telemetry.store") / "migrations" / "0001_initial.sql"
+    ).read_text()
+    conn.executescript(
+        first + "CREATE TABLE schema_version (version INTEGER NOT NULL);"
+        "INSERT INTO schema_version VALUES (1);"
+    )
+    conn.execute("INSERT INTO accounts VALUES ('acc', 'Old', '2026-01-01T00:00:00.000000Z')")
+    conn.execute(
+        "INSERT INTO connectors (account_id, id, activated, days_of_week, duration_hours, "
+        "embargo_dates, hour_of_day, notes, timezone, device_id, device_type, last_updated) "
+        "VALUES ('acc', 'c1', 1, '[\"Monday\"]', 2, '[]', 3, 'kept', 'UTC', 'd1', 'MANAGED', "
+        "'2026-01-01T00:00:00.000000Z')"
+    )
+    doc = b'{"e":{"k":"Init"},"n":0,"t":5}'
+    conn.execute("INSERT INTO events VALUES (1, 5.0, 0.0, 6.0, 'Init', ?)", (doc,))
+    conn.commit()
+    conn.close()
+    migrated = ctel("db", "migrate", "--db", str(db))
+    assert b"version 2" in migrated.stderr
+    store = open_store(Settings(db=str(db)))
+    connector = store.get_connector("acc", "c1")
+    assert connector is not None and connector.notes == "kept"
+    assert store.get_event("acc", "c1", [(5.0, 0.0)]) == b'{"e":{"k":"Init"},"n":0,"t":5}'
+    assert store.list_snapshots("acc", "c1", 0, 10, None, 10) == []
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "new.db"
+    store = open_store(Settings(db=str(db)))
+    store.migrate()
+    store.close()
+    conn = sqlite3.connect(db)
+    conn.execute("INSERT INTO schema_version VALUES (99)")
+    conn.commit()
+    conn.close()
+    refused = ctel("serve", "--db", str(db), "--port", "1", check=False, timeout=30)
+    assert refused.returncode == 2
+    assert b"schema version 99, newer than this ctel knows" in refused.stderr
+
+
+def test_retention_purges_only_old_telemetry(tmp_path: Path) -> None:
+    db = tmp_path / "r.db"
+    store = open_store(Settings(db=str(db)))
+    store.migrate()
+    account, cid = _fill(store)  # all of it recorded in 2023
+    now = time.time()
+    recent = [{"e": {"k": "Init"}, "t": now - 60, "n": 0}]
+    events.record_events(
+        store, account, cid, events.parse_batch(orjson.dumps(recent), "application/json", 10)
+    )
+    store.create_interrupt(account, cid, "reboot", False, "2023-01-01T00:00:00.000000Z")
+    ctel("purge", "--db", str(db), "--retention-days", "30")
+    assert [row[0] for row in store.export_events(account, cid, None, 100)] == [now - 60]
+    assert store.export_snapshots(account, cid, None, 100) == []
+    assert store.get_connector(account, cid) is not None
+    assert len(store.list_interrupts(account, cid)) == 1
+
+
+def test_graceful_stop_finishes_in_flight_ingest(tmp_path: Path) -> None:
+    """SIGTERM while a 10,000-event batch is being processed: it is answered and stored."""
+    db = tmp_path / "g.db"
+    server = start_server(db)
+    try:
+        store = open_store(Settings(db=str(db)))
+        tenant: Tenant = make_tenant(store)
+        cid = httpx.post(
+            f"{server.api}/accounts/{tenant.account_id}/magic/connectors",
+            json={"device": {"id": "d"}},
+            headers=tenant.write,
+        ).json()["result"]["id"]
+        body = orjson.dumps(
+            [{"e": {"k": "Reconcile", "pad": "x" * 200}, "t": i, "n": 0} for i in range(10_000)]
+        )
+        conn = http.client.HTTPConnection(
+            "127.0.0.1", int(server.url.rsplit(":", 1)[1]), timeout=60
+        )
+        conn.request(
+            "POST",
+            f"/client/v4/accounts/{tenant.account_id}/magic/connectors/{cid}/telemetry/events",
+            body=body,
+            headers={**tenant.write, "Content-Type": "application/json"},
+        )
+        server.process.send_signal(signal.SIGTERM)  # the request is in flight
+        response = conn.getresponse()
+        assert response.status == 200
+        assert orjson.loads(response.read())["result"] == {"accepted": 10_000, "duplicates": 0}
+        conn.close()
+        assert server.process.wait(30) == 0
+        assert len(store.export_events(tenant.account_id, cid, None, 20_000)) == 10_000
+    finally:
+        if server.process.poll() is None:
+            stop_server(server)
+        else:
+            server.log.close()
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz"])
+def test_health_needs_no_credentials(live: LiveServer, path: str) -> None:
+    assert httpx.get(live.url + path).status_code == 200
