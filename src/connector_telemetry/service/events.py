@@ -100,7 +100,7 @@ def check_event(index: int, item: Any) -> NewEvent:
     v = item.get("v")
     if v is not None and not isinstance(v, str):
         raise _bad(index, "v", f"expected a string, got {orjson.dumps(v).decode()}")
-    return NewEvent(index, t, n, kind, orjson.dumps(e), v)
+    return NewEvent(index, t, n, kind, e, v)
 
 
 def parse_batch(body: bytes, content_type: str, max_events: int) -> list[NewEvent]:

@@ -101,12 +101,12 @@ class NewEvent:
     single writer only builds it for events it numbers itself.
     """
 
-    __slots__ = ("doc", "e_json", "index", "k", "n", "t", "v")
+    __slots__ = ("doc", "e", "index", "k", "n", "t", "v")
 
     def __init__(
-        self, index: int, t: float, n: float | None, k: str, e_json: bytes, v: str | None
+        self, index: int, t: float, n: float | None, k: str, e: dict[str, Any], v: str | None
     ) -> None:
-        self.index, self.t, self.n, self.k, self.e_json, self.v = index, t, n, k, e_json, v
+        self.index, self.t, self.n, self.k, self.e, self.v = index, t, n, k, e, v
         self.doc = None if n is None else event_doc(self, n)
 
 
@@ -156,12 +156,10 @@ def event_doc(event: NewEvent, n: float) -> bytes:
     """The stored, served form of an event: Get Event's ``result`` ``{e, n, t, v}``,
     with ``e`` exactly as sent. Built once at ingest so a read is one column copied
     into the envelope."""
-    parts = [b'{"e":', event.e_json, b',"n":', orjson.dumps(wire(n)), b',"t":']
-    parts.append(orjson.dumps(wire(event.t)))
+    doc: dict[str, Any] = {"e": event.e, "n": wire(n), "t": wire(event.t)}
     if event.v is not None:
-        parts += [b',"v":', orjson.dumps(event.v)]
-    parts.append(b"}")
-    return b"".join(parts)
+        doc["v"] = event.v
+    return orjson.dumps(doc)
 
 
 def same_content(stored: bytes, sent: bytes) -> bool:
