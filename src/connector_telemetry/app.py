@@ -81,6 +81,8 @@ class App:
                 if length and length.isdigit() and int(length) > limit:
                     raise PayloadTooLarge(f"request body over {limit} bytes")
                 req.body = await body()
+                if len(req.body) > limit:  # sent without Content-Length
+                    raise PayloadTooLarge(f"request body over {limit} bytes")
             if route.is_async:
                 return 200, _JSON, await route.handler(req)  # type: ignore[misc]
             return 200, _JSON, route.handler(req)  # type: ignore[return-value]

@@ -167,8 +167,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        client.close()
-        spool.close()
+        agent.close()
     return 0
 
 

@@ -53,6 +53,11 @@ class Agent:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
+    def close(self) -> None:
+        """Release the HTTP client and the spool's lock."""
+        self.client.close()
+        self.spool.close()
+
     def request_stop(self) -> None:
         """Ask :meth:`run_forever` to stop after the current step (signal-handler safe)."""
         self.stopping.set()

@@ -39,6 +39,21 @@ _SETTABLE: dict[str, Any] = {
     "notes": {"type": "string", "maxLength": 4096},
     "timezone": {"type": "string", "example": "Europe/Lisbon"},
 }
+
+
+def _page(item: str | dict[str, Any], *, cursor: bool) -> dict[str, Any]:
+    """A telemetry list's ``result``: ``{count, items, cursor?}``."""
+    items: dict[str, Any] = (
+        {"$ref": f"#/components/schemas/{item}"}
+        if isinstance(item, str)
+        else {"type": "object", "required": sorted(item), "properties": item}
+    )
+    props: dict[str, Any] = {"count": _NUM, "items": {"type": "array", "items": items}}
+    if cursor:
+        props["cursor"] = _STR
+    return {"type": "object", "required": ["count", "items"], "properties": props}
+
+
 SCHEMAS: dict[str, Any] = {
     "Error": {
         "type": "object",
@@ -139,30 +154,8 @@ SCHEMAS: dict[str, Any] = {
             "v": _STR,
         },
     },
-    "EventList": {
-        "type": "object",
-        "required": ["count", "items"],
-        "properties": {
-            "count": _NUM,
-            "cursor": _STR,
-            "items": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["a", "k", "n", "t"],
-                    "properties": {"a": _NUM, "k": _STR, "n": _NUM, "t": _NUM},
-                },
-            },
-        },
-    },
-    "EventLatest": {
-        "type": "object",
-        "required": ["count", "items"],
-        "properties": {
-            "count": _NUM,
-            "items": {"type": "array", "items": {"$ref": "#/components/schemas/RecordedEvent"}},
-        },
-    },
+    "EventList": _page({"a": _NUM, "k": _STR, "n": _NUM, "t": _NUM}, cursor=True),
+    "EventLatest": _page("RecordedEvent", cursor=False),
     "IngestResult": {
         "type": "object",
         "required": ["accepted", "duplicates"],
@@ -210,30 +203,8 @@ _ACTION = {
 SCHEMAS.update(_snapshot_schemas())
 SCHEMAS.update(
     {
-        "SnapshotList": {
-            "type": "object",
-            "required": ["count", "items"],
-            "properties": {
-                "count": _NUM,
-                "cursor": _STR,
-                "items": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "required": ["a", "t"],
-                        "properties": {"a": _NUM, "t": _NUM},
-                    },
-                },
-            },
-        },
-        "SnapshotLatest": {
-            "type": "object",
-            "required": ["count", "items"],
-            "properties": {
-                "count": _NUM,
-                "items": {"type": "array", "items": {"$ref": "#/components/schemas/Snapshot"}},
-            },
-        },
+        "SnapshotList": _page({"a": _NUM, "t": _NUM}, cursor=True),
+        "SnapshotLatest": _page("Snapshot", cursor=False),
         "InterruptCreate": {
             "type": "object",
             "minProperties": 1,

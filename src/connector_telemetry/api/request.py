@@ -43,6 +43,15 @@ class Request:
         raw = self.headers.get("content-type") or "application/json"
         return str(raw).split(";", 1)[0].strip().lower()
 
+    def ingest_type(self) -> str:
+        """The Content-Type of an ingest body: a JSON array or NDJSON (415 otherwise)."""
+        kind = self.content_type()
+        if kind not in ("application/json", "application/x-ndjson"):
+            raise UnsupportedMediaType(
+                f"Content-Type must be application/json or application/x-ndjson, got {kind!r}"
+            )
+        return kind
+
     def json(self) -> Any:
         kind = self.content_type()
         if kind != "application/json" and not kind.endswith("+json"):
@@ -75,6 +84,14 @@ def query_number(query: dict[str, str], name: str, *, required: bool) -> float |
     return value
 
 
+def query_range(query: dict[str, str]) -> tuple[float, float]:
+    """The required ``from`` and ``to`` of a telemetry list."""
+    t_from = query_number(query, "from", required=True)
+    t_to = query_number(query, "to", required=True)
+    assert t_from is not None and t_to is not None
+    return t_from, t_to
+
+
 def query_limit(query: dict[str, str], default: int, maximum: int) -> int:
     value = query_number(query, "limit", required=False)
     if value is None:
@@ -86,4 +103,4 @@ def query_limit(query: dict[str, str], default: int, maximum: int) -> int:
     return int(value)
 
 
-__all__ = ["BadRequest", "Request", "query_limit", "query_number"]
+__all__ = ["BadRequest", "Request", "query_limit", "query_number", "query_range"]

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from connector_telemetry import envelope
 from connector_telemetry.api.context import Context
-from connector_telemetry.api.request import Request, query_limit, query_number
+from connector_telemetry.api.request import Request, query_limit, query_range
 from connector_telemetry.api.routing import Route
-from connector_telemetry.errors import PayloadTooLarge, UnsupportedMediaType
 from connector_telemetry.service import snapshots
-
-_INGEST_TYPES = ("application/json", "application/x-ndjson")
 
 
 def routes(ctx: Context) -> list[Route]:
@@ -17,13 +14,7 @@ def routes(ctx: Context) -> list[Route]:
     base = "/accounts/{account_id}/magic/connectors/{connector_id}/telemetry/snapshots"
 
     async def record_snapshots(req: Request) -> bytes:
-        kind = req.content_type()
-        if kind not in _INGEST_TYPES:
-            raise UnsupportedMediaType(
-                f"Content-Type must be application/json or application/x-ndjson, got {kind!r}"
-            )
-        if len(req.body) > ctx.settings.max_body_bytes:
-            raise PayloadTooLarge(f"request body over {ctx.settings.max_body_bytes} bytes")
+        kind = req.ingest_type()
         batch = snapshots.parse_batch(req.body, kind, ctx.settings.max_batch_events)
         result = await ctx.write(
             snapshots.record_snapshots, store, req.account_id, req.connector_id, batch
@@ -32,9 +23,7 @@ def routes(ctx: Context) -> list[Route]:
 
     def list_snapshots(req: Request) -> bytes:
         query = req.query()
-        t_from = query_number(query, "from", required=True)
-        t_to = query_number(query, "to", required=True)
-        assert t_from is not None and t_to is not None
+        t_from, t_to = query_range(query)
         limit = query_limit(query, snapshots.LIST_LIMIT_DEFAULT, snapshots.LIST_LIMIT_MAX)
         spec = snapshots.ListQuery(t_from, t_to, limit)
         cursor = query.get("cursor") or None
