@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from connector_telemetry import __version__
+from connector_telemetry import __version__, agent
 from connector_telemetry.errors import ApiError, ConfigError
 from connector_telemetry.service import credentials
 from connector_telemetry.service.models import PERMISSION_LABELS, PERMISSION_NAMES
@@ -49,6 +49,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         retention_days=args.retention_days,
     )
     return serve(settings, demo=args.demo)
+
+
+def cmd_agent(args: argparse.Namespace) -> int:
+    return agent.run(args)
 
 
 def cmd_accounts_create(args: argparse.Namespace) -> int:
@@ -214,6 +218,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="an account the user can use (repeat for several)",
     )
     create.set_defaults(func=cmd_users_create)
+
+    agent_parser = sub.add_parser(
+        "agent",
+        help="report this Linux host's telemetry to a ctel server",
+        description="Report this Linux host's telemetry (/proc, /sys) and lifecycle events "
+        "to a ctel server; spools to disk while the server cannot be reached.",
+    )
+    agent.add_arguments(agent_parser)
+    agent_parser.set_defaults(func=cmd_agent)
 
     export = sub.add_parser("export", help="write an account's data as NDJSON")
     _add_db(export)

@@ -12,19 +12,8 @@ It depends on the standard library and httpx only, never on the server's modules
 """
 
 from connector_telemetry.agent.cli import add_arguments, main, run
-from connector_telemetry.agent.client import Client, api_root
-from connector_telemetry.agent.runner import Agent
 from connector_telemetry.agent.snapshot import Host, collect
 from connector_telemetry.agent.spool import Spool
 
-__all__ = [
-    "Agent",
-    "Client",
-    "Host",
-    "Spool",
-    "add_arguments",
-    "api_root",
-    "collect",
-    "main",
-    "run",
-]
+# Agent (runner) and Client (client) need httpx: import them from their modules.
+__all__ = ["Host", "Spool", "add_arguments", "collect", "main", "run"]

@@ -3,7 +3,8 @@
 :func:`add_arguments` fills a parser (``ctel``'s ``agent`` subcommand, or the
 standalone one of :func:`main`), :func:`run` runs the agent until SIGTERM or SIGINT.
 Exit codes: 0 after a clean stop, 2 for a usage or set-up error (missing option,
-spool directory unusable or held by another agent).
+spool directory unusable or held by another agent, httpx not installed). httpx is
+imported only by :func:`run`, so ``ctel --help`` works on a server without it.
 """
 
 from __future__ import annotations
@@ -19,9 +20,7 @@ from types import FrameType
 
 from connector_telemetry import __version__
 from connector_telemetry.agent import snapshot
-from connector_telemetry.agent.client import Client
 from connector_telemetry.agent.interrupts import KINDS
-from connector_telemetry.agent.runner import Agent
 from connector_telemetry.agent.spool import Spool, SpoolLocked
 
 log = logging.getLogger("connector_telemetry.agent")
@@ -90,6 +89,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--sysfs", default="/sys", metavar="DIR", help="sysfs root to read (default /sys)"
     )
     parser.add_argument(
+        "--rootfs",
+        default="/",
+        metavar="DIR",
+        help="where the host's root filesystem is, for mount sizes (default /)",
+    )
+    parser.add_argument(
         "--print-snapshot",
         action="store_true",
         help="print one snapshot of this host as JSON and exit (no server needed)",
@@ -114,7 +119,9 @@ def _print_snapshot(host: snapshot.Host) -> int:
 
 def run(args: argparse.Namespace) -> int:
     _setup_logging(args.verbose)
-    host = snapshot.Host(procfs=args.procfs, sysfs=args.sysfs)
+    host = snapshot.Host(
+        procfs=args.procfs, sysfs=args.sysfs, statvfs=snapshot.statvfs_under(args.rootfs)
+    )
     if args.print_snapshot:
         return _print_snapshot(host)
     license_key = args.license_key or os.environ.get("CTEL_LICENSE_KEY")
@@ -131,12 +138,22 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         log.error("ctel agent: missing %s", ", ".join(missing))
         return 2
+    if not args.server.startswith(("http://", "https://")):
+        log.error("ctel agent: --server must be an http:// or https:// URL, not %r", args.server)
+        return 2
     assert license_key is not None
     spool_dir = args.spool or os.environ.get("STATE_DIRECTORY", "").split(":")[0] or DEFAULT_SPOOL
     try:
         spool = Spool(spool_dir)
     except (OSError, SpoolLocked) as e:
         log.error("ctel agent: spool %s: %s", spool_dir, e)
+        return 2
+    try:
+        from connector_telemetry.agent.client import Client
+        from connector_telemetry.agent.runner import Agent
+    except ImportError as e:
+        log.error("ctel agent: %s (install httpx: pip install 'httpx>=0.27')", e)
+        spool.close()
         return 2
     client = Client(args.server, args.account, args.connector, license_key, timeout=args.timeout)
     agent = Agent(
@@ -150,8 +167,7 @@ def run(args: argparse.Namespace) -> int:
     )
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        log.info("%s received; stopping", signal.Signals(signum).name)
-        agent.request_stop()
+        agent.request_stop(signal.Signals(signum).name)  # logs nothing: a handler's place
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     log.info(

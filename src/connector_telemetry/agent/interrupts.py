@@ -9,9 +9,13 @@ never spliced into the command line, since they come from the network.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import subprocess
+import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -41,11 +45,23 @@ def parse_interrupts(result: Any) -> list[Interrupt]:
     return out
 
 
+#: commands still running when the agent stopped waiting for them (kept referenced so
+#: they are not reported as leaked; the agent is stopping anyway)
+_detached: list[subprocess.Popen[bytes]] = []
+
+
 def run_interrupt(
-    interrupt: Interrupt, commands: Mapping[str, str | None], timeout: float
+    interrupt: Interrupt,
+    commands: Mapping[str, str | None],
+    timeout: float,
+    stopping: threading.Event | None = None,
 ) -> int | None:
-    """Run the command configured for the interrupt's kind; its exit status, or None when
-    there is no command (only logged), it timed out or could not start."""
+    """Run the command configured for the interrupt's kind and wait for it; its exit
+    status, or None when there is no command (only logged), it could not start, it ran
+    past ``timeout`` (then its whole process group is killed), or ``stopping`` was set
+    meanwhile. The last case is what ``--on-restart "systemctl restart ctel-agent"``
+    looks like from inside: the command waits for the agent to stop, so the agent stops
+    waiting for the command."""
     command = commands.get(interrupt.kind)
     what = f"{interrupt.kind} interrupt {interrupt.id or '?'} (purge={interrupt.purge})"
     if not command:
@@ -61,15 +77,29 @@ def run_interrupt(
         "CTEL_INTERRUPT_PURGE": "1" if interrupt.purge else "0",
     }
     try:
-        done = subprocess.run(  # shell: the operator's own command line
-            command, shell=True, env=env, timeout=timeout, check=False
-        )
-    except subprocess.TimeoutExpired:
-        log.error("%s: command still running after %s s; killed", what, timeout)
-        return None
+        # shell: the operator's own command line; its own session, so a Ctrl-C meant for
+        # the agent does not hit it and a timeout can kill everything it started
+        process = subprocess.Popen(command, shell=True, env=env, start_new_session=True)
     except OSError as e:
         log.error("%s: command could not start: %s", what, e)
         return None
-    if done.returncode != 0:
-        log.error("%s: command exited with status %d", what, done.returncode)
-    return done.returncode
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            status = process.wait(0.1)
+            break
+        except subprocess.TimeoutExpired:
+            pass
+        if stopping is not None and stopping.is_set():
+            log.warning("%s: stopping while its command still runs; not waiting for it", what)
+            _detached.append(process)
+            return None
+        if time.monotonic() > deadline:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            log.error("%s: command still running after %s s; killed", what, timeout)
+            return None
+    if status != 0:
+        log.error("%s: command exited with status %d", what, status)
+    return status

@@ -248,7 +248,7 @@ def read_net_snmp(procfs: str) -> dict[str, dict[str, int]]:
     return out
 
 
-# -- /proc/mounts ----------------------------------------------------------------------------
+# -- /proc/self/mountinfo and /proc/mounts -------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -256,17 +256,48 @@ class MountEntry:
     source: str
     mount_point: str
     fstype: str
-    options: tuple[str, ...]
+    options: tuple[str, ...]  # the mount's own and its superblock's
+    device: tuple[int, int] | None = None  # (major, minor): from mountinfo only
 
 
 def _unescape(field: str) -> str:
-    # /proc/mounts writes space, tab, newline and backslash as \040 \011 \012 \134
+    # both files write space, tab, newline and backslash as \040 \011 \012 \134
     if "\\" not in field:
         return field
     return field.encode().decode("unicode_escape").encode("latin-1").decode("utf-8", "replace")
 
 
+def read_mountinfo(procfs: str) -> list[MountEntry] | None:
+    """The mounts with each one's device number (which names the disk even when the
+    source is ``/dev/root`` or a by-uuid link); None without mountinfo. PID 1's view
+    first: the host's mounts, not the agent's own namespace (a systemd unit with
+    ProtectSystem= would otherwise show every filesystem read-only)."""
+    text = read_text(os.path.join(procfs, "1", "mountinfo"))
+    if text is None:
+        text = read_text(os.path.join(procfs, "self", "mountinfo"))
+    if text is None:
+        return None
+    out = []
+    for line in text.splitlines():
+        head, sep, tail = line.partition(" - ")
+        fields, rest = head.split(), tail.split()
+        if not sep or len(fields) < 6 or len(rest) < 3:
+            continue
+        major, minor = fields[2].split(":")
+        out.append(
+            MountEntry(
+                _unescape(rest[1]),
+                _unescape(fields[4]),
+                rest[0],
+                tuple(fields[5].split(",")) + tuple(rest[2].split(",")),
+                (int(major), int(minor)),
+            )
+        )
+    return out
+
+
 def read_mounts(procfs: str) -> list[MountEntry]:
+    """/proc/mounts, for kernels or sandboxes without /proc/self/mountinfo."""
     text = read_text(os.path.join(procfs, "mounts"))
     out = []
     for line in (text or "").splitlines():

@@ -49,6 +49,7 @@ class Agent:
     stop_grace: float = 5.0  # at most this long to deliver what is pending on stop
     counters: Counters = field(default_factory=Counters)
     stopping: threading.Event = field(default_factory=threading.Event)
+    stop_reason: str = ""
     _reachable: bool | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -58,8 +59,9 @@ class Agent:
         self.client.close()
         self.spool.close()
 
-    def request_stop(self) -> None:
+    def request_stop(self, reason: str = "asked to") -> None:
         """Ask :meth:`run_forever` to stop after the current step (signal-handler safe)."""
+        self.stop_reason = reason
         self.stopping.set()
 
     def run_forever(self) -> None:
@@ -78,21 +80,28 @@ class Agent:
 
     def start(self) -> None:
         self.record_event("Init")
-        self.flush()
+        self._flush_safely()
 
     def stop(self) -> None:
+        log.info("stopping (%s)", self.stop_reason or "loop ended")
         self.record_event("Leave")
-        if not self.flush(deadline=time.monotonic() + self.stop_grace):
+        if not self._flush_safely(deadline=time.monotonic() + self.stop_grace):
             log.warning("stopping with %d records spooled", len(self.spool.pending()))
 
     def tick(self) -> None:
         try:
             self.record_snapshot()
-            self.flush()
-            if self._reachable:
+            if self._flush_safely() or self._reachable:
                 self.check_interrupts()
         except Exception:  # a daemon keeps going; the next tick retries
             log.exception("unexpected error in the agent loop")
+
+    def _flush_safely(self, deadline: float | None = None) -> bool:
+        try:
+            return self.flush(deadline)
+        except Exception:  # records stay spooled; the next flush retries them
+            log.exception("unexpected error delivering the spool")
+            return False
 
     # -- recording ---------------------------------------------------------------------------
 
@@ -188,5 +197,5 @@ class Agent:
             return []
         found = parse_interrupts(answer.result)
         for interrupt in found:
-            run_interrupt(interrupt, self.commands, self.command_timeout)
+            run_interrupt(interrupt, self.commands, self.command_timeout, self.stopping)
         return found

@@ -71,8 +71,8 @@ class Spool:
         state = self._read_state()
         self._next_n = int(state.get("next_n", 0))
         self._last_t = float(state.get("last_t", 0.0))
-        seqs = [r.seq for r in self.pending()]
-        self._next_seq = max(seqs, default=int(state.get("next_seq", 0)) - 1) + 1
+        last_seq = max((r.seq for r in self.pending()), default=-1)
+        self._next_seq = max(int(state.get("next_seq", 0)), last_seq + 1)
 
     def close(self) -> None:
         self._lock.close()
@@ -85,6 +85,8 @@ class Spool:
                 value = json.load(f)
         except FileNotFoundError:
             return {}
+        except ValueError:  # written atomically, so only a hand edit gets here
+            return {}  # event keys stay unique by t; snapshot t by the clock
         return value if isinstance(value, dict) else {}
 
     def _write_atomic(self, name: str, data: bytes) -> None:
