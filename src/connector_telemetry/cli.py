@@ -55,6 +55,12 @@ def cmd_agent(args: argparse.Namespace) -> int:
     return agent.run(args)
 
 
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from connector_telemetry import simulate
+
+    return simulate.run(args)
+
+
 def cmd_accounts_create(args: argparse.Namespace) -> int:
     _, store = _store(args)
     print(credentials.create_account(store, args.id, args.name))
@@ -227,6 +233,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     agent.add_arguments(agent_parser)
     agent_parser.set_defaults(func=cmd_agent)
+
+    from connector_telemetry.simulate import add_arguments as add_simulate_arguments
+
+    simulate = sub.add_parser(
+        "simulate", help="create connectors and backfill realistic histories through the API"
+    )
+    add_simulate_arguments(simulate)
+    simulate.set_defaults(func=cmd_simulate)
 
     export = sub.add_parser("export", help="write an account's data as NDJSON")
     _add_db(export)

@@ -29,9 +29,7 @@ def bootstrap(settings: Settings, store: Store, demo: bool) -> None:
     _, secret = credentials.create_token(store, account_id, "Magic WAN Write", "bootstrap")
     connector_id = None
     if demo:
-        from connector_telemetry.service.demo import fill_demo
-
-        connector_id = fill_demo(store, account_id)
+        connector_id = _fill_demo(settings, account_id, secret)
     base = f"http://{settings.host}:{settings.port}{settings.prefix}"
     auth = '-H "Authorization: Bearer $CLOUDFLARE_API_TOKEN"'
     lines = [
@@ -48,6 +46,23 @@ def bootstrap(settings: Settings, store: Store, demo: bool) -> None:
             f"/telemetry/events/latest {auth}"
         )
     print("\n".join(lines), flush=True)
+
+
+def _fill_demo(settings: Settings, account_id: str, token: str) -> str:
+    """Three connectors and a week of history from the simulator, sent through the API
+    to an in-process app (the server is not listening yet)."""
+    from connector_telemetry.service import clock
+    from connector_telemetry.simulate import SimConfig, default_start, simulate
+    from connector_telemetry.simulate.inprocess import BASE, client_for
+
+    app = create_app(settings)
+    try:
+        config = SimConfig(start=default_start(clock.now(), 7), seed=0, connectors=3, days=7)
+        with client_for(app) as client:
+            ids = simulate(client, BASE, token, account_id, config, prefix=settings.prefix)
+        return ids[0]
+    finally:
+        app.ctx.close()
 
 
 def serve(settings: Settings, demo: bool = False) -> int:

@@ -4,11 +4,11 @@ for gauges, monotone accumulators for counters, and the daily traffic curve."""
 from __future__ import annotations
 
 import math
-import random
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from connector_telemetry.simulate.plan import DAY
+from connector_telemetry.simulate.rng import Rng
 
 #: the walks are tuned for this spacing; other intervals scale pull and step
 _TUNED_FOR = 300.0
@@ -37,7 +37,7 @@ class Walk:
         self.step = step * math.sqrt(scale)
         self.value = mean if value is None else value
 
-    def next(self, rng: random.Random) -> float:
+    def next(self, rng: Rng) -> float:
         v = self.value + self.pull * (self.mean - self.value) + rng.gauss(0, self.step)
         self.value = v = self.low if v < self.low else self.high if v > self.high else v
         return v
@@ -82,6 +82,6 @@ class Daylight:
         return (0.12 + 0.88 * curve) * factor
 
 
-def chance(rng: random.Random, per_5min: float, interval: float) -> bool:
+def chance(rng: Rng, per_5min: float, interval: float) -> bool:
     """An event with probability ``per_5min`` per five minutes, at this interval."""
     return rng.random() < min(1.0, per_5min * interval / _TUNED_FOR)

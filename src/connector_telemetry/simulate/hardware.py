@@ -4,11 +4,11 @@ memory, sensors, tunnels and LAN clients, and the nested arrays of a snapshot
 
 from __future__ import annotations
 
-import random
 from typing import Any
 
 from connector_telemetry.simulate.gauges import Walk, chance
 from connector_telemetry.simulate.plan import Identity
+from connector_telemetry.simulate.rng import Rng
 
 _NETDEV = (
     "recv_bytes", "recv_packets", "recv_errs", "recv_drop", "recv_fifo", "recv_frame",
@@ -39,7 +39,7 @@ class _TunnelState:
 
 
 class Hardware:
-    def __init__(self, ident: Identity, rng: random.Random, interval: float) -> None:
+    def __init__(self, ident: Identity, rng: Rng, interval: float) -> None:
         self.ident, self.interval = ident, interval
         if ident.virtual:
             dev, self.major = ("vda", 252) if ident.platform == "virtual-kvm" else ("sda", 8)
@@ -54,7 +54,8 @@ class Hardware:
         self.netdevs = {name: dict.fromkeys(_NETDEV, 0.0) for name in names}
         self.disk = dict.fromkeys(_DISK, 0.0)
         self.tunnels = [
-            _TunnelState(t.latency_ms, interval, rng.choice((1420, 1436, 1436))) for t in ident.tunnels
+            _TunnelState(t.latency_ms, interval, rng.choice((1420, 1436, 1436)))
+            for t in ident.tunnels
         ]
         weights = sum(t.weight for t in ident.tunnels)
         self.shares = [t.weight / weights for t in ident.tunnels]
@@ -72,7 +73,7 @@ class Hardware:
         self.vmalloc = Walk(48000, 30000, 90000, 0.2, 800, interval)
         self.temp = Walk(0.0, -4, 4, 0.3, 0.8, interval)
         self.leases = [
-            (f"client-{k + 1:02d}", f"02:{rng.getrandbits(40):010x}", rng.uniform(0, 21600))
+            (f"client-{k + 1:02d}", _mac(rng), rng.uniform(0, 21600))
             for k in range(rng.randint(3, 8))
         ]
         self.step_packets = (0.0, 0.0, 0.0, 0.0)
@@ -80,14 +81,14 @@ class Hardware:
         self.probe_success = 1.0
         self.busy = 0.0
 
-    def reboot(self, rng: random.Random) -> None:
+    def reboot(self, rng: Rng) -> None:
         """A fresh boot: caches are cold, NAT mappings are new."""
         self.cache.value = rng.uniform(0.02, 0.05)
         self.anon.value = rng.uniform(0.1, 0.15)
         for tunnel in self.tunnels:
             tunnel.port = 4500 if rng.random() < 0.5 else rng.randint(1024, 65535)
 
-    def carry(self, rng: random.Random, bps: float, dt: float) -> None:
+    def carry(self, rng: Rng, bps: float, dt: float) -> None:
         """Move ``dt`` seconds of traffic at ``bps`` (download) through the devices."""
         down = bps / 8 * dt
         up = down * 0.35
@@ -146,7 +147,7 @@ class Hardware:
         dev["sent_bytes"] += tx
         dev["sent_packets"] += tx / tx_size
 
-    def _tunnel_health(self, rng: random.Random, state: _TunnelState) -> None:
+    def _tunnel_health(self, rng: Rng, state: _TunnelState) -> None:
         interval = self.interval
         if state.health == "healthy":
             if chance(rng, 0.0008, interval):
@@ -163,7 +164,7 @@ class Hardware:
         else:
             state.unhealthy = 60 if state.health == "down" else int(rng.random() < 0.05)
 
-    def reclaim(self, rng: random.Random) -> tuple[int, int]:
+    def reclaim(self, rng: Rng) -> tuple[int, int]:
         """Log retention: over budget, old logs are reclaimed (paths freed), and now and
         then the reclamation fails and is tried again at the next snapshot."""
         if self.logs < self.log_budget:
@@ -174,7 +175,7 @@ class Hardware:
         self.logs = self.log_budget * rng.uniform(0.15, 0.35)
         return paths, 0
 
-    def memory(self, rng: random.Random) -> dict[str, int]:
+    def memory(self, rng: Rng) -> dict[str, int]:
         total = self.mem_total
         anon = total * self.anon.next(rng)
         cached = total * self.cache.next(rng)
@@ -183,9 +184,11 @@ class Hardware:
         kernel_stack = 9000 + 1100 * self.ident.cpu_count
         page_tables = 6000 + anon * 0.004
         shmem = total * 0.008
-        free = max(total * 0.03, total - anon - cached - buffers - slab - kernel_stack - page_tables)
+        free = max(
+            total * 0.03, total - anon - cached - buffers - slab - kernel_stack - page_tables
+        )
         s_reclaimable = slab * 0.62
-        out = {
+        out: dict[str, float] = {
             "memory_total_bytes": total,
             "memory_free_bytes": free,
             "memory_available_bytes": free + cached * 0.85 + s_reclaimable + buffers,
@@ -221,26 +224,22 @@ class Hardware:
             "memory_hugepagesize_bytes": 2048,
         }
         return {
-            name: value if name.startswith("memory_hugepages_") else int(value) * 1024
+            name: int(value) if name.startswith("memory_hugepages_") else int(value) * 1024
             for name, value in out.items()
         }
 
-    def arrays(
-        self, rng: random.Random, t: float, dt: float, slot: int, load: float
-    ) -> dict[str, Any]:
+    def arrays(self, rng: Rng, t: float, dt: float, slot: int, load: float) -> dict[str, Any]:
         ident = self.ident
         lan = ident.lan_prefix
         netdevs = [
             {"name": name, **{k: int(v) for k, v in acc.items()}}
             for name, acc in self.netdevs.items()
         ]
-        disk = {"name": self.disk_name, "major": self.major, "minor": 0}
-        disk.update((k, int(v)) for k, v in self.disk.items())
-        disk_index = _DISK.index("time_in_progress_ms")
-        disk = dict(list(disk.items())[: 3 + disk_index]) | {
-            "in_progress": int(rng.random() < 0.05),
-            **dict(list(disk.items())[3 + disk_index :]),
-        }
+        disk: dict[str, Any] = {"name": self.disk_name, "major": self.major, "minor": 0}
+        for name, value in self.disk.items():
+            if name == "time_in_progress_ms":
+                disk["in_progress"] = int(rng.random() < 0.05)
+            disk[name] = int(value)
         worst = max((s.unhealthy for s in self.tunnels), default=0)
         wan_health = 100 - min(60, worst)
         interfaces = [
@@ -307,8 +306,6 @@ class Hardware:
                 int(var_inodes - files),
             ),
         ]
-        for mount in mounts:
-            mount["kind"] = "SSD"
         out: dict[str, Any] = {
             "dhcp_leases": [
                 {
@@ -317,7 +314,7 @@ class Hardware:
                     "hostname": name,
                     "interface_name": "eth1",
                     "ip_address": f"{lan}.{100 + k}",
-                    "mac_address": ":".join(mac[i : i + 2] for i in range(0, 12, 2)),
+                    "mac_address": mac,
                 }
                 for k, (name, mac, phase) in enumerate(self.leases)
             ],
@@ -336,6 +333,12 @@ class Hardware:
                 _thermal("nvme Composite", 36 + 8 * load + heat / 2, 80, 85),
             ]
         return out
+
+
+def _mac(rng: Rng) -> str:
+    """A locally administered unicast MAC address."""
+    raw = "02" + rng.hex(10)
+    return ":".join(raw[i : i + 2] for i in range(0, 12, 2))
 
 
 def _interface(

@@ -1,23 +1,19 @@
 """What a simulated fleet is made of before anything happens to it: the settings
 (:class:`SimConfig`), each connector's fixed identity and hardware (:class:`Identity`,
 including the body that creates it), the fleet-wide software releases, and the
-upgrade windows a connector's settings allow.
-
-Every random choice comes from :func:`derive_rng`, a ``random.Random`` seeded from a
-SHA-256 of the seed and a label, so a value depends only on the seed, the connector's
-index and what it is for: never on the time, the global ``random`` state, hashing
-order or how many other connectors are simulated.
+upgrade windows a connector's settings allow. Random choices come from
+:func:`~connector_telemetry.simulate.rng.derive_rng`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
-import random
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from connector_telemetry.simulate.rng import derive_rng
 
 DAY = 86400.0
 DAY_NAMES = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
@@ -85,11 +81,6 @@ class SimConfig:
 def default_start(now: float, days: float) -> float:
     """``now`` minus ``days``, rounded down to the minute."""
     return float(math.floor((now - days * DAY) / 60) * 60)
-
-
-def derive_rng(seed: int, *labels: object) -> random.Random:
-    text = ":".join(["ctel-simulate", str(seed), *(str(label) for label in labels)])
-    return random.Random(int.from_bytes(hashlib.sha256(text.encode()).digest()[:16], "big"))
 
 
 def serial_number(seed: int, index: int) -> str:
@@ -163,24 +154,19 @@ class Identity:
         return out
 
 
-def _hex(rng: random.Random, digits: int) -> str:
-    return f"{rng.getrandbits(digits * 4):0{digits}x}"
-
-
 def make_identity(seed: int, index: int) -> Identity:
     rng = derive_rng(seed, "identity", index)
-    offset = derive_rng(seed, "sites").randrange(len(SITES))
+    offset = derive_rng(seed, "sites").randint(0, len(SITES) - 1)
     site, timezone = SITES[(offset + index) % len(SITES)]
-    round_ = (offset + index) // len(SITES)
-    if round_:
-        site = f"{site}-{round_ + 1}"
+    if index >= len(SITES):  # a bigger fleet than there are sites: number the repeats
+        site = f"{site}-{index // len(SITES) + 1}"
     platform, virtual, cpus, mems, disk = rng.choice(PLATFORMS)
     tunnels = []
     count = rng.choice((2, 2, 3, 4))
     for k in range(count):
         tunnels.append(
             Tunnel(
-                tunnel_id=_hex(rng, 32),
+                tunnel_id=rng.hex(32),
                 interface_name=f"xfrm{k + 1}",
                 peer=f"198.51.100.{1 + (index * 7 + k) % 250}",
                 latency_ms=round(rng.uniform(6, 70), 1),
@@ -196,7 +182,7 @@ def make_identity(seed: int, index: int) -> Identity:
         site=site,
         timezone=timezone,
         notes=f"{site} (simulated by ctel simulate, seed {seed}, connector {index + 1})",
-        site_id=_hex(rng, 32),
+        site_id=rng.hex(32),
         platform=platform,
         virtual=virtual,
         cpu_count=rng.choice(cpus),
@@ -238,7 +224,7 @@ def releases(config: SimConfig) -> list[Release]:
     rng = derive_rng(config.seed, "releases")
     first_at = config.start - rng.uniform(10, 40) * DAY
     first_day = datetime.fromtimestamp(first_at, UTC).date()
-    patch = rng.randrange(4)
+    patch = rng.randint(0, 3)
     out = [Release(first_at, _version(first_day, patch), _bundle_url(_version(first_day, patch)))]
     at = config.start + rng.uniform(0.5, 2.5) * DAY
     while at < config.end:

@@ -19,26 +19,31 @@ from typing import Any
 
 from connector_telemetry.simulate.gauges import Counters, Daylight, Walk, chance
 from connector_telemetry.simulate.hardware import Hardware
-from connector_telemetry.simulate.plan import Identity, SimConfig, derive_rng
+from connector_telemetry.simulate.plan import Identity, SimConfig
+from connector_telemetry.simulate.rng import derive_rng
 from connector_telemetry.simulate.timeline import HA_VALUES, Timeline
 
-_CPU = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal", "guest", "guest_nice")
-_PSI = ("cpu_pressure", "io_pressure_some", "io_pressure_full")
-_PSI += ("memory_pressure_some", "memory_pressure_full")
+# fmt: off
+_CPU = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal", "guest",
+        "guest_nice")
+_PSI = ("cpu_pressure", "io_pressure_some", "io_pressure_full", "memory_pressure_some",
+        "memory_pressure_full")
+_ICMP = ("msgs", "errors", "dest_unreachs", "time_excds", "parm_probs", "src_quenchs",
+         "redirects", "echos", "echo_reps", "timestamps", "timestamp_reps", "addr_masks",
+         "addr_mask_reps")
+_IP = ("in_receives", "in_hdr_errors", "in_addr_errors", "forw_datagrams", "in_unknown_protos",
+       "in_discards", "in_delivers", "out_requests", "out_discards", "out_no_routes",
+       "reasm_reqds", "reasm_oks", "reasm_fails", "frag_oks", "frag_fails", "frag_creates")
+_TCP = ("active_opens", "passive_opens", "attempt_fails", "estab_resets", "in_segs", "out_segs",
+        "retrans_segs", "in_errs", "out_rsts", "in_csum_errors")
+_UDP = ("in_datagrams", "no_ports", "in_errors", "out_datagrams")
+# fmt: on
 _SNMP = (
-    *(f"snmp_icmp_{d}_{k}" for d in ("in", "out") for k in (
-        "msgs", "errors", "dest_unreachs", "time_excds", "parm_probs", "src_quenchs",
-        "redirects", "echos", "echo_reps", "timestamps", "timestamp_reps", "addr_masks",
-        "addr_mask_reps")),  # fmt: skip
+    *(f"snmp_icmp_{d}_{k}" for d in ("in", "out") for k in _ICMP),
     "snmp_icmp_in_csum_errors",
-    *(f"snmp_ip_{k}" for k in (
-        "in_receives", "in_hdr_errors", "in_addr_errors", "forw_datagrams", "in_unknown_protos",
-        "in_discards", "in_delivers", "out_requests", "out_discards", "out_no_routes",
-        "reasm_reqds", "reasm_oks", "reasm_fails", "frag_oks", "frag_fails", "frag_creates")),  # fmt: skip
-    *(f"snmp_tcp_{k}" for k in (
-        "active_opens", "passive_opens", "attempt_fails", "estab_resets", "in_segs", "out_segs",
-        "retrans_segs", "in_errs", "out_rsts", "in_csum_errors")),  # fmt: skip
-    *(f"snmp_udp_{k}" for k in ("in_datagrams", "no_ports", "in_errors", "out_datagrams")),
+    *(f"snmp_ip_{k}" for k in _IP),
+    *(f"snmp_tcp_{k}" for k in _TCP),
+    *(f"snmp_udp_{k}" for k in _UDP),
 )
 COUNTERS: tuple[str, ...] = (
     "count_reclaim_failures",
@@ -203,7 +208,7 @@ class SnapshotModel:
     def _snmp(self, dt: float) -> None:
         """SNMP counters from this step's packets (``hw.step``) and the tunnel probes."""
         c, hw, rng = self.c, self.hw, self.rng
-        wan_in, wan_out, lan_in, lan_out = hw.step_packets
+        wan_in, wan_out, lan_in, _ = hw.step_packets
         local_in = dt * 18 + hw.step_probes
         local_out = dt * 16 + hw.step_probes
         add = c.add

@@ -13,17 +13,11 @@ a successful upgrade.
 from __future__ import annotations
 
 import bisect
-import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from connector_telemetry.simulate.plan import (
-    DAY,
-    Identity,
-    Release,
-    SimConfig,
-    derive_rng,
-)
+from connector_telemetry.simulate.plan import DAY, Identity, Release, SimConfig
+from connector_telemetry.simulate.rng import Rng, derive_rng
 
 HA_VALUES = {"disabled": 0, "active": 1, "standby": 2, "stopped": 3, "fault": 4}
 _HA_ERRORS = ("peer heartbeat timeout", "unexpected state from peer", "vrrp advert mismatch")
@@ -45,10 +39,6 @@ class Timeline:
     ha: list[tuple[float, str]]  # HA state change points, time-ordered
     snapshot_times: list[float] = field(default_factory=list)
 
-    def boot_at(self, t: float) -> Boot:
-        i = bisect.bisect_right([b.init_t for b in self.boots], t) - 1
-        return self.boots[max(i, 0)]
-
 
 class _Events:
     def __init__(self) -> None:
@@ -62,9 +52,7 @@ def _inside(spans: list[tuple[float, float]], t: float) -> bool:
     return any(lo <= t <= hi for lo, hi in spans)
 
 
-def _boot_sequence(
-    ev: _Events, rng: random.Random, ident: Identity, t: float, upgraded: bool
-) -> float:
+def _boot_sequence(ev: _Events, rng: Rng, ident: Identity, t: float, upgraded: bool) -> float:
     """Init, attestation, reconcile, tunnels; after an upgrade, the slot blessing.
     Returns when the sequence is over."""
     ev.add(t, "Init")
@@ -94,7 +82,7 @@ def _boot_sequence(
 
 def _upgrades(
     ev: _Events,
-    rng: random.Random,
+    rng: Rng,
     ident: Identity,
     config: SimConfig,
     fleet_releases: list[Release],
@@ -135,7 +123,7 @@ def _upgrades(
 
 
 def _periodic(
-    rng: random.Random,
+    rng: Rng,
     first: float,
     every: float,
     jitter: float,
@@ -155,7 +143,7 @@ def _periodic(
 
 def _work(
     ev: _Events,
-    rng: random.Random,
+    rng: Rng,
     ident: Identity,
     t0: float,
     until: float,
@@ -197,7 +185,7 @@ def _work(
 
 def _ha(
     ev: _Events,
-    rng: random.Random,
+    rng: Rng,
     ident: Identity,
     boots: list[Boot],
     down: list[tuple[float, float]],
@@ -228,9 +216,8 @@ def _ha(
             incidents.append(t)
         t += rng.expovariate(1 / (2.5 * DAY))
     join(boots[0].init_t)
-    plan = sorted([(b.init_t, "join") for b in boots[1:]] + [(lt, "leave") for lt in leaves])
-    plan += [(t, "incident") for t in incidents]
-    plan.sort()
+    plan = [(b.init_t, "join") for b in boots[1:]] + [(lt, "leave") for lt in leaves]
+    plan = sorted(plan + [(t, "incident") for t in incidents])
     for t, what in plan:
         if what == "leave":
             move(t - rng.uniform(1, 2), "stopped")
@@ -250,9 +237,7 @@ def _ha(
     return changes
 
 
-def build_timeline(
-    config: SimConfig, ident: Identity, fleet_releases: list[Release]
-) -> Timeline:
+def build_timeline(config: SimConfig, ident: Identity, fleet_releases: list[Release]) -> Timeline:
     rng = derive_rng(config.seed, "boot", ident.index)
     t0 = config.start + rng.uniform(0, 90)
     ev = _Events()
@@ -286,7 +271,7 @@ def _snapshot_times(
 ) -> list[float]:
     rng = derive_rng(config.seed, "snapshot-times", ident.index)
     spread = min(2.0, config.interval * 0.05)
-    out = []
+    out: list[float] = []
     k = 0
     base = t0 + min(20.0, config.interval / 2)
     while True:
