@@ -118,8 +118,11 @@ def pending_records(spool: Path) -> list[str]:
     return sorted(n for n in os.listdir(spool) if n.endswith(".json") and n[0].isdigit())
 
 
-def test_agent_reports_to_the_service(live: LiveServer, tenant: Tenant, tmp_path: Path) -> None:
+def test_agent_reports_to_the_service(
+    live: LiveServer, tenant: Tenant, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     connector = Connector(live.api, tenant.account_id, tenant.write)
+    request.addfinalizer(connector.http.close)
     marker = tmp_path / "interrupted"
     on_reboot = f'echo "$CTEL_INTERRUPT_KIND $CTEL_INTERRUPT_PURGE" > {marker}'
     # the service root with /client/v4 works as well as without
@@ -128,7 +131,8 @@ def test_agent_reports_to_the_service(live: LiveServer, tenant: Tenant, tmp_path
         wait_until("Init", lambda: [e for e in connector.events() if e["k"] == "Init"])
         r = connector.http.post(connector.path + "/interrupts", json={"reboot": {"purge": True}})
         assert r.status_code == 200, r.text
-        wait_until("the reboot command", marker.exists)
+        # the shell creates the file before it writes to it: wait for the whole line
+        wait_until("the reboot command", lambda: marker.exists() and marker.read_text())
         assert marker.read_text() == "reboot 1\n"
         wait_until("3 snapshots", lambda: len(connector.snapshot_ts()) >= 3)
     finally:
@@ -148,7 +152,6 @@ def test_agent_reports_to_the_service(live: LiveServer, tenant: Tenant, tmp_path
         assert model.cpu_count == sum(1 for line in f if re.match(r"cpu\d", line))
     assert model.memory_total_bytes and model.memory_total_bytes > 0
     assert pending_records(tmp_path / "spool") == []
-    connector.http.close()
 
 
 def serve_on(db: Path, port: int) -> LiveServer:

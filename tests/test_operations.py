@@ -16,7 +16,14 @@ import httpx
 import orjson
 import pytest
 
-from conftest import LiveServer, Tenant, make_tenant, start_server, stop_server
+from conftest import (
+    LiveServer,
+    PostgresServer,
+    Tenant,
+    make_tenant,
+    start_server,
+    stop_server,
+)
 from connector_telemetry.service import connectors, credentials, events, snapshots
 from connector_telemetry.settings import Settings
 from connector_telemetry.store import open_store
@@ -212,3 +219,31 @@ def test_graceful_stop_finishes_in_flight_ingest(tmp_path: Path) -> None:
 @pytest.mark.parametrize("path", ["/healthz", "/readyz"])
 def test_health_needs_no_credentials(live: LiveServer, path: str) -> None:
     assert httpx.get(live.url + path).status_code == 200
+
+
+def test_sqlite_to_postgres_by_export_then_import(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    """Moving stores is `ctel export` then `ctel import`: every record arrives unchanged."""
+    source_db = str(tmp_path / "from.db")
+    source = open_store(Settings(db=source_db))
+    source.migrate()
+    account, cid = _fill(source)
+    source.create_interrupt(account, cid, "restart", True, "2026-01-01T00:00:00.000000Z")
+    dump = tmp_path / "move.ndjson"
+    ctel("export", "--db", source_db, "--account", account, "-o", str(dump))
+    target_url = postgres_server.new_database("ctel_move")
+    ctel("db", "migrate", "--db", target_url)
+    moved = ctel("import", "--db", target_url, str(dump))
+    assert b"1 connectors, 12000 events, 50 snapshots, 0 already present" in moved.stderr
+    target = open_store(Settings(db=target_url))
+    try:
+        assert _dump(target, account) == _dump(source, account)
+        assert target.get_event(account, cid, [(1_700_000_005.0, 2.0)]) == source.get_event(
+            account, cid, [(1_700_000_005.0, 2.0)]
+        )
+        again = ctel("import", "--db", target_url, str(dump))
+        assert b"12051 already present" in again.stderr
+    finally:
+        target.close()
+        source.close()

@@ -34,7 +34,9 @@ def _store(args: argparse.Namespace) -> tuple[Settings, Store]:
 
 
 def _add_db(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", help="database (default: $CTEL_DB or ./ctel.db)")
+    parser.add_argument(
+        "--db", help="a SQLite file or a postgresql:// URL (default: $CTEL_DB or ./ctel.db)"
+    )
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -51,6 +51,13 @@ class BadRequest(ApiError):
     status, code = 400, 1003
 
 
+def check_text(where: str, value: str) -> str:
+    """Free text must not hold NUL: PostgreSQL's text cannot, and no client needs it."""
+    if "\x00" in value:
+        raise BadRequest(f"{where}: must not contain the NUL character (\\u0000)")
+    return value
+
+
 class InvalidJson(BadRequest):
     code = 1001
 

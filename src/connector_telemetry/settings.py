@@ -24,7 +24,13 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("db", "ctel.db", "SQLite database file (created and migrated on start).", str),
+    Setting(
+        "db",
+        "ctel.db",
+        "SQLite database file (created and migrated on start), or a PostgreSQL URL "
+        "(`postgresql://user:password@host:5432/dbname`).",
+        str,
+    ),
     Setting("host", "127.0.0.1", "Address `ctel serve` listens on.", str),
     Setting("port", 8787, "TCP port `ctel serve` listens on.", int),
     Setting("workers", 0, "Server worker processes; 0 means one per CPU core.", int),
@@ -45,6 +51,21 @@ SETTINGS: tuple[Setting, ...] = (
         "Purge events and snapshots recorded more than this many days ago; 0 keeps all.",
         float,
     ),
+    Setting("pool_min_size", 1, "PostgreSQL: connections each process keeps open for writes.", int),
+    Setting("pool_max_size", 4, "PostgreSQL: most connections each process opens for writes.", int),
+    Setting(
+        "pool_timeout_seconds",
+        10.0,
+        "PostgreSQL: how long a write waits for a pooled connection (or a reconnect) "
+        "before answering 503.",
+        float,
+    ),
+    Setting(
+        "statement_timeout_ms",
+        60_000,
+        "PostgreSQL: longest any one statement may run before it is cancelled (503); 0 disables.",
+        int,
+    ),
 )
 
 
@@ -60,6 +81,10 @@ class Settings:
     auth_cache_seconds: float = 5.0
     busy_timeout_ms: int = 10_000
     retention_days: float = 0.0
+    pool_min_size: int = 1
+    pool_max_size: int = 4
+    pool_timeout_seconds: float = 10.0
+    statement_timeout_ms: int = 60_000
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:

@@ -10,7 +10,7 @@ from functools import partial
 from connector_telemetry.app import App, create_app
 from connector_telemetry.service import credentials
 from connector_telemetry.settings import Settings
-from connector_telemetry.store import open_store
+from connector_telemetry.store import describe, open_store
 from connector_telemetry.store.base import Store
 
 
@@ -33,7 +33,7 @@ def bootstrap(settings: Settings, store: Store, demo: bool) -> None:
     base = f"http://{settings.host}:{settings.port}{settings.prefix}"
     auth = '-H "Authorization: Bearer $CLOUDFLARE_API_TOKEN"'
     lines = [
-        f"ctel: new database {settings.db}",
+        f"ctel: new database {describe(settings.db)}",
         f"  account id : {account_id}",
         f"  API token  : {secret}   (Magic WAN Write; shown only this once)",
         "",
@@ -74,7 +74,7 @@ def serve(settings: Settings, demo: bool = False) -> int:
     bootstrap(settings, store, demo)
     store.close()
     print(
-        f"ctel: serving {settings.db} on http://{settings.host}:{settings.port}"
+        f"ctel: serving {describe(settings.db)} on http://{settings.host}:{settings.port}"
         f"{settings.prefix} with {settings.worker_count} worker(s)",
         file=sys.stderr,
         flush=True,

@@ -11,7 +11,7 @@ from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from connector_telemetry.errors import BadRequest, Conflict, NotFound
+from connector_telemetry.errors import BadRequest, Conflict, NotFound, check_text
 from connector_telemetry.service import clock
 from connector_telemetry.service.credentials import digest, new_id
 from connector_telemetry.service.models import DAYS, DEVICE_TYPES, Connector
@@ -80,7 +80,7 @@ def _check_field(name: str, value: Any) -> Any:
             raise BadRequest(f"notes: expected a string, got {value!r}")
         if len(value) > NOTES_MAX:
             raise BadRequest(f"notes: at most {NOTES_MAX} characters")
-        return value
+        return check_text("notes", value)
     if name == "timezone":
         if not isinstance(value, str) or not value:
             raise BadRequest(f"timezone: expected an IANA time zone name, got {value!r}")
@@ -113,6 +113,8 @@ def _check_device(device: Any) -> dict[str, Any]:
         )
     ((key, value),) = device.items()
     if key in ("id", "serial_number"):
+        if isinstance(value, str):
+            check_text(f"device.{key}", value)
         if not isinstance(value, str) or not value.strip() or len(value) > 128:
             raise BadRequest(
                 f"device.{key}: expected a non-empty string of at most 128 "

@@ -13,7 +13,13 @@ import re
 import secrets
 import uuid
 
-from connector_telemetry.errors import BadRequest, InvalidAccessToken, NotFound, UnknownApiKey
+from connector_telemetry.errors import (
+    BadRequest,
+    InvalidAccessToken,
+    NotFound,
+    UnknownApiKey,
+    check_text,
+)
 from connector_telemetry.service import clock
 from connector_telemetry.service.models import PERMISSION_NAMES, Principal, Token, User
 from connector_telemetry.store.base import Store
@@ -37,6 +43,9 @@ def create_account(store: Store, account_id: str | None = None, name: str | None
     account_id = new_id() if account_id is None else account_id
     if not account_id or len(account_id) > ACCOUNT_ID_MAX or "/" in account_id:
         raise BadRequest("account id must be 1 to 32 characters without '/'")
+    check_text("account id", account_id)
+    if name is not None:
+        check_text("account name", name)
     store.create_account(account_id, name or f"Account {account_id[:8]}", clock.rfc3339())
     return account_id
 
@@ -49,6 +58,8 @@ def create_token(
     expires_on: str | None = None,
 ) -> tuple[Token, str]:
     """Issue a token; returns it with its secret (the only time the secret exists)."""
+    if name is not None:
+        check_text("token name", name)
     if permission not in PERMISSION_NAMES:
         raise BadRequest(f"permission must be one of {', '.join(PERMISSION_NAMES)}")
     if not store.account_exists(account_id):
@@ -78,7 +89,7 @@ def revoke_token(store: Store, token_id: str) -> None:
 
 def create_user(store: Store, email: str, account_ids: list[str]) -> str:
     """Create a user with a Global API Key over ``account_ids``; returns the key."""
-    email = email.strip().lower()
+    email = check_text("email", email.strip().lower())
     if not EMAIL_SHAPE.match(email):
         raise BadRequest(f"not an email address: {email!r}")
     for account_id in account_ids:

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from connector_telemetry.errors import BadRequest, NotFound
+from connector_telemetry.errors import BadRequest, NotFound, check_text
 from connector_telemetry.numbers import wire
 from connector_telemetry.service import clock
 from connector_telemetry.service.ingest import decode_cursor, encode_cursor, fingerprint, read_items
@@ -98,8 +98,10 @@ def check_event(index: int, item: Any) -> NewEvent:
     t = _time(index, "t", item["t"])
     n = None if item.get("n") is None else _time(index, "n", item["n"])
     v = item.get("v")
-    if v is not None and not isinstance(v, str):
-        raise _bad(index, "v", f"expected a string, got {orjson.dumps(v).decode()}")
+    if v is not None:
+        if not isinstance(v, str):
+            raise _bad(index, "v", f"expected a string, got {orjson.dumps(v).decode()}")
+        check_text(f"events[{index}].v", v)
     return NewEvent(index, t, n, kind, e, v)
 
 

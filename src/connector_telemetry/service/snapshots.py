@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from connector_telemetry.errors import BadRequest, NotFound
+from connector_telemetry.errors import BadRequest, NotFound, check_text
 from connector_telemetry.numbers import wire
 from connector_telemetry.service import clock
 from connector_telemetry.service.ingest import (
@@ -69,6 +69,7 @@ def check_snapshot(index: int, item: Any) -> NewSnapshot:
         raise BadRequest(f"{where}.t: must be a number >= 0, got {item['t']!r}")
     if "a" in item:
         raise BadRequest(f"{where}.a: set by the service (time collected); do not send it")
+    check_text(f"{where}.v", item["v"])
     item["t"] = wire(t)
     return NewSnapshot(index, t, item["v"], orjson.dumps(item))
 

@@ -1,0 +1,190 @@
+"""Ingest on PostgreSQL (used by store.postgres): locking the connector, numbering,
+inserting a batch in one statement, telling duplicates from conflicts, the heartbeat.
+
+Every function runs inside the caller's transaction, after (or as) the connector row
+lock, so what it reads stays true until commit whatever other processes do.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import psycopg
+
+from connector_telemetry.errors import Conflict, NotFound
+from connector_telemetry.service.clock import rfc3339
+from connector_telemetry.service.models import NewEvent, NewSnapshot, event_doc, same_content
+
+Conn = psycopg.Connection[Any]
+
+
+def lock_connector(conn: Conn, account_id: str, connector_id: str) -> tuple[int, Any]:
+    """The connector's pk and last_seen_t, its row locked until commit: the one
+    place where writers of the same connector, in any process, take turns."""
+    if "\x00" in connector_id:  # PostgreSQL text cannot hold one: no such connector
+        raise NotFound(f"connector {connector_id} not found")
+    row = conn.execute(
+        "SELECT pk, last_seen_t FROM connectors WHERE account_id=%s AND id=%s FOR UPDATE",
+        (account_id, connector_id),
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"connector {connector_id} not found")
+    return int(row[0]), row[1]
+
+
+def heartbeat(
+    conn: Conn,
+    cpk: int,
+    last_seen_t: float | None,
+    items: list[NewEvent] | list[NewSnapshot],
+    collected_at: float,
+) -> None:
+    """Ingest is a sign of life; the newest item's version is the one last seen,
+    unless telemetry recorded later was already seen (an agent replaying its spool)."""
+    now = rfc3339(collected_at)
+    versioned = [(item.t, item.v) for item in items if item.v is not None]
+    if versioned:
+        newest_t, newest_v = max(versioned)
+        if last_seen_t is None or newest_t >= last_seen_t:
+            conn.execute(
+                "UPDATE connectors SET last_heartbeat=%s, last_seen_version=%s, "
+                "last_seen_t=%s WHERE pk=%s",
+                (now, newest_v, newest_t, cpk),
+            )
+            return
+    conn.execute("UPDATE connectors SET last_heartbeat=%s WHERE pk=%s", (now, cpk))
+
+
+def number_and_dedupe(
+    conn: Conn, cpk: int, events: list[NewEvent]
+) -> list[tuple[float, float, str, bytes]]:
+    """``(t, n, k, doc)``: events without ``n`` get the next free number at their
+    ``t``; in-batch repeats of the same content are dropped, of other content refused."""
+    if all(ev.doc is not None for ev in events):
+        numbered = [(ev.t, ev.n, ev.k, ev.doc) for ev in events]
+        if len({(row[0], row[1]) for row in numbered}) == len(numbered):
+            return numbered  # type: ignore[return-value]  # all numbered: the common case
+    taken: dict[float, float] = {}
+    for ev in events:
+        if ev.n is not None:
+            taken[ev.t] = max(taken.get(ev.t, -math.inf), ev.n)
+    unnumbered = list({ev.t for ev in events if ev.n is None})
+    stored: dict[float, float] = {}
+    if unnumbered:
+        found = conn.execute(
+            "SELECT t, max(n) FROM events WHERE cpk=%s AND t = ANY(%s) GROUP BY t",
+            (cpk, unnumbered),
+        ).fetchall()
+        stored = {t: top for t, top in found}
+    next_free: dict[float, float] = {}
+    rows = []
+    seen: dict[tuple[float, float], tuple[int, bytes]] = {}
+    for ev in events:
+        n = ev.n
+        if n is None:
+            if ev.t not in next_free:
+                top = max(taken.get(ev.t, -math.inf), stored.get(ev.t, -math.inf))
+                next_free[ev.t] = 0.0 if top == -math.inf else float(math.floor(top) + 1)
+            n = next_free[ev.t]
+            next_free[ev.t] = n + 1
+        doc = ev.doc if ev.doc is not None else event_doc(ev, n)
+        earlier = seen.get((ev.t, n))
+        if earlier is not None:
+            if not same_content(earlier[1], doc):
+                raise Conflict(
+                    f"events[{ev.index}]: same t and n as events[{earlier[0]}] "
+                    "with different content"
+                )
+            continue
+        seen[(ev.t, n)] = (ev.index, doc)
+        rows.append((ev.t, n, ev.k, doc))
+    return rows
+
+
+def insert_events(
+    conn: Conn,
+    cpk: int,
+    rows: list[tuple[float, float, str, bytes]],
+    collected_at: float,
+    events: list[NewEvent],
+) -> int:
+    """Insert what is new in one statement; returns how many rows were already
+    stored with the same content (409 if any with other content)."""
+    if not rows:
+        return 0
+    ts, ns, ks, docs = (list(column) for column in zip(*rows, strict=True))
+    inserted = conn.execute(
+        "INSERT INTO events (cpk, t, n, a, k, doc) SELECT %b, u.t, u.n, %b, u.k, u.doc "
+        "FROM unnest(%b::float8[], %b::float8[], %b::text[], %b::bytea[]) AS u(t, n, k, doc) "
+        "ON CONFLICT DO NOTHING RETURNING t, n",
+        (cpk, collected_at, ts, ns, ks, docs),
+        binary=True,
+    ).fetchall()
+    if len(inserted) == len(rows):
+        return 0
+    new = set(inserted)
+    old = [row for row in rows if (row[0], row[1]) not in new]
+    stored = {
+        (t, n): doc
+        for t, n, doc in conn.execute(
+            "SELECT t, n, doc FROM events WHERE cpk=%b AND (t, n) IN "
+            "(SELECT * FROM unnest(%b::float8[], %b::float8[]))",
+            (cpk, [row[0] for row in old], [row[1] for row in old]),
+            binary=True,
+        )
+    }
+    index_of = {(ev.t, ev.n): ev.index for ev in events if ev.n is not None}
+    for t, n, _, doc in old:
+        if not same_content(stored[(t, n)], doc):
+            index = index_of.get((t, n), "?")
+            raise Conflict(
+                f"events[{index}]: an event with t={t:g} and n={n:g} is already "
+                "stored with different content"
+            )
+    return len(old)
+
+
+def insert_snapshots(conn: Conn, cpk: int, snaps: list[NewSnapshot], collected_at: float) -> int:
+    if not snaps:
+        return 0
+    inserted = conn.execute(
+        "INSERT INTO snapshots (cpk, t, a, doc) SELECT %b, u.t, %b, u.doc "
+        "FROM unnest(%b::float8[], %b::bytea[]) AS u(t, doc) "
+        "ON CONFLICT DO NOTHING RETURNING t",
+        (cpk, collected_at, [s.t for s in snaps], [s.doc for s in snaps]),
+        binary=True,
+    ).fetchall()
+    if len(inserted) == len(snaps):
+        return 0
+    new = {t for (t,) in inserted}
+    old = [s for s in snaps if s.t not in new]
+    stored = dict(
+        conn.execute(
+            "SELECT t, doc FROM snapshots WHERE cpk=%b AND t = ANY(%b::float8[])",
+            (cpk, [s.t for s in old]),
+            binary=True,
+        ).fetchall()
+    )
+    for snap in old:
+        if not same_content(stored[snap.t], snap.doc):
+            raise Conflict(
+                f"snapshots[{snap.index}]: a snapshot with t={snap.t:g} "
+                "is already stored with different content"
+            )
+    return len(old)
+
+
+def dedupe_snapshots(snapshots: list[NewSnapshot]) -> list[NewSnapshot]:
+    """The batch without in-batch repeats of the same content (409 for other content)."""
+    seen: dict[float, NewSnapshot] = {}
+    for snap in snapshots:
+        earlier = seen.get(snap.t)
+        if earlier is None:
+            seen[snap.t] = snap
+        elif not same_content(earlier.doc, snap.doc):
+            raise Conflict(
+                f"snapshots[{snap.index}]: same t as snapshots[{earlier.index}] "
+                "with different content"
+            )
+    return list(seen.values())

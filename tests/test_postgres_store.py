@@ -1,0 +1,437 @@
+"""What only the PostgreSQL store has: migrations on a shared server, month partitions
+and their purge, several writers (processes, servers) on one database, reconnects.
+
+The API behaviour itself is checked by the whole API suite, which runs on both stores
+(see conftest's ``live``)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import psycopg
+import pytest
+
+from conftest import LiveServer, PostgresServer, make_tenant, start_server, stop_server
+from connector_telemetry.app import create_app
+from connector_telemetry.errors import ConfigError, Conflict, NotFound
+from connector_telemetry.service import connectors, credentials, events, snapshots
+from connector_telemetry.settings import Settings
+from connector_telemetry.store import describe, open_store
+from connector_telemetry.store.pg_partitions import MONTHS_FROM, MONTHS_TO
+from connector_telemetry.store.postgres import SCHEMA_VERSION, PostgresStore
+from connector_telemetry.store.sqlite import SchemaTooNew
+
+JAN, FEB, MAR = 1_704_067_200, 1_706_745_600, 1_709_251_200  # 2024-01-01, -02-01, -03-01
+SNAPSHOT = {
+    "v": "1",
+    "count_reclaim_failures": 0,
+    "count_reclaimed_paths": 0,
+    "count_record_failed": 0,
+    "count_transmit_failures": 0,
+}
+
+
+@pytest.fixture
+def url(postgres_server: PostgresServer) -> str:
+    """A new, empty database of this test's own."""
+    return postgres_server.new_database("ctel_pgtest")
+
+
+@pytest.fixture
+def pg(url: str) -> Iterator[PostgresStore]:
+    store = open_store(Settings(db=url))
+    assert isinstance(store, PostgresStore)
+    store.migrate()
+    yield store
+    store.close()
+
+
+def sql(url: str, query: str, *args: Any) -> list[tuple[Any, ...]]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        cur = conn.execute(query.encode(), args or None)
+        return cur.fetchall() if cur.description else []
+
+
+def partitions(url: str, table: str) -> list[str]:
+    rows = sql(
+        url,
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = %s::regclass ORDER BY 1",
+        table,
+    )
+    return [name for (name,) in rows]
+
+
+def connector(store: PostgresStore) -> tuple[str, str]:
+    account = credentials.create_account(store)
+    made, _ = connectors.create_connector(store, account, {"device": {"provision_license": True}})
+    return account, made.id
+
+
+def record(store: PostgresStore, account: str, cid: str, items: list[dict[str, Any]]) -> Any:
+    batch = events.parse_batch(orjson.dumps(items), "application/json", 100_000)
+    return events.record_events(store, account, cid, batch)
+
+
+def record_snapshots(store: PostgresStore, account: str, cid: str, ts: list[float]) -> Any:
+    body = orjson.dumps([{**SNAPSHOT, "t": t} for t in ts])
+    return snapshots.record_snapshots(
+        store, account, cid, snapshots.parse_batch(body, "application/json", 1000)
+    )
+
+
+# -- migrations -----------------------------------------------------------------------
+
+
+def test_both_stores_have_the_same_schema_versions() -> None:
+    """Schema N means the same thing on both stores: each migration has its twin."""
+    store = resources.files("connector_telemetry.store")
+    names = {
+        kind: sorted(
+            f.name.split("_", 1)[0] for f in (store / kind).iterdir() if f.name.endswith(".sql")
+        )
+        for kind in ("migrations", "pg_migrations")
+    }
+    assert names["migrations"] == names["pg_migrations"]
+    assert int(names["pg_migrations"][-1]) == SCHEMA_VERSION
+
+
+def test_migrations_apply_from_zero_and_only_once(url: str) -> None:
+    store = PostgresStore(url)
+    try:
+        assert store.schema_version() == 0
+        assert store.migrate() == SCHEMA_VERSION == store.known_schema_version
+        assert store.migrate() == SCHEMA_VERSION  # nothing left to do
+        versions = sql(url, "SELECT version FROM schema_version ORDER BY 1")
+        assert [v for (v,) in versions] == list(range(1, SCHEMA_VERSION + 1))
+        assert partitions(url, "events") == ["events_before_2000", "events_from_2100"]
+        assert partitions(url, "snapshots") == ["snapshots_before_2000", "snapshots_from_2100"]
+        assert store.is_empty()
+    finally:
+        store.close()
+
+
+def test_an_older_schema_is_migrated_with_its_data(url: str) -> None:
+    """A database left at schema 1 by an older ctel: `ctel db migrate` brings it up."""
+    folder = resources.files("connector_telemetry.store") / "pg_migrations"
+    first = next(f for f in folder.iterdir() if f.name.startswith("0001_"))
+    sql(url, first.read_text())
+    sql(url, "CREATE TABLE schema_version (version integer NOT NULL)")
+    sql(url, "INSERT INTO schema_version VALUES (1)")
+    sql(url, "INSERT INTO accounts VALUES ('old', 'Old account', '2024-01-01T00:00:00Z')")
+    done = subprocess.run(
+        [sys.executable, "-m", "connector_telemetry", "db", "migrate", "--db", url],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"schema is at version {SCHEMA_VERSION}" in done.stderr
+    store = PostgresStore(url)
+    try:
+        assert store.schema_version() == SCHEMA_VERSION
+        assert store.account_exists("old")
+        account, cid = connector(store)
+        assert record_snapshots(store, account, cid, [JAN]).accepted == 1  # table 2 is there
+    finally:
+        store.close()
+
+
+def test_a_newer_schema_is_refused_with_a_clear_message(pg: PostgresStore, url: str) -> None:
+    sql(url, "INSERT INTO schema_version VALUES (%s)", SCHEMA_VERSION + 7)
+    with pytest.raises(SchemaTooNew) as refused:
+        pg.migrate()
+    message = str(refused.value)
+    assert f"schema version {SCHEMA_VERSION + 7}" in message
+    assert f"newer than this ctel knows ({SCHEMA_VERSION})" in message
+    assert "upgrade connector-telemetry" in message
+    for command in (["db", "migrate"], ["serve", "--port", "9"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "connector_telemetry", *command, "--db", url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 2, done.stderr
+        assert "newer than this ctel knows" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_an_unreachable_server_is_a_clear_error_and_503(tmp_path: Path) -> None:
+    dead = f"postgresql://ctel:secret@/nowhere?host={tmp_path}&port=1"
+    assert describe(dead) == f"postgresql://ctel:***@/nowhere?host={tmp_path}&port=1"
+    assert describe("postgres://u@h/d?password=x&sslmode=require") == (
+        "postgres://u@h/d?password=***&sslmode=require"
+    )
+    store = PostgresStore(dead, pool_timeout_seconds=0.5)
+    with pytest.raises(ConfigError, match="cannot connect to postgresql://ctel:\\*\\*\\*@"):
+        store.migrate()
+    app = create_app(Settings(db=dead, pool_timeout_seconds=0.5), store)
+    try:
+        transport = httpx.ASGITransport(app=app)
+
+        async def call() -> httpx.Response:
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                return await client.get(
+                    "/client/v4/accounts/a/magic/connectors",
+                    headers={"Authorization": "Bearer " + "A" * 40},
+                )
+
+        import asyncio
+
+        answer = asyncio.run(call())
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["errors"][0]["code"] == 1503
+    finally:
+        app.ctx.close()
+
+
+def test_a_lost_reader_connection_is_replaced(pg: PostgresStore, url: str) -> None:
+    account, cid = connector(pg)
+    record(pg, account, cid, [{"e": {"k": "Init"}, "t": JAN, "n": 0}])
+    assert pg.get_event(account, cid, [(JAN, 0.0)]) is not None
+    sql(
+        url,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    assert pg.get_event(account, cid, [(JAN, 0.0)]) is not None  # reader: reconnected
+    assert record(pg, account, cid, [{"e": {"k": "Init"}, "t": JAN, "n": 1}]).accepted == 1
+
+
+# -- partitions -----------------------------------------------------------------------
+
+
+def test_a_partition_per_month_and_purge_drops_whole_months(pg: PostgresStore, url: str) -> None:
+    account, cid = connector(pg)
+    day = 86_400
+    items = [{"e": {"k": "Init"}, "t": t, "n": 0} for t in (JAN, JAN + day, FEB, FEB + 20 * day)]
+    items += [{"e": {"k": "Init"}, "t": t, "n": 0} for t in (5, 5e9, MAR + day)]
+    assert record(pg, account, cid, items).accepted == 7
+    record_snapshots(pg, account, cid, [JAN + 1, FEB + 1])
+    assert partitions(url, "events") == [
+        "events_2024_01",
+        "events_2024_02",
+        "events_2024_03",
+        "events_before_2000",
+        "events_from_2100",
+    ]
+    assert "snapshots_2024_01" in partitions(url, "snapshots")
+    in_feb = sql(url, "SELECT count(*) FROM events_2024_02")[0][0]
+    assert in_feb == 2 and sql(url, "SELECT count(*) FROM events_before_2000")[0][0] == 1
+
+    cutoff = FEB + 10 * day  # January whole, the first third of February, and t=5
+    gone = pg.purge_telemetry(cutoff, 1)
+    assert gone == 3  # January's two events and one snapshot, dropped with their tables
+    assert "events_2024_01" not in partitions(url, "events")
+    assert "snapshots_2024_01" not in partitions(url, "snapshots")
+    total = gone
+    while step := pg.purge_telemetry(cutoff, 1):
+        assert step == 1  # the rest in bounded batches
+        total += step
+    assert total == 6
+    left = [row[0] for row in pg.export_events(account, cid, None, 100)]
+    assert left == [FEB + 20 * day, MAR + day, 5e9]
+    assert [row[0] for row in pg.export_snapshots(account, cid, None, 100)] == []
+    assert "events_2024_02" in partitions(url, "events")  # not entirely before the cutoff
+
+    # January again (an agent replaying its spool): the month is made anew, also by a
+    # process that still believes it exists.
+    other = PostgresStore(url)
+    try:
+        assert record(other, account, cid, [{"e": {"k": "Init"}, "t": FEB + 1, "n": 5}])
+        pg.purge_telemetry(MAR, 10)  # drops February, which `other` has in its cache
+        assert record(other, account, cid, [{"e": {"k": "Init"}, "t": FEB + 2, "n": 0}])
+        assert record(pg, account, cid, [{"e": {"k": "Init"}, "t": JAN, "n": 0}]).accepted == 1
+    finally:
+        other.close()
+    assert "events_2024_01" in partitions(url, "events")
+    assert pg.get_event(account, cid, [(JAN, 0.0)]) == b'{"e":{"k":"Init"},"n":0,"t":1704067200}'
+    assert pg.get_event(account, cid, [(FEB + 2, 0.0)]) is not None
+
+
+def test_month_boundaries(pg: PostgresStore, url: str) -> None:
+    """Each row lands in the partition its month names, right up to the boundaries."""
+    account, cid = connector(pg)
+    expected = {
+        JAN - 1e-4: "events_2023_12",
+        FEB - 1e-4: "events_2024_01",
+        FEB: "events_2024_02",
+        MONTHS_FROM - 1e-3: "events_before_2000",
+        MONTHS_FROM: "events_2000_01",
+        MONTHS_TO - 1e-3: "events_2099_12",
+        MONTHS_TO: "events_from_2100",
+        0: "events_before_2000",
+        1e300: "events_from_2100",
+    }
+    items = [{"e": {"k": "Init"}, "t": t, "n": 0} for t in expected]
+    assert record(pg, account, cid, items).accepted == len(expected)
+    rows = sql(url, "SELECT t, tableoid::regclass::text FROM events")
+    assert dict(rows) == expected
+
+
+def test_an_id_with_nul_names_nothing(pg: PostgresStore) -> None:
+    """PostgreSQL text cannot hold NUL: such an id is not found (as on SQLite)."""
+    account, _ = connector(pg)
+    assert pg.get_connector(account, "a\x00b") is None
+    assert pg.delete_connector(account, "a\x00b") is None
+    with pytest.raises(NotFound):
+        pg.get_event(account, "a\x00b", [(1.0, 0.0)])
+    with pytest.raises(NotFound):
+        record(pg, account, "a\x00b", [{"e": {"k": "Init"}, "t": 1, "n": 0}])
+
+
+def test_latest_reads_only_the_newest_months(pg: PostgresStore, url: str) -> None:
+    """Latest Events over many months: an ordered scan from the newest partition."""
+    account, cid = connector(pg)
+    items = [{"e": {"k": "Init"}, "t": JAN + m * 2_700_000, "n": 0} for m in range(14)]
+    record(pg, account, cid, items)
+    latest = pg.latest_events(account, cid, 3)
+    assert [orjson.loads(doc)["t"] for doc in latest] == [items[i]["t"] for i in (13, 12, 11)]
+    cpk = sql(url, "SELECT pk FROM connectors WHERE id=%s", cid)[0][0]
+    plan = "\n".join(
+        line
+        for (line,) in sql(
+            url,
+            "EXPLAIN (ANALYZE, COSTS OFF) SELECT doc FROM events WHERE cpk=%s "
+            "ORDER BY t DESC, n DESC LIMIT 3",
+            cpk,
+        )
+    )
+    assert "Merge Append" not in plan and "never executed" in plan, plan
+
+
+# -- several writers --------------------------------------------------------------------
+
+
+def in_threads(count: int, work: Callable[[int], Any]) -> list[Any]:
+    """Run ``work(i)`` in ``count`` threads started together; results (or exceptions)."""
+    results: list[Any] = [None] * count
+    start = threading.Barrier(count)
+
+    def run(i: int) -> None:
+        start.wait()
+        try:
+            results[i] = work(i)
+        except Exception as exc:
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return results
+
+
+def test_writers_in_several_processes_stay_exact(pg: PostgresStore, url: str) -> None:
+    """Four stores (as four servers would have) write one connector at once."""
+    account, cid = connector(pg)
+    nodes = [PostgresStore(url) for _ in range(4)]
+    try:
+        # events without n: every one gets its own number, 0..N-1 with no gap
+        unnumbered = [{"e": {"k": "Reconcile", "i": i}, "t": JAN} for i in range(50)]
+        results = in_threads(8, lambda i: record(nodes[i % 4], account, cid, unnumbered))
+        assert all(r.accepted == 50 for r in results), results
+        ns = sorted(row[1] for row in pg.export_events(account, cid, None, 1000))
+        assert ns == [float(n) for n in range(400)]
+
+        # the same batch with n from every node: stored once, the rest are duplicates
+        numbered = [{"e": {"k": "Init"}, "t": FEB + i, "n": 0} for i in range(100)]
+        results = in_threads(8, lambda i: record(nodes[i % 4], account, cid, numbered))
+        assert sum(r.accepted for r in results) == 100
+        assert sum(r.duplicates for r in results) == 700
+
+        # one (t, n), different content from each node: one wins, the others are 409
+        results = in_threads(
+            8,
+            lambda i: record(
+                nodes[i % 4], account, cid, [{"e": {"k": "Init", "i": i}, "t": MAR, "n": 99}]
+            ),
+        )
+        assert sum(1 for r in results if isinstance(r, Conflict)) == 7, results
+
+        # one pending interrupt, whoever asks
+        results = in_threads(
+            8,
+            lambda i: nodes[i % 4].create_interrupt(account, cid, "reboot", False, "2024-01-01"),
+        )
+        assert sum(1 for r in results if isinstance(r, Conflict)) == 7, results
+        picked = in_threads(4, lambda i: nodes[i].pick_up_interrupts(account, cid, "2024-01-02"))
+        assert sorted(len(p) for p in picked) == [0, 0, 0, 1]
+    finally:
+        for node in nodes:
+            node.close()
+
+
+@pytest.mark.parametrize("live", ["postgres"], indirect=True)
+def test_two_servers_on_one_database(live: LiveServer, tmp_path: Path) -> None:
+    """Two `ctel serve` on one PostgreSQL database, written through both at once:
+    numbering, idempotency and cursor paging stay exact."""
+    store = open_store(Settings(db=str(live.db)))
+    tenant = make_tenant(store)
+    store.close()
+    second = start_server(str(live.db), log_path=tmp_path / "second.log")
+    try:
+        apis = [live.api, second.api]
+        made = httpx.post(
+            f"{apis[0]}/accounts/{tenant.account_id}/magic/connectors",
+            json={"device": {"id": "two-servers"}},
+            headers=tenant.write,
+        )
+        path = f"/accounts/{tenant.account_id}/magic/connectors/{made.json()['result']['id']}"
+        events_url = [api + path + "/telemetry/events" for api in apis]
+
+        def post(i: int) -> httpx.Response:
+            body = [{"e": {"k": "Reconcile", "w": i, "j": j}, "t": JAN} for j in range(25)]
+            body += [{"e": {"k": "Init"}, "t": FEB + j, "n": 0} for j in range(25)]
+            return httpx.post(events_url[i % 2], json=body, headers=tenant.write, timeout=60)
+
+        answers = in_threads(6, post)
+        assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
+        assert sum(a.json()["result"]["accepted"] for a in answers) == 6 * 25 + 25
+
+        # page through everything, alternating servers, while both keep ingesting later
+        # events: every event before the writes appears exactly once
+        seen: list[tuple[float, float]] = []
+        cursor = None
+        stop = threading.Event()
+
+        def keep_writing() -> None:
+            t = MAR
+            while not stop.is_set():
+                t += 1
+                httpx.post(
+                    events_url[int(t) % 2],
+                    json=[{"e": {"k": "Init"}, "t": t, "n": 0}],
+                    headers=tenant.write,
+                )
+
+        writer = threading.Thread(target=keep_writing)
+        writer.start()
+        try:
+            page_no = 0
+            while True:
+                params: dict[str, Any] = {"from": 0, "to": MAR - 1, "limit": 7}
+                if cursor:
+                    params["cursor"] = cursor
+                got = httpx.get(events_url[page_no % 2], params=params, headers=tenant.read)
+                result = got.json()["result"]
+                seen += [(item["t"], item["n"]) for item in result["items"]]
+                cursor = result.get("cursor")
+                page_no += 1
+                if not cursor:
+                    break
+        finally:
+            stop.set()
+            writer.join(30)
+        assert len(seen) == len(set(seen)) == 175
+        assert sorted(n for t, n in seen if t == JAN) == list(range(150))
+    finally:
+        stop_server(second)
