@@ -538,8 +538,10 @@ class PostgresStore:
         limit: int,
     ) -> list[EventMeta]:
         cpk = self._reader_pk(account_id, connector_id)
+        # With a cursor, start at the cursor's t (never before from: the cursor is bound to
+        # the query): the scan seeks there and partitions before it are pruned.
         query = "SELECT a, k, n, t FROM events WHERE cpk=%s AND t>=%s AND t<=%s"
-        args: list[object] = [cpk, t_from, t_to]
+        args: list[object] = [cpk, t_from if after is None else after[0], t_to]
         if kind is not None:
             query += " AND k=%s"
             args.append(kind)

@@ -498,14 +498,18 @@ class SQLiteStore:
         limit: int,
     ) -> list[EventMeta]:
         cpk = self._reader_pk(account_id, connector_id)
-        sql = "SELECT a, k, n, t FROM events WHERE cpk=? AND t>=? AND t<=?"
-        args: list[object] = [cpk, t_from, t_to]
+        # With a cursor, the cursor is the range's start (it lies within from..to, the
+        # cursor being bound to them): SQLite then seeks to it instead of scanning from
+        # ``from`` and filtering, which made late pages cost O(position).
+        if after is None:
+            sql = "SELECT a, k, n, t FROM events WHERE cpk=? AND t>=? AND t<=?"
+            args: list[object] = [cpk, t_from, t_to]
+        else:
+            sql = "SELECT a, k, n, t FROM events WHERE cpk=? AND (t, n) > (?, ?) AND t<=?"
+            args = [cpk, *after, t_to]
         if kind is not None:
             sql += " AND k=?"
             args.append(kind)
-        if after is not None:
-            sql += " AND (t, n) > (?, ?)"
-            args += after
         sql += " ORDER BY t, n LIMIT ?"
         args.append(limit)
         found = [EventMeta(*row) for row in self.reader.execute(sql, args)]
@@ -593,11 +597,9 @@ class SQLiteStore:
         limit: int,
     ) -> list[tuple[float, float]]:
         cpk = self._reader_pk(account_id, connector_id)
-        sql = "SELECT a, t FROM snapshots WHERE cpk=? AND t>=? AND t<=?"
-        args: list[object] = [cpk, t_from, t_to]
-        if after is not None:
-            sql += " AND t > ?"
-            args.append(after)
+        lower = ">=" if after is None else ">"
+        sql = f"SELECT a, t FROM snapshots WHERE cpk=? AND t {lower} ? AND t<=?"
+        args: list[object] = [cpk, t_from if after is None else after, t_to]
         rows = self.reader.execute(sql + " ORDER BY t LIMIT ?", [*args, limit]).fetchall()
         if not rows:
             self._forget_pk(account_id, connector_id)
