@@ -12,7 +12,8 @@ import math
 import re
 
 _DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?\Z")
-_MAX_EXACT = 2**53
+#: Whole floats inside this bound are written as JSON integers (orjson's 64-bit range).
+_INT_LIMIT = float(2**63)
 
 
 def parse_decimal(text: str) -> float | None:
@@ -59,6 +60,6 @@ def parse_query_number(text: str) -> float | None:
 
 def wire(value: float) -> int | float:
     """A number as we write it in JSON: whole numbers as integers."""
-    if value.is_integer() and -_MAX_EXACT * 1024 < value < _MAX_EXACT * 1024:
+    if -_INT_LIMIT < value < _INT_LIMIT and value.is_integer():
         return int(value)
     return value
