@@ -84,7 +84,7 @@ def _plain_event(index: int, item: Any) -> NewEvent | None:
     anything unusual (or wrong) to ``check_event``, which says precisely what is wrong."""
     if type(item) is not dict or not item.keys() <= _EVENT_KEYS:
         return None
-    e, t, n, v = item.get("e"), item.get("t"), item.get("n"), item.get("v")
+    e, t, n, v = item.get("e"), item.get("t", -1), item.get("n"), item.get("v")
     if type(e) is not dict or type(t) not in _NUMBER or not 0 <= t < _INF:
         return None
     kind = e.get("k")
