@@ -29,7 +29,6 @@ from contextlib import contextmanager
 from importlib import resources
 from typing import Any, TypeVar
 
-import orjson
 import psycopg
 from psycopg_pool import ConnectionPool
 
@@ -47,17 +46,13 @@ from connector_telemetry.service.models import (
 from connector_telemetry.store import describe
 from connector_telemetry.store import pg_ingest as ingest
 from connector_telemetry.store.pg_partitions import Partitions, is_missing_partition
+from connector_telemetry.store.rows import CONNECTOR_COLUMNS, connector_from_row, connector_values
 from connector_telemetry.store.sqlite import SchemaTooNew
 
 T = TypeVar("T")
 Conn = psycopg.Connection[Any]
 Params = Sequence[Any] | Mapping[str, Any]
 
-_CONNECTOR_COLUMNS = (
-    "account_id, id, activated, days_of_week, duration_hours, embargo_dates, hour_of_day, "
-    "notes, timezone, device_id, device_serial, device_type, last_updated, last_heartbeat, "
-    "last_seen_version, license_key_hash"
-)
 _CONNECTOR_VALUES = ", ".join(["%s"] * 16)
 #: Lock key (pg_advisory_xact_lock) that serializes migrations across processes ("ctelmigr").
 _MIGRATION_LOCK = 0x6374656C6D696772
@@ -369,80 +364,20 @@ class PostgresStore:
 
     # -- connectors -----------------------------------------------------------
 
-    @staticmethod
-    def _connector(row: tuple[Any, ...]) -> Connector:
-        (
-            account_id,
-            cid,
-            activated,
-            days,
-            duration,
-            embargo,
-            hour,
-            notes,
-            tz,
-            device_id,
-            serial,
-            device_type,
-            last_updated,
-            heartbeat,
-            version,
-            key_hash,
-        ) = row
-        return Connector(
-            account_id=account_id,
-            id=cid,
-            activated=bool(activated),
-            interrupt_window_days_of_week=orjson.loads(days),
-            interrupt_window_duration_hours=float(duration),
-            interrupt_window_embargo_dates=orjson.loads(embargo),
-            interrupt_window_hour_of_day=float(hour),
-            notes=notes,
-            timezone=tz,
-            device_id=device_id,
-            device_serial=serial,
-            device_type=device_type,
-            last_updated=last_updated,
-            last_heartbeat=heartbeat,
-            last_seen_version=version,
-            license_key_hash=None if key_hash is None else bytes(key_hash),
-        )
-
-    @staticmethod
-    def _connector_values(c: Connector) -> tuple[object, ...]:
-        return (
-            c.account_id,
-            c.id,
-            c.activated,
-            orjson.dumps(c.interrupt_window_days_of_week).decode(),
-            c.interrupt_window_duration_hours,
-            orjson.dumps(c.interrupt_window_embargo_dates).decode(),
-            c.interrupt_window_hour_of_day,
-            c.notes,
-            c.timezone,
-            c.device_id,
-            c.device_serial,
-            c.device_type,
-            c.last_updated,
-            c.last_heartbeat,
-            c.last_seen_version,
-            c.license_key_hash,
-        )
-
     def list_connectors(self, account_id: str, device_type: str | None) -> list[Connector]:
-        query = f"SELECT {_CONNECTOR_COLUMNS} FROM connectors WHERE account_id=%s"
+        query = f"SELECT {CONNECTOR_COLUMNS} FROM connectors WHERE account_id=%s"
         args: tuple[str, ...] = (account_id,)
         if device_type is not None:
             query += " AND device_type=%s"
             args += (device_type,)
         rows = self._read(query + " ORDER BY pk", args, binary=True).fetchall()
-        return [self._connector(row) for row in rows]
+        return [connector_from_row(row) for row in rows]
 
     def create_connector(self, connector: Connector) -> None:
         with self._write() as conn:
             conn.execute(
-                f"INSERT INTO connectors ({_CONNECTOR_COLUMNS}) VALUES ({_CONNECTOR_VALUES})",
-                self._connector_values(connector),
+                f"INSERT INTO connectors ({CONNECTOR_COLUMNS}) VALUES ({_CONNECTOR_VALUES})",
+                connector_values(connector),
             )
             self._bump_credentials(conn)
 
@@ -450,14 +385,14 @@ class PostgresStore:
         if "\x00" in connector_id:
             return None
         row = self._read(
-            f"SELECT {_CONNECTOR_COLUMNS} FROM connectors WHERE account_id=%s AND id=%s",
+            f"SELECT {CONNECTOR_COLUMNS} FROM connectors WHERE account_id=%s AND id=%s",
             (account_id, connector_id),
             binary=True,
         ).fetchone()
-        return None if row is None else self._connector(row)
+        return None if row is None else connector_from_row(row)
 
     def update_connector(self, connector: Connector) -> None:
-        values = self._connector_values(connector)
+        values = connector_values(connector)
         with self._write() as conn:
             cur = conn.execute(
                 "UPDATE connectors SET activated=%s, days_of_week=%s, duration_hours=%s, "
@@ -476,7 +411,7 @@ class PostgresStore:
         with self._write() as conn:
             row = conn.execute(
                 f"DELETE FROM connectors WHERE account_id=%s AND id=%s "
-                f"RETURNING pk, {_CONNECTOR_COLUMNS}",
+                f"RETURNING pk, {CONNECTOR_COLUMNS}",
                 (account_id, connector_id),
                 binary=True,
             ).fetchone()
@@ -487,7 +422,7 @@ class PostgresStore:
             conn.execute("DELETE FROM events WHERE cpk=%s", (row[0],))
             conn.execute("DELETE FROM snapshots WHERE cpk=%s", (row[0],))
             self._bump_credentials(conn)
-            return self._connector(row[1:])
+            return connector_from_row(row[1:])
 
     def device_in_use(self, account_id: str, device_id: str | None, serial: str | None) -> bool:
         row = self._read(
@@ -730,9 +665,9 @@ class PostgresStore:
     def import_connector(self, connector: Connector) -> bool:
         with self._write() as conn:
             cur = conn.execute(
-                f"INSERT INTO connectors ({_CONNECTOR_COLUMNS}) VALUES ({_CONNECTOR_VALUES}) "
+                f"INSERT INTO connectors ({CONNECTOR_COLUMNS}) VALUES ({_CONNECTOR_VALUES}) "
                 "ON CONFLICT (account_id, id) DO NOTHING",
-                self._connector_values(connector),
+                connector_values(connector),
             )
             if cur.rowcount != 1:
                 return False

@@ -15,8 +15,6 @@ from contextlib import contextmanager
 from importlib import resources
 from typing import Any
 
-import orjson
-
 from connector_telemetry.errors import Conflict, NotFound
 from connector_telemetry.service.clock import rfc3339
 from connector_telemetry.service.models import (
@@ -31,12 +29,7 @@ from connector_telemetry.service.models import (
     event_doc,
     same_content,
 )
-
-_CONNECTOR_COLUMNS = (
-    "account_id, id, activated, days_of_week, duration_hours, embargo_dates, hour_of_day, "
-    "notes, timezone, device_id, device_serial, device_type, last_updated, last_heartbeat, "
-    "last_seen_version, license_key_hash"
-)
+from connector_telemetry.store.rows import CONNECTOR_COLUMNS, connector_from_row, connector_values
 
 
 class SchemaTooNew(Exception):
@@ -238,93 +231,33 @@ class SQLiteStore:
 
     # -- connectors -----------------------------------------------------------
 
-    @staticmethod
-    def _connector(row: tuple[object, ...]) -> Connector:
-        (
-            account_id,
-            cid,
-            activated,
-            days,
-            duration,
-            embargo,
-            hour,
-            notes,
-            tz,
-            device_id,
-            serial,
-            device_type,
-            last_updated,
-            heartbeat,
-            version,
-            key_hash,
-        ) = row
-        return Connector(
-            account_id=str(account_id),
-            id=str(cid),
-            activated=bool(activated),
-            interrupt_window_days_of_week=orjson.loads(str(days)),
-            interrupt_window_duration_hours=float(duration),  # type: ignore[arg-type]
-            interrupt_window_embargo_dates=orjson.loads(str(embargo)),
-            interrupt_window_hour_of_day=float(hour),  # type: ignore[arg-type]
-            notes=str(notes),
-            timezone=str(tz),
-            device_id=str(device_id),
-            device_serial=serial,  # type: ignore[arg-type]
-            device_type=str(device_type),
-            last_updated=str(last_updated),
-            last_heartbeat=heartbeat,  # type: ignore[arg-type]
-            last_seen_version=version,  # type: ignore[arg-type]
-            license_key_hash=key_hash,  # type: ignore[arg-type]
-        )
-
-    @staticmethod
-    def _connector_values(c: Connector) -> tuple[object, ...]:
-        return (
-            c.account_id,
-            c.id,
-            int(c.activated),
-            orjson.dumps(c.interrupt_window_days_of_week).decode(),
-            c.interrupt_window_duration_hours,
-            orjson.dumps(c.interrupt_window_embargo_dates).decode(),
-            c.interrupt_window_hour_of_day,
-            c.notes,
-            c.timezone,
-            c.device_id,
-            c.device_serial,
-            c.device_type,
-            c.last_updated,
-            c.last_heartbeat,
-            c.last_seen_version,
-            c.license_key_hash,
-        )
-
     def list_connectors(self, account_id: str, device_type: str | None) -> list[Connector]:
-        sql = f"SELECT {_CONNECTOR_COLUMNS} FROM connectors WHERE account_id=?"
+        sql = f"SELECT {CONNECTOR_COLUMNS} FROM connectors WHERE account_id=?"
         args: tuple[str, ...] = (account_id,)
         if device_type is not None:
             sql += " AND device_type=?"
             args += (device_type,)
         rows = self.reader.execute(sql + " ORDER BY pk", args).fetchall()
-        return [self._connector(row) for row in rows]
+        return [connector_from_row(row) for row in rows]
 
     def create_connector(self, connector: Connector) -> None:
         with self._write() as conn:
             conn.execute(
-                f"INSERT INTO connectors ({_CONNECTOR_COLUMNS}) VALUES "
+                f"INSERT INTO connectors ({CONNECTOR_COLUMNS}) VALUES "
                 "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                self._connector_values(connector),
+                connector_values(connector),
             )
             self._bump_credentials(conn)
 
     def get_connector(self, account_id: str, connector_id: str) -> Connector | None:
         row = self.reader.execute(
-            f"SELECT {_CONNECTOR_COLUMNS} FROM connectors WHERE account_id=? AND id=?",
+            f"SELECT {CONNECTOR_COLUMNS} FROM connectors WHERE account_id=? AND id=?",
             (account_id, connector_id),
         ).fetchone()
-        return None if row is None else self._connector(row)
+        return None if row is None else connector_from_row(row)
 
     def update_connector(self, connector: Connector) -> None:
-        values = self._connector_values(connector)
+        values = connector_values(connector)
         with self._write() as conn:
             cur = conn.execute(
                 "UPDATE connectors SET activated=?, days_of_week=?, duration_hours=?, "
@@ -340,7 +273,7 @@ class SQLiteStore:
     def delete_connector(self, account_id: str, connector_id: str) -> Connector | None:
         with self._write() as conn:
             row = conn.execute(
-                f"SELECT {_CONNECTOR_COLUMNS} FROM connectors WHERE account_id=? AND id=?",
+                f"SELECT {CONNECTOR_COLUMNS} FROM connectors WHERE account_id=? AND id=?",
                 (account_id, connector_id),
             ).fetchone()
             if row is None:
@@ -349,7 +282,7 @@ class SQLiteStore:
                 "DELETE FROM connectors WHERE account_id=? AND id=?", (account_id, connector_id)
             )
             self._bump_credentials(conn)
-            return self._connector(row)
+            return connector_from_row(row)
 
     def device_in_use(self, account_id: str, device_id: str | None, serial: str | None) -> bool:
         row = self.reader.execute(
@@ -721,9 +654,9 @@ class SQLiteStore:
             if exists:
                 return False
             conn.execute(
-                f"INSERT INTO connectors ({_CONNECTOR_COLUMNS}) VALUES "
+                f"INSERT INTO connectors ({CONNECTOR_COLUMNS}) VALUES "
                 "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                self._connector_values(connector),
+                connector_values(connector),
             )
             self._bump_credentials(conn)
             return True
