@@ -35,7 +35,12 @@ _SETTABLE: dict[str, Any] = {
         "maxItems": 100,
         "items": {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}$"},
     },
-    "interrupt_window_hour_of_day": {"type": "number", "minimum": 0, "exclusiveMaximum": 24},
+    "interrupt_window_hour_of_day": {
+        "type": "number",
+        "minimum": 0,
+        "maximum": 24,
+        "exclusiveMaximum": True,
+    },
     "notes": {"type": "string", "maxLength": 4096},
     "timezone": {"type": "string", "example": "Europe/Lisbon"},
 }
@@ -325,6 +330,19 @@ _ERRORS_BY_ACCESS = {
 
 def _operation(route: Route) -> dict[str, Any]:
     result = _RESULTS.get(route.operation_id, {"$ref": "#/components/schemas/Connector"})
+    if route.operation_id == "openapi":  # the document itself is served bare
+        ok: dict[str, Any] = {"type": "object", "required": ["openapi", "paths"]}
+    else:
+        ok = {
+            "type": "object",
+            "required": ["result", "success", "errors", "messages"],
+            "properties": {
+                "result": result,
+                "success": {"type": "boolean"},
+                "errors": {"type": "array", "items": _ERR_ITEM},
+                "messages": {"type": "array"},
+            },
+        }
     op: dict[str, Any] = {
         "operationId": route.operation_id,
         "summary": route.summary,
@@ -342,16 +360,7 @@ def _operation(route: Route) -> dict[str, Any]:
                 "description": "Success",
                 "content": {
                     "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "required": ["result", "success", "errors", "messages"],
-                            "properties": {
-                                "result": result,
-                                "success": {"type": "boolean"},
-                                "errors": {"type": "array", "items": _ERR_ITEM},
-                                "messages": {"type": "array"},
-                            },
-                        }
+                        "schema": ok,
                     }
                 },
             },

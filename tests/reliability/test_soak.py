@@ -1,0 +1,269 @@
+"""Soak: mixed reads and ingest at about 70% of the measured maximum, for a bounded time.
+
+A dedicated server (2 workers, fresh database with some history) is first driven flat out for
+a few seconds by a few client threads to measure the mixed requests/s it sustains; then the
+same mix runs rate-limited to 70% of that. Every response must be a 200 success (no transport
+error either), the workers must stay the same processes, and each worker's VmRSS at the end
+must be under 10% above its VmRSS after the warm-up.
+
+Sizes: CI 30 s (RSS baseline after 6 s), ``CTEL_FULL=1`` 10 min (baseline after 60 s).
+"""
+
+from __future__ import annotations
+
+import http.client
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import orjson
+import pytest
+from reliability_support import children, create_connector, fresh_db, report, size, vm_rss_kb
+
+from conftest import Tenant, events_path, start_server, stop_server
+
+pytestmark = pytest.mark.slow
+
+SOAK_SECONDS = size(30, 600)
+WARMUP_SECONDS = size(6, 60)
+MEASURE_SECONDS = 3.0
+LOAD_FACTOR = 0.70
+THREADS = 4
+WORKERS = 2
+MAX_RSS_GROWTH = 0.10
+SEED = 20261126
+T0 = 1_600_000_000
+HISTORY = 5_000  # events stored before the soak (t = T0 .. T0+999, n = 0..4)
+RECONNECT_EVERY = 500  # requests per keep-alive connection: spreads clients over the workers
+KINDS = ("Init", "Reconcile", "StartRotatePki", "FinishRotatePkiSuccess", "HaTransition")
+
+
+@dataclass
+class Tally:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    done: Counter[str] = field(default_factory=Counter)
+    errors: list[str] = field(default_factory=list)
+    error_count: int = 0
+    latencies: list[float] = field(default_factory=list)
+
+    def ok(self, kind: str, seconds: float) -> None:
+        with self.lock:
+            self.done[kind] += 1
+            if len(self.latencies) < 2_000_000:
+                self.latencies.append(seconds)
+
+    def fail(self, what: str) -> None:
+        with self.lock:
+            self.error_count += 1
+            if len(self.errors) < 20:
+                self.errors.append(what)
+
+    @property
+    def total(self) -> int:
+        return sum(self.done.values())
+
+
+class Mix:
+    """One client's requests: 55% Get Event, 15% List Events, 15% Latest, 15% ingest of a
+    5-event batch with fresh (t, n) keys."""
+
+    def __init__(self, base: str, tenant: Tenant, connector_id: str, client_no: int, seed: int):
+        self.path = base + events_path(tenant.account_id, connector_id)
+        self.read = {"Authorization": f"Bearer {tenant.read_token}"}
+        self.write = {
+            "Authorization": f"Bearer {tenant.write_token}",
+            "Content-Type": "application/json",
+        }
+        self.rng = random.Random(seed)
+        # Ingest keys: this client's own range of t, so clients never collide.
+        self.next_t = T0 + 1_000_000 * (client_no + 1)
+
+    def next(self) -> tuple[str, str, str, dict[str, str], bytes | None]:
+        roll = self.rng.random()
+        if roll < 0.55:
+            t = T0 + self.rng.randrange(HISTORY // 5)
+            n = self.rng.randrange(5)
+            return "get", "GET", f"{self.path}/{t}.{n}", self.read, None
+        if roll < 0.70:
+            start = T0 + self.rng.randrange(HISTORY // 5)
+            query = f"?from={start}&to={start + 50}&limit=100"
+            return "list", "GET", self.path + query, self.read, None
+        if roll < 0.85:
+            return "latest", "GET", self.path + "/latest", self.read, None
+        t = self.next_t
+        self.next_t += 1
+        batch = [{"e": {"k": KINDS[i], "soak": True}, "t": t, "n": i, "v": "2.0"} for i in range(5)]
+        return "ingest", "POST", self.path, self.write, orjson.dumps(batch)
+
+
+def drive(
+    host: str,
+    port: int,
+    mix: Mix,
+    tally: Tally,
+    stop: threading.Event,
+    until: float,
+    interval: float | None,
+) -> None:
+    """Send ``mix`` requests on keep-alive connections (a new one every ``RECONNECT_EVERY``
+    requests) until ``until`` (or ``stop``); with ``interval``, paced to one request per
+    ``interval`` seconds."""
+    conn = http.client.HTTPConnection(host, port, timeout=30)
+    next_at = time.monotonic()
+    sent = 0
+    try:
+        for _ in range(100_000_000):
+            now = time.monotonic()
+            if stop.is_set() or now >= until:
+                return
+            if interval is not None:
+                if next_at > now:
+                    time.sleep(min(next_at - now, until - now))
+                    continue
+                # Never more than a second's worth of catching up in one burst.
+                next_at = max(next_at + interval, now - 1.0)
+            kind, method, url, headers, body = mix.next()
+            sent += 1
+            if sent % RECONNECT_EVERY == 0:
+                conn.close()
+                conn = http.client.HTTPConnection(host, port, timeout=30)
+            started = time.monotonic()
+            try:
+                conn.request(method, url, body=body, headers=headers)
+                response = conn.getresponse()
+                payload = response.read()
+            except (OSError, http.client.HTTPException) as exc:
+                tally.fail(f"{method} {url}: {type(exc).__name__}: {exc}")
+                conn.close()
+                conn = http.client.HTTPConnection(host, port, timeout=30)
+                continue
+            elapsed = time.monotonic() - started
+            if response.status != 200 or b'"success":true' not in payload:
+                tally.fail(f"{method} {url}: {response.status} {payload[:300]!r}")
+            else:
+                tally.ok(kind, elapsed)
+    finally:
+        conn.close()
+
+
+def run_phase(
+    server_api: str,
+    mixes: list[Mix],
+    seconds: float,
+    rate: float | None,
+    checkpoints: list[tuple[float, Callable[[], None]]] | None = None,
+) -> tuple[Tally, float]:
+    """Drive one client thread per mix for ``seconds`` (paced to ``rate`` requests/s in total
+    when given), calling each checkpoint's function at its time into the phase."""
+    parts = urlsplit(server_api)
+    tally = Tally()
+    stop = threading.Event()
+    started = time.monotonic()
+    until = started + seconds
+    interval = None if rate is None else len(mixes) / rate
+    threads = [
+        threading.Thread(
+            target=drive,
+            args=(parts.hostname, parts.port, mix, tally, stop, until, interval),
+            daemon=True,
+        )
+        for mix in mixes
+    ]
+    try:
+        for thread in threads:
+            thread.start()
+        for at, function in checkpoints or []:
+            time.sleep(max(0.0, started + at - time.monotonic()))
+            function()
+        for thread in threads:
+            thread.join(seconds + 60)
+    finally:
+        stop.set()
+    assert not any(thread.is_alive() for thread in threads), "a soak client did not stop"
+    return tally, time.monotonic() - started
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
+
+
+def test_soak_mixed_load(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    db, tenant = fresh_db(tmp_path)
+    server = start_server(db, workers=WORKERS)
+    try:
+        connector_id = create_connector(server.api, tenant)
+        history = [
+            {"e": {"k": KINDS[n], "seq": t}, "t": T0 + t, "n": n, "v": "2.0"}
+            for t in range(HISTORY // 5)
+            for n in range(5)
+        ]
+        parts = urlsplit(server.api)
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+        try:
+            conn.request(
+                "POST",
+                "/client/v4" + events_path(tenant.account_id, connector_id),
+                body=orjson.dumps(history),
+                headers={**tenant.write, "Content-Type": "application/json"},
+            )
+            response = conn.getresponse()
+            assert response.status == 200, response.read()
+            response.read()
+        finally:
+            conn.close()
+        workers = sorted(children(server.process.pid))
+        assert len(workers) == WORKERS, workers
+
+        def mixes(seed: int) -> list[Mix]:
+            return [Mix("/client/v4", tenant, connector_id, i, seed + i) for i in range(THREADS)]
+
+        # 1. The maximum: flat out for a few seconds.
+        measured, measured_for = run_phase(server.api, mixes(SEED), MEASURE_SECONDS, None)
+        assert measured.error_count == 0, measured.errors
+        max_rps = measured.total / measured_for
+        target = LOAD_FACTOR * max_rps
+
+        # 2. The soak at 70% of it, with an RSS reading after the warm-up.
+        baseline: dict[int, int] = {}
+
+        def sample_baseline() -> None:
+            baseline.update({pid: vm_rss_kb(pid) for pid in workers})
+
+        soaked, soaked_for = run_phase(
+            server.api,
+            mixes(SEED + 100),
+            SOAK_SECONDS,
+            target,
+            checkpoints=[(WARMUP_SECONDS, sample_baseline)],
+        )
+        end = {pid: vm_rss_kb(pid) for pid in workers}
+        still = sorted(children(server.process.pid))
+    finally:
+        stop_server(server)
+
+    achieved = soaked.total / soaked_for
+    growth = {pid: (end[pid] - baseline[pid]) / baseline[pid] for pid in workers}
+    report(
+        request.config,
+        f"soak: measured max {max_rps:.0f} mixed req/s ({THREADS} client threads, "
+        f"{WORKERS} workers); soaked {soaked_for:.0f} s at target {target:.0f} req/s, achieved "
+        f"{achieved:.0f} req/s ({soaked.total} requests: {dict(soaked.done)}), "
+        f"p50 {1000 * percentile(soaked.latencies, 0.5):.1f} ms, "
+        f"p99 {1000 * percentile(soaked.latencies, 0.99):.1f} ms, {soaked.error_count} errors; "
+        "worker VmRSS after warm-up -> end: "
+        + ", ".join(
+            f"{baseline[pid] / 1024:.1f} -> {end[pid] / 1024:.1f} MiB ({100 * growth[pid]:+.1f}%)"
+            for pid in workers
+        ),
+    )
+    assert soaked.error_count == 0, soaked.errors
+    assert still == workers, f"worker processes changed during the soak: {workers} -> {still}"
+    assert achieved >= 0.85 * target, f"the soak ran at {achieved:.0f} req/s, not {target:.0f}"
+    too_much = {pid: f"{100 * g:.1f}%" for pid, g in growth.items() if g >= MAX_RSS_GROWTH}
+    assert too_much == {}, f"worker RSS grew by 10% or more: {too_much}"
