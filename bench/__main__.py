@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -223,21 +224,6 @@ def bench_ingest(workers: int, clients: int, batches: int) -> dict[str, Any]:
 # -- 3. Scale: latency at 10k, 1M, 10M stored events ----------------------------------
 
 
-def _latencies(port: int, paths: list[str], token: str) -> list[float]:
-    conn = http.client.HTTPConnection("127.0.0.1", port)
-    headers = {"Authorization": f"Bearer {token}"}
-    out = []
-    for path in paths:
-        started = time.perf_counter()
-        conn.request("GET", path, headers=headers)
-        response = conn.getresponse()
-        response.read()
-        out.append((time.perf_counter() - started) * 1000)
-        assert response.status == 200, path
-    conn.close()
-    return out
-
-
 def _warm(db: Path) -> None:
     """Read the database file once, so the OS page cache holds it as it would on a server
     in steady state: the scale figures compare index depth, not a cold disk."""
@@ -248,37 +234,59 @@ def _warm(db: Path) -> None:
                     pass
 
 
+def _paths(f: fixtures.Fleet, rng: random.Random, requests: int) -> tuple[list[str], list[str]]:
+    """Random Get Event paths, and List pages deep inside the range (from the connector's
+    start, continuing after a random stored event, as a client paging with cursors)."""
+    size = f.total
+    gets, lists = [], []
+    for _ in range(requests):
+        cid, t, n = f.key(rng.randrange(size))
+        base = f"/client/v4/accounts/{f.account_id}/magic/connectors/{cid}/telemetry/events"
+        gets.append(f"{base}/{t}.{n}")
+    to = fixtures.T0 + 10**7
+    query = fingerprint(float(fixtures.T0), float(to), None)
+    for _ in range(max(requests // 10, 20)):
+        cid, t, n = f.key(rng.randrange(max(size - 1000, 1)))
+        base = f"/client/v4/accounts/{f.account_id}/magic/connectors/{cid}/telemetry/events"
+        cursor = encode_cursor(query, (float(t), float(n)))
+        lists.append(f"{base}?from={fixtures.T0}&to={to}&limit=1000&cursor={cursor}")
+    return gets, lists
+
+
 def bench_scale(sizes: list[int], workers: int, requests: int) -> dict[str, Any]:
+    """All sizes served at once and queried in turn, request by request, so that whatever
+    else the machine does falls on every size alike."""
     rng = random.Random(5)
-    out: dict[str, Any] = {}
-    for size in sizes:
-        f = fleet(size)
-        gets, lists = [], []
-        for _ in range(requests):
-            i = rng.randrange(size)
-            cid, t, n = f.key(i)
-            base = f"/client/v4/accounts/{f.account_id}/magic/connectors/{cid}/telemetry/events"
-            gets.append(f"{base}/{t}.{n}")
-        to = fixtures.T0 + 10**7
-        query = fingerprint(float(fixtures.T0), float(to), None)
-        for _ in range(max(requests // 10, 20)):
-            # A page deep inside the range: from the connector's start, continuing after a
-            # random stored event (as a client paging with cursors gets there).
-            i = rng.randrange(max(size - 1000, 1))
-            cid, t, n = f.key(i)
-            base = f"/client/v4/accounts/{f.account_id}/magic/connectors/{cid}/telemetry/events"
-            cursor = encode_cursor(query, (float(t), float(n)))
-            lists.append(f"{base}?from={fixtures.T0}&to={to}&limit=1000&cursor={cursor}")
+    fleets = [fleet(size) for size in sizes]
+    plans = [_paths(f, rng, requests) for f in fleets]
+    for f in fleets:
         _warm(f.db)
-        with Ctel(f.db, workers) as server:
-            _latencies(server.port, gets[:200], f.token)  # warm-up
-            get_ms = _latencies(server.port, gets, f.token)
-            list_ms = _latencies(server.port, lists, f.token)
-            rss = server.peak_rss()
+    times: list[dict[str, list[float]]] = [{"get": [], "list": []} for _ in sizes]
+    with ExitStack() as stack:
+        servers = [stack.enter_context(Ctel(f.db, workers)) for f in fleets]
+        conns = [http.client.HTTPConnection("127.0.0.1", s.port) for s in servers]
+        for kind, index in (("get", 0), ("list", 1)):
+            count = len(plans[0][index])
+            for r in range(-min(200, count // 5), count):  # negative: warm-up, not kept
+                for k, (f, conn) in enumerate(zip(fleets, conns, strict=True)):
+                    started = time.perf_counter()
+                    conn.request(
+                        "GET", plans[k][index][r], headers={"Authorization": f"Bearer {f.token}"}
+                    )
+                    response = conn.getresponse()
+                    response.read()
+                    assert response.status == 200, plans[k][index][r]
+                    if r >= 0:
+                        times[k][kind].append((time.perf_counter() - started) * 1000)
+        for conn in conns:
+            conn.close()
+        rss = [s.peak_rss() for s in servers]
+    out: dict[str, Any] = {}
+    for k, size in enumerate(sizes):
         out[str(size)] = {
-            "get_p50_ms": round(statistics.median(get_ms), 3),
-            "list_1000_p50_ms": round(statistics.median(list_ms), 3),
-            "peak_rss_mb": rss,
+            "get_p50_ms": round(statistics.median(times[k]["get"]), 3),
+            "list_1000_p50_ms": round(statistics.median(times[k]["list"]), 3),
+            "peak_rss_mb": rss[k],
         }
         print(f"  scale {size:,}: {out[str(size)]}", flush=True)
     small, large = out[str(sizes[0])], out[str(sizes[-1])]
