@@ -7,12 +7,19 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import orjson
 
 from connector_telemetry.errors import BadRequest, NotFound, check_text
 from connector_telemetry.numbers import wire
 from connector_telemetry.service import clock
-from connector_telemetry.service.ingest import decode_cursor, encode_cursor, fingerprint, read_items
+from connector_telemetry.service.ingest import (
+    NDJSON,
+    decode_cursor,
+    encode_cursor,
+    fingerprint,
+    read_items,
+)
 from connector_telemetry.service.models import IngestResult, NewEvent
 from connector_telemetry.store.base import Store
 
@@ -132,9 +139,52 @@ def check_event(index: int, item: Any) -> NewEvent:
     return NewEvent(index, t, n, kind, e, v)
 
 
+class _WireEvent(msgspec.Struct, forbid_unknown_fields=True):
+    e: dict[str, Any]
+    t: float
+    n: float | None = None
+    v: str | None = None
+
+
+_DECODE_BATCH = msgspec.json.Decoder(list[_WireEvent])
+
+
+def _fast_batch(body: bytes, max_events: int) -> list[NewEvent] | None:
+    """A JSON array of plain, valid events, decoded and type-checked in C (msgspec);
+    None sends anything else to the precise checks, which name the index and field."""
+    try:
+        items = _DECODE_BATCH.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    if not 0 < len(items) <= max_events:
+        return None
+    out = []
+    required = REQUIRED_PAYLOAD
+    try:
+        for i, item in enumerate(items):
+            e, t, n, v = item.e, item.t, item.n, item.v
+            kind = e.get("k")
+            if type(kind) is not str or kind not in _KIND_SET or not 0 <= t < _INF:
+                return None
+            if kind in required and any(type(e.get(f)) is not str for f in required[kind]):
+                return None
+            if n is not None and not 0 <= n < _INF:
+                return None
+            if v is not None and "\x00" in v:
+                return None
+            out.append(NewEvent(i, t, n, kind, e, v))
+    except (TypeError, ValueError, orjson.JSONEncodeError):
+        return None  # e.g. an integer orjson cannot write: the precise path refuses it
+    return out
+
+
 def parse_batch(body: bytes, content_type: str, max_events: int) -> list[NewEvent]:
     """Parse a JSON array or NDJSON body into validated events, or raise with the
     index and field of the first bad one."""
+    if content_type != NDJSON:
+        fast = _fast_batch(body, max_events)
+        if fast is not None:
+            return fast
     items = read_items(body, content_type, max_events, "events")
     return [check_event(i, item) for i, item in enumerate(items)]
 
