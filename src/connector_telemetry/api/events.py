@@ -16,9 +16,14 @@ def routes(ctx: Context) -> list[Route]:
 
     async def record_events(req: Request) -> bytes:
         kind = req.ingest_type()
-        batch = events.parse_batch(req.body, kind, ctx.settings.max_batch_events)
         result = await ctx.write(
-            events.record_events, store, req.account_id, req.connector_id, batch
+            events.record_events_body,
+            store,
+            req.account_id,
+            req.connector_id,
+            req.body,
+            kind,
+            ctx.settings.max_batch_events,
         )
         return envelope.ok({"accepted": result.accepted, "duplicates": result.duplicates})
 

@@ -15,9 +15,14 @@ def routes(ctx: Context) -> list[Route]:
 
     async def record_snapshots(req: Request) -> bytes:
         kind = req.ingest_type()
-        batch = snapshots.parse_batch(req.body, kind, ctx.settings.max_batch_events)
         result = await ctx.write(
-            snapshots.record_snapshots, store, req.account_id, req.connector_id, batch
+            snapshots.record_snapshots_body,
+            store,
+            req.account_id,
+            req.connector_id,
+            req.body,
+            kind,
+            ctx.settings.max_batch_events,
         )
         return envelope.ok({"accepted": result.accepted, "duplicates": result.duplicates})
 
