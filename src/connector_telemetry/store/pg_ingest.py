@@ -7,14 +7,14 @@ lock, so what it reads stays true until commit whatever other processes do.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import psycopg
 
 from connector_telemetry.errors import Conflict, NotFound
 from connector_telemetry.service.clock import rfc3339
-from connector_telemetry.service.models import NewEvent, NewSnapshot, event_doc, same_content
+from connector_telemetry.service.models import NewEvent, NewSnapshot, same_content
+from connector_telemetry.store.rows import number_events, unnumbered_times
 
 Conn = psycopg.Connection[Any]
 
@@ -59,47 +59,16 @@ def heartbeat(
 def number_and_dedupe(
     conn: Conn, cpk: int, events: list[NewEvent]
 ) -> list[tuple[float, float, str, bytes]]:
-    """``(t, n, k, doc)``: events without ``n`` get the next free number at their
-    ``t``; in-batch repeats of the same content are dropped, of other content refused."""
-    if all(ev.doc is not None for ev in events):
-        numbered = [(ev.t, ev.n, ev.k, ev.doc) for ev in events]
-        if len({(row[0], row[1]) for row in numbered}) == len(numbered):
-            return numbered  # type: ignore[return-value]  # all numbered: the common case
-    taken: dict[float, float] = {}
-    for ev in events:
-        if ev.n is not None:
-            taken[ev.t] = max(taken.get(ev.t, -math.inf), ev.n)
-    unnumbered = list({ev.t for ev in events if ev.n is None})
+    """``(t, n, k, doc)`` to insert (see ``rows.number_events``)."""
     stored: dict[float, float] = {}
+    unnumbered = unnumbered_times(events)
     if unnumbered:
         found = conn.execute(
             "SELECT t, max(n) FROM events WHERE cpk=%s AND t = ANY(%s) GROUP BY t",
             (cpk, unnumbered),
         ).fetchall()
         stored = {t: top for t, top in found}
-    next_free: dict[float, float] = {}
-    rows = []
-    seen: dict[tuple[float, float], tuple[int, bytes]] = {}
-    for ev in events:
-        n = ev.n
-        if n is None:
-            if ev.t not in next_free:
-                top = max(taken.get(ev.t, -math.inf), stored.get(ev.t, -math.inf))
-                next_free[ev.t] = 0.0 if top == -math.inf else float(math.floor(top) + 1)
-            n = next_free[ev.t]
-            next_free[ev.t] = n + 1
-        doc = ev.doc if ev.doc is not None else event_doc(ev, n)
-        earlier = seen.get((ev.t, n))
-        if earlier is not None:
-            if not same_content(earlier[1], doc):
-                raise Conflict(
-                    f"events[{ev.index}]: same t and n as events[{earlier[0]}] "
-                    "with different content"
-                )
-            continue
-        seen[(ev.t, n)] = (ev.index, doc)
-        rows.append((ev.t, n, ev.k, doc))
-    return rows
+    return number_events(events, stored)
 
 
 def insert_events(
@@ -173,18 +142,3 @@ def insert_snapshots(conn: Conn, cpk: int, snaps: list[NewSnapshot], collected_a
                 "is already stored with different content"
             )
     return len(old)
-
-
-def dedupe_snapshots(snapshots: list[NewSnapshot]) -> list[NewSnapshot]:
-    """The batch without in-batch repeats of the same content (409 for other content)."""
-    seen: dict[float, NewSnapshot] = {}
-    for snap in snapshots:
-        earlier = seen.get(snap.t)
-        if earlier is None:
-            seen[snap.t] = snap
-        elif not same_content(earlier.doc, snap.doc):
-            raise Conflict(
-                f"snapshots[{snap.index}]: same t as snapshots[{earlier.index}] "
-                "with different content"
-            )
-    return list(seen.values())

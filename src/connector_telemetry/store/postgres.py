@@ -46,7 +46,12 @@ from connector_telemetry.service.models import (
 from connector_telemetry.store import describe
 from connector_telemetry.store import pg_ingest as ingest
 from connector_telemetry.store.pg_partitions import Partitions, is_missing_partition
-from connector_telemetry.store.rows import CONNECTOR_COLUMNS, connector_from_row, connector_values
+from connector_telemetry.store.rows import (
+    CONNECTOR_COLUMNS,
+    connector_from_row,
+    connector_values,
+    dedupe_snapshots,
+)
 from connector_telemetry.store.sqlite import SchemaTooNew
 
 T = TypeVar("T")
@@ -526,7 +531,7 @@ class PostgresStore:
     ) -> IngestResult:
         def work(conn: Conn) -> IngestResult:
             cpk, last_seen_t = ingest.lock_connector(conn, account_id, connector_id)
-            unique = ingest.dedupe_snapshots(snapshots)
+            unique = dedupe_snapshots(snapshots)
             duplicates = len(snapshots) - len(unique)
             duplicates += ingest.insert_snapshots(conn, cpk, unique, collected_at)
             ingest.heartbeat(conn, cpk, last_seen_t, snapshots, collected_at)

@@ -1,13 +1,23 @@
 """What both stores share that is not SQL: the connectors table's columns and how a row
-maps to and from a ``Connector``."""
+maps to and from a ``Connector``, and how an ingest batch is numbered and deduplicated
+before it is inserted."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
-from connector_telemetry.service.models import Connector
+from connector_telemetry.errors import Conflict
+from connector_telemetry.service.models import (
+    Connector,
+    NewEvent,
+    NewSnapshot,
+    event_doc,
+    same_content,
+)
 
 CONNECTOR_COLUMNS = (
     "account_id, id, activated, days_of_week, duration_hours, embargo_dates, hour_of_day, "
@@ -59,3 +69,63 @@ def connector_values(c: Connector) -> tuple[object, ...]:
         c.last_seen_version,
         c.license_key_hash,
     )
+
+
+def unnumbered_times(events: list[NewEvent]) -> list[float]:
+    """The ``t`` of every event sent without ``n``: the store looks up the largest ``n``
+    stored at each (inside the write transaction)."""
+    return list({ev.t for ev in events if ev.n is None})
+
+
+def number_events(
+    events: list[NewEvent], stored_max: Mapping[float, float]
+) -> list[tuple[float, float, str, bytes]]:
+    """``(t, n, k, doc)`` to insert: events without ``n`` get the next free number at their
+    ``t`` (above what is stored and what the batch sends); in-batch repeats of the same
+    content are dropped, repeats with other content refused (409)."""
+    if all(ev.doc is not None for ev in events):
+        numbered = [(ev.t, ev.n, ev.k, ev.doc) for ev in events]
+        if len({(row[0], row[1]) for row in numbered}) == len(numbered):
+            return numbered  # type: ignore[return-value]  # all numbered: the common case
+    taken: dict[float, float] = {}
+    for ev in events:
+        if ev.n is not None:
+            taken[ev.t] = max(taken.get(ev.t, -math.inf), ev.n)
+    next_free: dict[float, float] = {}
+    rows = []
+    seen: dict[tuple[float, float], tuple[int, bytes]] = {}
+    for ev in events:
+        n = ev.n
+        if n is None:
+            if ev.t not in next_free:
+                top = max(taken.get(ev.t, -math.inf), stored_max.get(ev.t, -math.inf))
+                next_free[ev.t] = 0.0 if top == -math.inf else float(math.floor(top) + 1)
+            n = next_free[ev.t]
+            next_free[ev.t] = n + 1
+        doc = ev.doc if ev.doc is not None else event_doc(ev, n)
+        earlier = seen.get((ev.t, n))
+        if earlier is not None:
+            if not same_content(earlier[1], doc):
+                raise Conflict(
+                    f"events[{ev.index}]: same t and n as events[{earlier[0]}] "
+                    "with different content"
+                )
+            continue
+        seen[(ev.t, n)] = (ev.index, doc)
+        rows.append((ev.t, n, ev.k, doc))
+    return rows
+
+
+def dedupe_snapshots(snapshots: list[NewSnapshot]) -> list[NewSnapshot]:
+    """The batch without in-batch repeats of the same content (409 for other content)."""
+    seen: dict[float, NewSnapshot] = {}
+    for snap in snapshots:
+        earlier = seen.get(snap.t)
+        if earlier is None:
+            seen[snap.t] = snap
+        elif not same_content(earlier.doc, snap.doc):
+            raise Conflict(
+                f"snapshots[{snap.index}]: same t as snapshots[{earlier.index}] "
+                "with different content"
+            )
+    return list(seen.values())

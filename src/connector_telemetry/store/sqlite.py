@@ -7,7 +7,6 @@ Many processes may open the same file; SQLite serializes their writers.
 
 from __future__ import annotations
 
-import math
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -26,10 +25,16 @@ from connector_telemetry.service.models import (
     NewSnapshot,
     Token,
     User,
-    event_doc,
     same_content,
 )
-from connector_telemetry.store.rows import CONNECTOR_COLUMNS, connector_from_row, connector_values
+from connector_telemetry.store.rows import (
+    CONNECTOR_COLUMNS,
+    connector_from_row,
+    connector_values,
+    dedupe_snapshots,
+    number_events,
+    unnumbered_times,
+)
 
 
 class SchemaTooNew(Exception):
@@ -342,42 +347,15 @@ class SQLiteStore:
     def _number_and_dedupe(
         conn: sqlite3.Connection, cpk: int, events: list[NewEvent], a: float
     ) -> list[tuple[int, float, float, float, str, bytes]]:
-        """Give events without ``n`` the next free number at their ``t``; drop in-batch
-        repeats of the same content, and refuse in-batch repeats with other content."""
-        if all(ev.doc is not None for ev in events):
-            numbered = [(cpk, ev.t, ev.n, a, ev.k, ev.doc) for ev in events]
-            if len({(row[1], row[2]) for row in numbered}) == len(numbered):
-                return numbered  # type: ignore[return-value]  # all numbered: the common case
-        taken: dict[float, float] = {}
-        for ev in events:
-            if ev.n is not None:
-                taken[ev.t] = max(taken.get(ev.t, -math.inf), ev.n)
-        next_free: dict[float, float] = {}
-        rows = []
-        seen: dict[tuple[float, float], tuple[int, bytes]] = {}
-        for ev in events:
-            n = ev.n
-            if n is None:
-                if ev.t not in next_free:
-                    (stored,) = conn.execute(
-                        "SELECT max(n) FROM events WHERE cpk=? AND t=?", (cpk, ev.t)
-                    ).fetchone()
-                    top = max(taken.get(ev.t, -math.inf), -math.inf if stored is None else stored)
-                    next_free[ev.t] = 0.0 if top == -math.inf else float(math.floor(top) + 1)
-                n = next_free[ev.t]
-                next_free[ev.t] = n + 1
-            doc = ev.doc if ev.doc is not None else event_doc(ev, n)
-            earlier = seen.get((ev.t, n))
-            if earlier is not None:
-                if not same_content(earlier[1], doc):
-                    raise Conflict(
-                        f"events[{ev.index}]: same t and n as events[{earlier[0]}] "
-                        "with different content"
-                    )
-                continue
-            seen[(ev.t, n)] = (ev.index, doc)
-            rows.append((cpk, ev.t, n, a, ev.k, doc))
-        return rows
+        """Rows to insert (see ``rows.number_events``)."""
+        stored: dict[float, float] = {}
+        for t in unnumbered_times(events):
+            (top,) = conn.execute(
+                "SELECT max(n) FROM events WHERE cpk=? AND t=?", (cpk, t)
+            ).fetchone()
+            if top is not None:
+                stored[t] = top
+        return [(cpk, t, n, a, k, doc) for t, n, k, doc in number_events(events, stored)]
 
     @staticmethod
     def _insert_checking(
@@ -484,19 +462,9 @@ class SQLiteStore:
     ) -> IngestResult:
         with self._write() as conn:
             cpk = self._connector_pk(conn, account_id, connector_id)
-            rows: list[tuple[int, float, float, bytes]] = []
-            seen: dict[float, NewSnapshot] = {}
-            for snap in snapshots:
-                earlier = seen.get(snap.t)
-                if earlier is not None:
-                    if not same_content(earlier.doc, snap.doc):
-                        raise Conflict(
-                            f"snapshots[{snap.index}]: same t as snapshots[{earlier.index}] "
-                            "with different content"
-                        )
-                    continue
-                seen[snap.t] = snap
-                rows.append((cpk, snap.t, collected_at, snap.doc))
+            unique = dedupe_snapshots(snapshots)
+            seen = {snap.t: snap for snap in unique}
+            rows = [(cpk, snap.t, collected_at, snap.doc) for snap in unique]
             duplicates = len(snapshots) - len(rows)
             conn.execute("SAVEPOINT batch")
             try:
