@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import os
 import signal
 import sqlite3
 import subprocess
@@ -247,3 +248,31 @@ def test_sqlite_to_postgres_by_export_then_import(
     finally:
         target.close()
         source.close()
+
+
+def test_cli_on_postgres_via_ctel_db(postgres_server: PostgresServer) -> None:
+    """Every command that takes --db takes a PostgreSQL URL, also from $CTEL_DB."""
+    url = postgres_server.new_database("ctel_cli")
+    env = {**os.environ, "CTEL_DB": url}
+    account = ctel("accounts", "create", env=env).stdout.decode().strip()
+    assert len(account) == 32
+    token = (
+        ctel("tokens", "create", "--account", account, "--permission", "Magic WAN Read", env=env)
+        .stdout.decode()
+        .strip()
+    )
+    assert len(token) == 40
+    listed = ctel("tokens", "list", env=env).stdout.decode()
+    assert account in listed and token not in listed
+    key = (
+        ctel("users", "create", "--email", "pg@example.com", "--account", account, "--db", url)
+        .stdout.decode()
+        .strip()
+    )
+    assert len(key) == 37
+    store = open_store(Settings(db=url))
+    try:
+        assert store.account_exists(account)
+        assert store.find_user("pg@example.com") is not None
+    finally:
+        store.close()
