@@ -67,6 +67,7 @@ def bench_get_event(workers: int, seconds: int) -> dict[str, Any]:
     base = f"/client/v4/accounts/{f.account_id}/magic/connectors/{cid}/telemetry/events"
     env = {"CTEL_BASE": base, "CTEL_TOKEN": f.token, "CTEL_SPAN": str(fixtures.PER_CONNECTOR // 4)}
     script = HERE / "random_event.lua"
+    _warm(f.db)
     with Ctel(f.db, workers) as server:
         conn = http.client.HTTPConnection("127.0.0.1", server.port)
         conn.request(
