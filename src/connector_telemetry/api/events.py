@@ -8,6 +8,7 @@ from connector_telemetry.api.request import Request, query_limit, query_range
 from connector_telemetry.api.routing import Route
 from connector_telemetry.errors import InvalidQuery
 from connector_telemetry.service import events
+from connector_telemetry.service.ingest import record_body
 
 
 def routes(ctx: Context) -> list[Route]:
@@ -17,7 +18,9 @@ def routes(ctx: Context) -> list[Route]:
     async def record_events(req: Request) -> bytes:
         kind = req.ingest_type()
         result = await ctx.write(
-            events.record_events_body,
+            record_body,
+            events.parse_batch,
+            events.record_events,
             store,
             req.account_id,
             req.connector_id,

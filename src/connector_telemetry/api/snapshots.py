@@ -7,6 +7,7 @@ from connector_telemetry.api.context import Context
 from connector_telemetry.api.request import Request, query_limit, query_range
 from connector_telemetry.api.routing import Route
 from connector_telemetry.service import snapshots
+from connector_telemetry.service.ingest import record_body
 
 
 def routes(ctx: Context) -> list[Route]:
@@ -16,7 +17,9 @@ def routes(ctx: Context) -> list[Route]:
     async def record_snapshots(req: Request) -> bytes:
         kind = req.ingest_type()
         result = await ctx.write(
-            snapshots.record_snapshots_body,
+            record_body,
+            snapshots.parse_batch,
+            snapshots.record_snapshots,
             store,
             req.account_id,
             req.connector_id,

@@ -48,6 +48,7 @@ from connector_telemetry.store import pg_ingest as ingest
 from connector_telemetry.store.pg_partitions import Partitions, is_missing_partition
 from connector_telemetry.store.rows import (
     CONNECTOR_COLUMNS,
+    ConnectorPks,
     connector_from_row,
     connector_values,
     dedupe_snapshots,
@@ -113,7 +114,7 @@ class PostgresStore:
         )
         self._pool_lock = threading.Lock()
         self._pool_open = False
-        self._pks: dict[tuple[str, str], int] = {}
+        self._pks = ConnectorPks(self._read_pk)
         self._partitions = Partitions()
 
     # -- connections ----------------------------------------------------------
@@ -451,22 +452,6 @@ class PostgresStore:
 
         return self._telemetry_write("events", (ev.t for ev in events), work)
 
-    def _reader_pk(self, account_id: str, connector_id: str) -> int:
-        """The connector's pk, cached (pks are never reused; see the schema)."""
-        key = (account_id, connector_id)
-        pk = self._pks.get(key)
-        if pk is None:
-            pk = self._read_pk(account_id, connector_id)
-            if len(self._pks) >= 100_000:
-                self._pks.clear()
-            self._pks[key] = pk
-        return pk
-
-    def _forget_pk(self, account_id: str, connector_id: str) -> None:
-        """After an empty answer: make sure the connector still exists (404 if not)."""
-        self._pks.pop((account_id, connector_id), None)
-        self._reader_pk(account_id, connector_id)
-
     def list_events(
         self,
         account_id: str,
@@ -477,7 +462,7 @@ class PostgresStore:
         after: tuple[float, float] | None,
         limit: int,
     ) -> list[EventMeta]:
-        cpk = self._reader_pk(account_id, connector_id)
+        cpk = self._pks.get(account_id, connector_id)
         # With a cursor, start at the cursor's t (never before from: the cursor is bound to
         # the query): the scan seeks there and partitions before it are pruned.
         query = "SELECT a, k, n, t FROM events WHERE cpk=%s AND t>=%s AND t<=%s"
@@ -492,24 +477,24 @@ class PostgresStore:
         args.append(limit)
         found = [EventMeta(*row) for row in self._read(query, args, binary=True)]
         if not found:
-            self._forget_pk(account_id, connector_id)
+            self._pks.recheck(account_id, connector_id)
         return found
 
     def latest_events(self, account_id: str, connector_id: str, limit: int) -> list[bytes]:
-        cpk = self._reader_pk(account_id, connector_id)
+        cpk = self._pks.get(account_id, connector_id)
         rows = self._read(
             "SELECT doc FROM events WHERE cpk=%s ORDER BY t DESC, n DESC LIMIT %s",
             (cpk, limit),
             binary=True,
         ).fetchall()
         if not rows:
-            self._forget_pk(account_id, connector_id)
+            self._pks.recheck(account_id, connector_id)
         return [doc for (doc,) in rows]
 
     def get_event(
         self, account_id: str, connector_id: str, keys: list[tuple[float, float]]
     ) -> bytes | None:
-        cpk = self._reader_pk(account_id, connector_id)
+        cpk = self._pks.get(account_id, connector_id)
         execute = self._read
         for t, n in keys:
             row = execute(
@@ -517,7 +502,7 @@ class PostgresStore:
             ).fetchone()
             if row is not None:
                 return row[0]  # type: ignore[no-any-return]
-        self._forget_pk(account_id, connector_id)
+        self._pks.recheck(account_id, connector_id)
         return None
 
     # -- telemetry snapshots --------------------------------------------------
@@ -548,7 +533,7 @@ class PostgresStore:
         after: float | None,
         limit: int,
     ) -> list[tuple[float, float]]:
-        cpk = self._reader_pk(account_id, connector_id)
+        cpk = self._pks.get(account_id, connector_id)
         query = "SELECT a, t FROM snapshots WHERE cpk=%s AND t>=%s AND t<=%s"
         args: list[object] = [cpk, t_from, t_to]
         if after is not None:
@@ -556,27 +541,27 @@ class PostgresStore:
             args.append(after)
         rows = self._read(query + " ORDER BY t LIMIT %s", [*args, limit], binary=True).fetchall()
         if not rows:
-            self._forget_pk(account_id, connector_id)
+            self._pks.recheck(account_id, connector_id)
         return [(a, t) for a, t in rows]
 
     def latest_snapshots(self, account_id: str, connector_id: str, limit: int) -> list[bytes]:
-        cpk = self._reader_pk(account_id, connector_id)
+        cpk = self._pks.get(account_id, connector_id)
         rows = self._read(
             "SELECT doc FROM snapshots WHERE cpk=%s ORDER BY t DESC LIMIT %s",
             (cpk, limit),
             binary=True,
         ).fetchall()
         if not rows:
-            self._forget_pk(account_id, connector_id)
+            self._pks.recheck(account_id, connector_id)
         return [doc for (doc,) in rows]
 
     def get_snapshot(self, account_id: str, connector_id: str, t: float) -> bytes | None:
-        cpk = self._reader_pk(account_id, connector_id)
+        cpk = self._pks.get(account_id, connector_id)
         row = self._read(
             "SELECT doc FROM snapshots WHERE cpk=%s AND t=%s", (cpk, t), binary=True
         ).fetchone()
         if row is None:
-            self._forget_pk(account_id, connector_id)
+            self._pks.recheck(account_id, connector_id)
             return None
         return row[0]  # type: ignore[no-any-return]
 

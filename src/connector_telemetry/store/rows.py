@@ -5,7 +5,7 @@ before it is inserted."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
@@ -129,3 +129,29 @@ def dedupe_snapshots(snapshots: list[NewSnapshot]) -> list[NewSnapshot]:
                 "with different content"
             )
     return list(seen.values())
+
+
+class ConnectorPks:
+    """(account id, connector id) -> the connector's pk, cached for reads. A pk is never
+    reused (see the schemas), so a stale entry can only point at a deleted connector's
+    empty telemetry, never at another connector's: after an empty answer, ``recheck``."""
+
+    def __init__(self, lookup: Callable[[str, str], int], size: int = 100_000) -> None:
+        self._lookup = lookup
+        self._size = size
+        self._pks: dict[tuple[str, str], int] = {}
+
+    def get(self, account_id: str, connector_id: str) -> int:
+        key = (account_id, connector_id)
+        pk = self._pks.get(key)
+        if pk is None:
+            pk = self._lookup(account_id, connector_id)  # NotFound when there is none
+            if len(self._pks) >= self._size:
+                self._pks.clear()
+            self._pks[key] = pk
+        return pk
+
+    def recheck(self, account_id: str, connector_id: str) -> None:
+        """Forget the entry and look again: NotFound if the connector is gone."""
+        self._pks.pop((account_id, connector_id), None)
+        self.get(account_id, connector_id)

@@ -29,6 +29,7 @@ from connector_telemetry.service.models import (
 )
 from connector_telemetry.store.rows import (
     CONNECTOR_COLUMNS,
+    ConnectorPks,
     connector_from_row,
     connector_values,
     dedupe_snapshots,
@@ -65,7 +66,7 @@ class SQLiteStore:
         self._writer = self._connect()
         self._reader: sqlite3.Connection | None = None
         self._data_version = -1
-        self._pks: dict[tuple[str, str], int] = {}
+        self._pks = ConnectorPks(lambda a, c: self._connector_pk(self.reader, a, c))
         self._credentials_version = 0
 
     def _connect(self) -> sqlite3.Connection:
@@ -382,22 +383,6 @@ class SQLiteStore:
             duplicates += 1
         return duplicates
 
-    def _reader_pk(self, account_id: str, connector_id: str) -> int:
-        """The connector's pk, cached (pks are never reused; see the schema)."""
-        key = (account_id, connector_id)
-        pk = self._pks.get(key)
-        if pk is None:
-            pk = self._connector_pk(self.reader, account_id, connector_id)
-            if len(self._pks) >= 100_000:
-                self._pks.clear()
-            self._pks[key] = pk
-        return pk
-
-    def _forget_pk(self, account_id: str, connector_id: str) -> None:
-        """After an empty answer: make sure the connector still exists (404 if not)."""
-        self._pks.pop((account_id, connector_id), None)
-        self._reader_pk(account_id, connector_id)
-
     def list_events(
         self,
         account_id: str,
@@ -408,7 +393,7 @@ class SQLiteStore:
         after: tuple[float, float] | None,
         limit: int,
     ) -> list[EventMeta]:
-        cpk = self._reader_pk(account_id, connector_id)
+        cpk = self._pks.get(account_id, connector_id)
         # With a cursor, the cursor is the range's start (it lies within from..to, the
         # cursor being bound to them): SQLite then seeks to it instead of scanning from
         # ``from`` and filtering, which made late pages cost O(position).
@@ -425,22 +410,22 @@ class SQLiteStore:
         args.append(limit)
         found = [EventMeta(*row) for row in self.reader.execute(sql, args)]
         if not found:
-            self._forget_pk(account_id, connector_id)
+            self._pks.recheck(account_id, connector_id)
         return found
 
     def latest_events(self, account_id: str, connector_id: str, limit: int) -> list[bytes]:
-        cpk = self._reader_pk(account_id, connector_id)
+        cpk = self._pks.get(account_id, connector_id)
         rows = self.reader.execute(
             "SELECT doc FROM events WHERE cpk=? ORDER BY t DESC, n DESC LIMIT ?", (cpk, limit)
         ).fetchall()
         if not rows:
-            self._forget_pk(account_id, connector_id)
+            self._pks.recheck(account_id, connector_id)
         return [doc for (doc,) in rows]
 
     def get_event(
         self, account_id: str, connector_id: str, keys: list[tuple[float, float]]
     ) -> bytes | None:
-        cpk = self._reader_pk(account_id, connector_id)
+        cpk = self._pks.get(account_id, connector_id)
         execute = self.reader.execute
         for t, n in keys:
             row = execute(
@@ -448,7 +433,7 @@ class SQLiteStore:
             ).fetchone()
             if row is not None:
                 return row[0]  # type: ignore[no-any-return]
-        self._forget_pk(account_id, connector_id)
+        self._pks.recheck(account_id, connector_id)
         return None
 
     # -- telemetry snapshots --------------------------------------------------
@@ -497,31 +482,31 @@ class SQLiteStore:
         after: float | None,
         limit: int,
     ) -> list[tuple[float, float]]:
-        cpk = self._reader_pk(account_id, connector_id)
+        cpk = self._pks.get(account_id, connector_id)
         lower = ">=" if after is None else ">"
         sql = f"SELECT a, t FROM snapshots WHERE cpk=? AND t {lower} ? AND t<=?"
         args: list[object] = [cpk, t_from if after is None else after, t_to]
         rows = self.reader.execute(sql + " ORDER BY t LIMIT ?", [*args, limit]).fetchall()
         if not rows:
-            self._forget_pk(account_id, connector_id)
+            self._pks.recheck(account_id, connector_id)
         return [(a, t) for a, t in rows]
 
     def latest_snapshots(self, account_id: str, connector_id: str, limit: int) -> list[bytes]:
-        cpk = self._reader_pk(account_id, connector_id)
+        cpk = self._pks.get(account_id, connector_id)
         rows = self.reader.execute(
             "SELECT doc FROM snapshots WHERE cpk=? ORDER BY t DESC LIMIT ?", (cpk, limit)
         ).fetchall()
         if not rows:
-            self._forget_pk(account_id, connector_id)
+            self._pks.recheck(account_id, connector_id)
         return [doc for (doc,) in rows]
 
     def get_snapshot(self, account_id: str, connector_id: str, t: float) -> bytes | None:
-        cpk = self._reader_pk(account_id, connector_id)
+        cpk = self._pks.get(account_id, connector_id)
         row = self.reader.execute(
             "SELECT doc FROM snapshots WHERE cpk=? AND t=?", (cpk, t)
         ).fetchone()
         if row is None:
-            self._forget_pk(account_id, connector_id)
+            self._pks.recheck(account_id, connector_id)
             return None
         return row[0]  # type: ignore[no-any-return]
 
