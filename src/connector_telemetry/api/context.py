@@ -7,7 +7,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from connector_telemetry import envelope
 from connector_telemetry.api.auth import Authenticator
+from connector_telemetry.api.request import Request
+from connector_telemetry.service.ingest import record_body
 from connector_telemetry.settings import Settings
 from connector_telemetry.store.base import Store
 
@@ -25,6 +28,24 @@ class Context:
 
     async def write(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._writer, fn, *args)
+
+    async def record(
+        self, req: Request, parse: Callable[..., Any], record: Callable[..., Any]
+    ) -> bytes:
+        """An ingest request (events or snapshots): parsed and recorded on the writer
+        thread (see ``service.ingest.record_body``); ``{accepted, duplicates}``."""
+        result = await self.write(
+            record_body,
+            parse,
+            record,
+            self.store,
+            req.account_id,
+            req.connector_id,
+            req.body,
+            req.ingest_type(),
+            self.settings.max_batch_events,
+        )
+        return envelope.ok({"accepted": result.accepted, "duplicates": result.duplicates})
 
     def close(self) -> None:
         self._writer.shutdown(wait=True)

@@ -8,7 +8,6 @@ from connector_telemetry.api.request import Request, query_limit, query_range
 from connector_telemetry.api.routing import Route
 from connector_telemetry.errors import InvalidQuery
 from connector_telemetry.service import events
-from connector_telemetry.service.ingest import record_body
 
 
 def routes(ctx: Context) -> list[Route]:
@@ -16,19 +15,7 @@ def routes(ctx: Context) -> list[Route]:
     base = "/accounts/{account_id}/magic/connectors/{connector_id}/telemetry/events"
 
     async def record_events(req: Request) -> bytes:
-        kind = req.ingest_type()
-        result = await ctx.write(
-            record_body,
-            events.parse_batch,
-            events.record_events,
-            store,
-            req.account_id,
-            req.connector_id,
-            req.body,
-            kind,
-            ctx.settings.max_batch_events,
-        )
-        return envelope.ok({"accepted": result.accepted, "duplicates": result.duplicates})
+        return await ctx.record(req, events.parse_batch, events.record_events)
 
     def list_events(req: Request) -> bytes:
         query = req.query()

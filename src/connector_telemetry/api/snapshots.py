@@ -7,7 +7,6 @@ from connector_telemetry.api.context import Context
 from connector_telemetry.api.request import Request, query_limit, query_range
 from connector_telemetry.api.routing import Route
 from connector_telemetry.service import snapshots
-from connector_telemetry.service.ingest import record_body
 
 
 def routes(ctx: Context) -> list[Route]:
@@ -15,19 +14,7 @@ def routes(ctx: Context) -> list[Route]:
     base = "/accounts/{account_id}/magic/connectors/{connector_id}/telemetry/snapshots"
 
     async def record_snapshots(req: Request) -> bytes:
-        kind = req.ingest_type()
-        result = await ctx.write(
-            record_body,
-            snapshots.parse_batch,
-            snapshots.record_snapshots,
-            store,
-            req.account_id,
-            req.connector_id,
-            req.body,
-            kind,
-            ctx.settings.max_batch_events,
-        )
-        return envelope.ok({"accepted": result.accepted, "duplicates": result.duplicates})
+        return await ctx.record(req, snapshots.parse_batch, snapshots.record_snapshots)
 
     def list_snapshots(req: Request) -> bytes:
         query = req.query()

@@ -50,6 +50,7 @@ from connector_telemetry.store.rows import (
     CONNECTOR_COLUMNS,
     ConnectorPks,
     connector_from_row,
+    connector_update_sql,
     connector_values,
     dedupe_snapshots,
 )
@@ -401,10 +402,7 @@ class PostgresStore:
         values = connector_values(connector)
         with self._write() as conn:
             cur = conn.execute(
-                "UPDATE connectors SET activated=%s, days_of_week=%s, duration_hours=%s, "
-                "embargo_dates=%s, hour_of_day=%s, notes=%s, timezone=%s, device_id=%s, "
-                "device_serial=%s, device_type=%s, last_updated=%s, last_heartbeat=%s, "
-                "last_seen_version=%s, license_key_hash=%s WHERE account_id=%s AND id=%s",
+                connector_update_sql("%s"),
                 (*values[2:], connector.account_id, connector.id),
             )
             if cur.rowcount != 1:

@@ -26,6 +26,14 @@ CONNECTOR_COLUMNS = (
 )
 
 
+def connector_update_sql(placeholder: str) -> str:
+    """``UPDATE connectors SET ...`` of every column but the key, in the driver's
+    placeholder style (``?`` or ``%s``); values: ``connector_values(c)[2:]`` then the key."""
+    columns = [c.strip() for c in CONNECTOR_COLUMNS.split(",")][2:]
+    sets = ", ".join(f"{column}={placeholder}" for column in columns)
+    return f"UPDATE connectors SET {sets} WHERE account_id={placeholder} AND id={placeholder}"
+
+
 def connector_from_row(row: tuple[Any, ...]) -> Connector:
     (account_id, cid, activated, days, duration, embargo, hour, notes, tz, device_id, serial,
      device_type, last_updated, heartbeat, version, key_hash) = row  # fmt: skip

@@ -31,6 +31,7 @@ from connector_telemetry.store.rows import (
     CONNECTOR_COLUMNS,
     ConnectorPks,
     connector_from_row,
+    connector_update_sql,
     connector_values,
     dedupe_snapshots,
     number_events,
@@ -266,10 +267,7 @@ class SQLiteStore:
         values = connector_values(connector)
         with self._write() as conn:
             cur = conn.execute(
-                "UPDATE connectors SET activated=?, days_of_week=?, duration_hours=?, "
-                "embargo_dates=?, hour_of_day=?, notes=?, timezone=?, device_id=?, "
-                "device_serial=?, device_type=?, last_updated=?, last_heartbeat=?, "
-                "last_seen_version=?, license_key_hash=? WHERE account_id=? AND id=?",
+                connector_update_sql("?"),
                 (*values[2:], connector.account_id, connector.id),
             )
             if cur.rowcount != 1:
