@@ -8,13 +8,10 @@ binaries). ``CTEL_TEST_STORES=sqlite`` runs SQLite only."""
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +24,7 @@ from connector_telemetry.service import credentials
 from connector_telemetry.settings import Settings
 from connector_telemetry.store import open_store
 from connector_telemetry.store.base import Store
+from connector_telemetry.testing import TemporaryPostgres
 
 #: The stores the API suite runs against.
 STORES = [name for name in os.environ.get("CTEL_TEST_STORES", "sqlite,postgres").split(",") if name]
@@ -104,107 +102,17 @@ def stop_server(server: LiveServer) -> None:
 # -- PostgreSQL -----------------------------------------------------------------
 
 
-def postgres_bindir() -> Path | None:
-    """The newest installed PostgreSQL's bin directory (Debian's layout, then PATH)."""
-    found = []
-    for initdb in Path("/usr/lib/postgresql").glob("*/bin/initdb"):
-        version = initdb.parent.parent.name
-        if version.isdigit():
-            found.append((int(version), initdb.parent))
-    if found:
-        return max(found)[1]
-    initdb_path = shutil.which("initdb")
-    return Path(initdb_path).parent if initdb_path else None
-
-
-#: UTF-8 whatever the environment's locale (C collation: the schema's keys use it anyway).
-INITDB_FLAGS = ("-E", "UTF8", "--locale=C", "--no-sync")
-
-
-class PostgresServer:
-    """A PostgreSQL server the tests may create databases on: ``$DATABASE_URL``'s, or a
-    throwaway cluster in a temporary folder (initdb refuses root: as root, the cluster
-    belongs to the ``postgres`` user), listening on 127.0.0.1 and a socket in that folder."""
-
-    def __init__(self) -> None:
-        self.folder: Path | None = None
-        self.created: list[str] = []
-        given = os.environ.get("DATABASE_URL")
-        if given:
-            if not given.startswith(("postgresql://", "postgres://")):
-                raise RuntimeError("DATABASE_URL must be a postgresql:// URL")
-            self.url = given
-            return
-        bindir = postgres_bindir()
-        if bindir is None:
-            raise RuntimeError(
-                "the PostgreSQL tests need PostgreSQL's server binaries (Debian: apt-get "
-                "install postgresql) or DATABASE_URL; CTEL_TEST_STORES=sqlite skips them"
-            )
-        self.bindir = bindir
-        as_root = os.geteuid() == 0
-        self._as = ["runuser", "-u", "postgres", "--"] if as_root else []
-        # as root, in /tmp itself: the postgres user must be able to reach the folder
-        self.folder = Path(tempfile.mkdtemp(prefix="ctel-pg-", dir="/tmp" if as_root else None))
-        if self._as:
-            shutil.chown(self.folder, "postgres", "postgres")
-        data, log, port = self.folder / "data", self.folder / "log", free_port()
-        options = (
-            f"-c listen_addresses=127.0.0.1 -c port={port} "
-            f"-c unix_socket_directories={self.folder} -c max_connections=200 "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        )
-        try:
-            self._run("initdb", "-D", str(data), "-U", "postgres", "-A", "trust", *INITDB_FLAGS)
-            self._run("pg_ctl", "-D", str(data), "-o", options, "-l", str(log), "-w", "start")
-        except BaseException:
-            shutil.rmtree(self.folder, ignore_errors=True)
-            raise
-        self.url = f"postgresql://postgres@/postgres?host={self.folder}&port={port}"
-
-    def _run(self, program: str, *args: str) -> None:
-        done = subprocess.run(
-            [*self._as, str(self.bindir / program), *args], capture_output=True, text=True
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"{program} failed: {done.stdout}{done.stderr}")
-
-    def new_database(self, prefix: str = "ctel_test") -> str:
-        """A URL of a new, empty database, dropped when the server stops (with
-        ``$DATABASE_URL``, its user needs the CREATEDB privilege)."""
-        import psycopg
-
-        name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(self.url, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        self.created.append(name)
-        head, _, tail = self.url.partition("?")
-        base = head.rsplit("/", 1)[0]
-        return f"{base}/{name}" + (f"?{tail}" if tail else "")
-
-    def stop(self) -> None:
-        if self.folder is None:
-            import psycopg
-
-            with psycopg.connect(self.url, autocommit=True) as conn:
-                for name in self.created:
-                    conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            return
-        self._run("pg_ctl", "-D", str(self.folder / "data"), "-m", "immediate", "stop")
-        shutil.rmtree(self.folder, ignore_errors=True)
-
-
 @pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
+def postgres_server() -> Iterator[TemporaryPostgres]:
     if "postgres" not in STORES:
         pytest.skip("CTEL_TEST_STORES leaves PostgreSQL out")
-    server = PostgresServer()
+    server = TemporaryPostgres()
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="session")
-def postgres_url(postgres_server: PostgresServer) -> str:
+def postgres_url(postgres_server: TemporaryPostgres) -> str:
     """This test run's own database."""
     return postgres_server.new_database()
 

@@ -18,7 +18,7 @@ import pytest
 
 from conftest import (
     LiveServer,
-    PostgresServer,
+    TemporaryPostgres,
     Tenant,
     free_port,
     make_tenant,
@@ -58,7 +58,7 @@ class Nginx:
 
 
 @pytest.fixture
-def cluster(postgres_server: PostgresServer) -> Iterator[tuple[list[LiveServer], Nginx, Tenant]]:
+def cluster(postgres_server: TemporaryPostgres) -> Iterator[tuple[list[LiveServer], Nginx, Tenant]]:
     url = postgres_server.new_database("ctel_multinode")
     store = open_store(Settings(db=url))
     store.migrate()

@@ -19,7 +19,7 @@ import pytest
 
 from conftest import (
     LiveServer,
-    PostgresServer,
+    TemporaryPostgres,
     Tenant,
     make_tenant,
     start_server,
@@ -223,7 +223,7 @@ def test_health_needs_no_credentials(live: LiveServer, path: str) -> None:
 
 
 def test_sqlite_to_postgres_by_export_then_import(
-    tmp_path: Path, postgres_server: PostgresServer
+    tmp_path: Path, postgres_server: TemporaryPostgres
 ) -> None:
     """Moving stores is `ctel export` then `ctel import`: every record arrives unchanged."""
     source_db = str(tmp_path / "from.db")
@@ -250,7 +250,7 @@ def test_sqlite_to_postgres_by_export_then_import(
         source.close()
 
 
-def test_cli_on_postgres_via_ctel_db(postgres_server: PostgresServer) -> None:
+def test_cli_on_postgres_via_ctel_db(postgres_server: TemporaryPostgres) -> None:
     """Every command that takes --db takes a PostgreSQL URL, also from $CTEL_DB."""
     url = postgres_server.new_database("ctel_cli")
     env = {**os.environ, "CTEL_DB": url}

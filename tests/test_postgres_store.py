@@ -19,7 +19,7 @@ import orjson
 import psycopg
 import pytest
 
-from conftest import LiveServer, PostgresServer, make_tenant, start_server, stop_server
+from conftest import LiveServer, TemporaryPostgres, make_tenant, start_server, stop_server
 from connector_telemetry.app import create_app
 from connector_telemetry.errors import ConfigError, Conflict, NotFound
 from connector_telemetry.service import connectors, credentials, events, snapshots
@@ -40,7 +40,7 @@ SNAPSHOT = {
 
 
 @pytest.fixture
-def url(postgres_server: PostgresServer) -> str:
+def url(postgres_server: TemporaryPostgres) -> str:
     """A new, empty database of this test's own."""
     return postgres_server.new_database("ctel_pgtest")
 
