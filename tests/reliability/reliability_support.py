@@ -34,11 +34,12 @@ def size(ci: int, full: int) -> int:
 # -- databases and tenants ---------------------------------------------------------------
 
 
-def fresh_db(folder: Path) -> tuple[Path, Tenant]:
-    """A new, migrated database with one tenant (whose account also keeps ``ctel serve``
-    from bootstrapping its own)."""
-    db = folder / "ctel.db"
-    store = open_store(Settings(db=str(db)))
+def fresh_db(folder: Path, url: str | None = None) -> tuple[str, Tenant]:
+    """A new, migrated database (a SQLite file in ``folder``, or the empty PostgreSQL
+    database at ``url``) with one tenant (whose account also keeps ``ctel serve`` from
+    bootstrapping its own)."""
+    db = url or str(folder / "ctel.db")
+    store = open_store(Settings(db=db))
     try:
         store.migrate()
         tenant = make_tenant(store)
