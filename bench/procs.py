@@ -46,12 +46,25 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
+def pid_gone(pid: int, timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not Path(f"/proc/{pid}").exists():
+            return True
+        time.sleep(0.02)
+    return False
+
+
 @dataclass
 class Ctel:
-    db: Path
+    """``ctel serve`` on ``db`` (a SQLite file or a PostgreSQL URL). Its stderr goes to a
+    temporary file; tracebacks found there are printed when it stops."""
+
+    db: str | Path
     workers: int
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    log: Path | None = None
 
     @property
     def url(self) -> str:
@@ -72,10 +85,15 @@ class Ctel:
         ]
 
     def __enter__(self) -> Ctel:
-        self.process = subprocess.Popen(
-            self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        wait_http(self.url + "/client/v4/openapi.json")
+        fd, name = tempfile.mkstemp(prefix="ctel-bench-", suffix=".log")
+        self.log = Path(name)
+        with os.fdopen(fd, "wb") as log:
+            self.process = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL, stderr=log)
+        try:
+            wait_http(self.url + "/client/v4/openapi.json")
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
     def worker_pids(self) -> list[int]:
@@ -86,9 +104,18 @@ class Ctel:
         return [round(peak_rss_mb(pid), 1) for pid in self.worker_pids()]
 
     def __exit__(self, *exc: object) -> None:
-        assert self.process is not None
+        assert self.process is not None and self.log is not None
         self.process.terminate()
-        self.process.wait(20)
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+        text = self.log.read_text(errors="replace")
+        self.log.unlink()
+        if "Traceback" in text or "ERROR" in text:
+            tail = "\n".join(text.splitlines()[-30:])
+            print(f"  ctel serve --db {self.db} logged errors:\n{tail}", file=sys.stderr)
 
 
 class Nginx:
@@ -132,6 +159,7 @@ http {{
     def __exit__(self, *exc: object) -> None:
         pid = int((self.dir / "nginx.pid").read_text())
         os.kill(pid, 15)
+        pid_gone(pid)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -142,6 +170,7 @@ class WrkResult:
     p99_ms: float
     non_2xx: int
     command: str
+    socket_errors: int = 0
 
 
 def _ms(text: str) -> float:
@@ -163,4 +192,12 @@ def wrk(
     p50 = _ms(re.search(r"^\s+50%\s+(\S+)$", out, re.M).group(1))  # type: ignore[union-attr]
     p99 = _ms(re.search(r"^\s+99%\s+(\S+)$", out, re.M).group(1))  # type: ignore[union-attr]
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return WrkResult(rps, p50, p99, int(bad.group(1)) if bad else 0, " ".join(cmd))
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    return WrkResult(
+        rps,
+        p50,
+        p99,
+        int(bad.group(1)) if bad else 0,
+        " ".join(cmd),
+        sum(int(g) for g in errors.groups()) if errors else 0,
+    )

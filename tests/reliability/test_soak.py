@@ -1,4 +1,5 @@
-"""Soak: mixed reads and ingest at about 70% of the measured maximum, for a bounded time.
+"""Soak: mixed reads and ingest of events and snapshots at about 70% of the measured maximum,
+for a bounded time, on each store.
 
 A dedicated server (2 workers, fresh database with some history) is first driven flat out for
 a few seconds by a few client threads to measure the mixed requests/s it sustains; then the
@@ -25,7 +26,8 @@ import orjson
 import pytest
 from reliability_support import children, create_connector, fresh_db, report, size, vm_rss_kb
 
-from conftest import Tenant, events_path, start_server, stop_server
+from conftest import STORES, Tenant, events_path, start_server, stop_server
+from connector_telemetry.testing import TemporaryPostgres
 
 pytestmark = pytest.mark.slow
 
@@ -40,6 +42,14 @@ SEED = 20261126
 T0 = 1_600_000_000
 HISTORY = 5_000  # events stored before the soak (t = T0 .. T0+999, n = 0..4)
 RECONNECT_EVERY = 500  # requests per keep-alive connection: spreads clients over the workers
+#: The mix, by weight (one request of each kind, chosen at random).
+OPS, WEIGHTS = zip(
+    *{
+        "get events": 40, "list events": 10, "latest events": 10, "ingest events": 10,
+        "get snapshots": 10, "list snapshots": 5, "latest snapshots": 5, "ingest snapshots": 10,
+    }.items(),
+    strict=True,
+)  # fmt: skip
 KINDS = ("Init", "Reconcile", "StartRotatePki", "FinishRotatePkiSuccess", "HaTransition")
 
 
@@ -68,12 +78,32 @@ class Tally:
         return sum(self.done.values())
 
 
+def snapshot(t: int) -> dict[str, object]:
+    return {
+        "t": t,
+        "v": "2.0",
+        "count_reclaim_failures": 0,
+        "count_reclaimed_paths": t % 7,
+        "count_record_failed": 0,
+        "count_transmit_failures": 0,
+        "cpu_count": 4,
+        "load_average": 0.25,
+        "interfaces": [
+            {"name": "eth0", "operstate": "up", "ip_addresses": [
+                {"interface_name": "eth0", "ip_address": "192.0.2.10/24"}
+            ]},
+        ],
+    }  # fmt: skip
+
+
 class Mix:
-    """One client's requests: 55% Get Event, 15% List Events, 15% Latest, 15% ingest of a
-    5-event batch with fresh (t, n) keys."""
+    """One client's requests: 40% Get Event, 10% List Events, 10% Latest events, 10% ingest of
+    a 5-event batch with fresh (t, n) keys; 10% Get Snapshot, 5% List Snapshots, 5% Latest
+    snapshots, 10% ingest of a 2-snapshot batch with fresh t."""
 
     def __init__(self, base: str, tenant: Tenant, connector_id: str, client_no: int, seed: int):
         self.path = base + events_path(tenant.account_id, connector_id)
+        self.snapshots = self.path.replace("/events", "/snapshots")
         self.read = {"Authorization": f"Bearer {tenant.read_token}"}
         self.write = {
             "Authorization": f"Bearer {tenant.write_token}",
@@ -84,21 +114,28 @@ class Mix:
         self.next_t = T0 + 1_000_000 * (client_no + 1)
 
     def next(self) -> tuple[str, str, str, dict[str, str], bytes | None]:
-        roll = self.rng.random()
-        if roll < 0.55:
+        op = self.rng.choices(OPS, WEIGHTS)[0]
+        action, kind = op.split()
+        path = self.path if kind == "events" else self.snapshots
+        if action == "get":
             t = T0 + self.rng.randrange(HISTORY // 5)
-            n = self.rng.randrange(5)
-            return "get", "GET", f"{self.path}/{t}.{n}", self.read, None
-        if roll < 0.70:
+            key = f"{t}.{self.rng.randrange(5)}" if kind == "events" else f"{t}"
+            return op, "GET", f"{path}/{key}", self.read, None
+        if action == "list":
             start = T0 + self.rng.randrange(HISTORY // 5)
             query = f"?from={start}&to={start + 50}&limit=100"
-            return "list", "GET", self.path + query, self.read, None
-        if roll < 0.85:
-            return "latest", "GET", self.path + "/latest", self.read, None
+            return op, "GET", path + query, self.read, None
+        if action == "latest":
+            return op, "GET", path + "/latest", self.read, None
         t = self.next_t
-        self.next_t += 1
-        batch = [{"e": {"k": KINDS[i], "soak": True}, "t": t, "n": i, "v": "2.0"} for i in range(5)]
-        return "ingest", "POST", self.path, self.write, orjson.dumps(batch)
+        self.next_t += 5
+        if kind == "events":
+            body = [
+                {"e": {"k": KINDS[i], "soak": True}, "t": t, "n": i, "v": "2.0"} for i in range(5)
+            ]
+        else:
+            body = [snapshot(t), snapshot(t + 1)]
+        return op, "POST", path, self.write, orjson.dumps(body)
 
 
 def drive(
@@ -193,9 +230,20 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
 
 
-def test_soak_mixed_load(tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    db, tenant = fresh_db(tmp_path)
-    server = start_server(db, workers=WORKERS)
+@pytest.fixture(params=STORES)
+def soak_db(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, Tenant]:
+    """A fresh database on each store (PostgreSQL: on the suite's shared test cluster)."""
+    if request.param == "sqlite":
+        return fresh_db(tmp_path)
+    cluster: TemporaryPostgres = request.getfixturevalue("postgres_server")
+    return fresh_db(tmp_path, cluster.new_database("ctel_soak"))
+
+
+def test_soak_mixed_load(
+    soak_db: tuple[str, Tenant], tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    db, tenant = soak_db
+    server = start_server(db, workers=WORKERS, log_path=tmp_path / "ctel.log")
     try:
         connector_id = create_connector(server.api, tenant)
         history = [
@@ -203,18 +251,21 @@ def test_soak_mixed_load(tmp_path: Path, request: pytest.FixtureRequest) -> None
             for t in range(HISTORY // 5)
             for n in range(5)
         ]
+        snapshots = [snapshot(T0 + t) for t in range(HISTORY // 5)]
         parts = urlsplit(server.api)
         conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+        path = "/client/v4" + events_path(tenant.account_id, connector_id)
         try:
-            conn.request(
-                "POST",
-                "/client/v4" + events_path(tenant.account_id, connector_id),
-                body=orjson.dumps(history),
-                headers={**tenant.write, "Content-Type": "application/json"},
-            )
-            response = conn.getresponse()
-            assert response.status == 200, response.read()
-            response.read()
+            for url, items in ((path, history), (path.replace("/events", "/snapshots"), snapshots)):
+                conn.request(
+                    "POST",
+                    url,
+                    body=orjson.dumps(items),
+                    headers={**tenant.write, "Content-Type": "application/json"},
+                )
+                response = conn.getresponse()
+                assert response.status == 200, response.read()
+                response.read()
         finally:
             conn.close()
         workers = sorted(children(server.process.pid))
@@ -251,7 +302,8 @@ def test_soak_mixed_load(tmp_path: Path, request: pytest.FixtureRequest) -> None
     growth = {pid: (end[pid] - baseline[pid]) / baseline[pid] for pid in workers}
     report(
         request.config,
-        f"soak: measured max {max_rps:.0f} mixed req/s ({THREADS} client threads, "
+        f"soak ({request.node.callspec.id}): measured max {max_rps:.0f} mixed req/s "
+        f"({THREADS} client threads, "
         f"{WORKERS} workers); soaked {soaked_for:.0f} s at target {target:.0f} req/s, achieved "
         f"{achieved:.0f} req/s ({soaked.total} requests: {dict(soaked.done)}), "
         f"p50 {1000 * percentile(soaked.latencies, 0.5):.1f} ms, "

@@ -1,0 +1,239 @@
+"""The three measuring methods every part shares, whatever it stores (events or
+snapshots) and wherever (SQLite or PostgreSQL):
+
+- :func:`versus_nginx`: wrk against ``ctel serve``, then against nginx serving the same
+  response bytes (throughput and latency ratios);
+- :func:`ingest_rounds`: HTTP ingest against in-process baselines, in rounds that
+  alternate them (medians of the per-round figures and ratios);
+- :func:`scale`: single-client latency of Get Event and of a deep List page on several
+  database sizes served at once and queried in turn.
+"""
+
+from __future__ import annotations
+
+import http.client
+import random
+import statistics
+import threading
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench import fixtures
+from bench.procs import Ctel, Nginx, wrk
+from connector_telemetry.service.ingest import encode_cursor, fingerprint
+from connector_telemetry.store import is_postgres
+
+SCRIPT = Path(__file__).parent / "random_key.lua"
+
+#: a baseline's items/s for one round's batches
+Baseline = Callable[[fixtures.Batches], float]
+
+
+def warm(db: str) -> None:
+    """Read a SQLite database file once, so the OS page cache holds it as it would on a
+    server in steady state: the figures compare index depth, not a cold disk. (A
+    PostgreSQL fixture was just built: its pages are in the page cache already.)"""
+    if is_postgres(db):
+        return
+    for path in (Path(db), Path(db + "-wal")):
+        if path.exists():
+            with path.open("rb") as stream:
+                while stream.read(1 << 24):
+                    pass
+
+
+def _get(port: int, path: str, token: str) -> bytes:
+    conn = http.client.HTTPConnection("127.0.0.1", port)
+    conn.request("GET", path, headers={"Authorization": f"Bearer {token}"})
+    response = conn.getresponse()
+    body = response.read()
+    conn.close()
+    assert response.status == 200, (path, body[:300])
+    return body
+
+
+def versus_nginx(f: fixtures.Fleet, workers: int, seconds: int) -> dict[str, Any]:
+    """``ctel serve --workers N`` on ``f``, wrk -t1 -c64 asking for random stored items
+    (2 s warm-up, then ``seconds``), against nginx serving one stored item's response
+    bytes with the same worker count, script and settings."""
+    env = f.wrk_env()
+    warm(f.db)
+    with Ctel(f.db, workers) as server:
+        body = _get(server.port, f.probe(), f.token)
+        wrk(server.url, SCRIPT, env, 2)  # warm-up
+        ctel = wrk(server.url, SCRIPT, env, seconds)
+        rss = server.peak_rss()
+        serve_command = " ".join(server.command())
+    with Nginx(body, workers) as nginx:
+        wrk(nginx.url, SCRIPT, env, 2)
+        base_line = wrk(nginx.url, SCRIPT, env, seconds)
+    if ctel.non_2xx or ctel.socket_errors:
+        print(f"  warning: {ctel.non_2xx} non-2xx, {ctel.socket_errors} socket errors", flush=True)
+    return {
+        "ctel_rps": ctel.rps,
+        "ctel_p50_ms": ctel.p50_ms,
+        "ctel_p99_ms": ctel.p99_ms,
+        "ctel_non_2xx": ctel.non_2xx,
+        "ctel_socket_errors": ctel.socket_errors,
+        "nginx_rps": base_line.rps,
+        "nginx_p50_ms": base_line.p50_ms,
+        "nginx_p99_ms": base_line.p99_ms,
+        "rps_ratio": round(ctel.rps / base_line.rps, 3),
+        "p99_ratio": round(ctel.p99_ms / base_line.p99_ms, 2),
+        "peak_rss_mb": rss,
+        "response_bytes": len(body),
+        "stored": f.total,
+        "command": ctel.command,
+        "serve_command": serve_command,
+        "workers": workers,
+    }
+
+
+def post_all(port: int, path: str, token: str, bodies: list[bytes], clients: int) -> float:
+    """Items/s accepted for ``bodies`` (JSON arrays) posted by ``clients`` concurrent
+    connections; the answer to each comes after its batch is committed."""
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    accepted = [0]
+    failures: list[str] = []
+    lock = threading.Lock()
+
+    def client(mine: list[bytes]) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        try:
+            for body in mine:
+                conn.request("POST", path, body=body, headers=headers)
+                response = conn.getresponse()
+                raw = response.read()
+                if response.status != 200:
+                    raise RuntimeError(f"{response.status} {raw[:300]!r}")
+                with lock:
+                    accepted[0] += orjson.loads(raw)["result"]["accepted"]
+        except Exception as exc:
+            failures.append(f"POST {path}: {exc}")
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=client, args=(bodies[i::clients],)) for i in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    if failures:
+        raise RuntimeError("; ".join(failures))
+    return accepted[0] / elapsed
+
+
+def ingest_rounds(
+    db: str,
+    kind: str,
+    baselines: dict[str, Baseline],
+    workers: int,
+    clients: int,
+    batches: int,
+    batch: int,
+    rounds: int,
+) -> dict[str, Any]:
+    """Rounds alternate the baselines and ctel, each on fresh keys (ctel: a fresh
+    connector per round), so the machine's noise falls on all alike; the figures are
+    medians over the rounds. ``baselines`` maps a key suffix ("" for the main one) to
+    a function giving its rows/s for the round's batches; ``db`` is emptied first."""
+    token, paths = fixtures.ingest_target(db, kind, rounds)
+    make = fixtures.event_batches if kind == "events" else fixtures.snapshot_batches
+    per_round = max(batches // rounds, 10)
+    bare: dict[str, list[float]] = {suffix: [] for suffix in baselines}
+    ours: list[float] = []
+    with Ctel(db, workers) as server:
+        for r in range(rounds):
+            batch_list = make(per_round, batch, r * per_round)
+            for suffix, run in baselines.items():
+                bare[suffix].append(run(batch_list))
+            bodies = [orjson.dumps(b) for b in batch_list]
+            ours.append(post_all(server.port, paths[r], token, bodies, clients))
+            assert ours[-1] > 0
+        rss = server.peak_rss()
+        serve_command = " ".join(server.command())
+    out: dict[str, Any] = {f"ctel_{kind}_per_s": round(statistics.median(ours))}
+    for suffix, values in bare.items():
+        ratios = [o / b for o, b in zip(ours, values, strict=True)]
+        out[f"bare{suffix}_rows_per_s"] = round(statistics.median(values))
+        out[f"ratio{suffix}"] = round(statistics.median(ratios), 3)
+        out[f"ratio{suffix}_per_round"] = [round(x, 2) for x in ratios]
+    out.update(
+        {
+            "clients": clients,
+            "batch": batch,
+            "batches": per_round * rounds,
+            "rounds": rounds,
+            "peak_rss_mb": rss,
+            "serve_command": serve_command,
+            "workers": workers,
+        }
+    )
+    return out
+
+
+def _paths(f: fixtures.Fleet, rng: random.Random, requests: int) -> tuple[list[str], list[str]]:
+    """Random Get Event paths, and List pages deep inside the range (from the connector's
+    start, continuing after a random stored event, as a client paging with cursors)."""
+    size = f.total
+    gets, lists = [], []
+    for _ in range(requests):
+        cid, t, n = f.key(rng.randrange(size))
+        gets.append(f"{f.base(cid)}/{t}.{n}")
+    to = fixtures.T0 + 10**7
+    query = fingerprint(float(fixtures.T0), float(to), None)
+    for _ in range(max(requests // 10, 20)):
+        cid, t, n = f.key(rng.randrange(max(size - 1000, 1)))
+        cursor = encode_cursor(query, (float(t), float(n)))
+        lists.append(f"{f.base(cid)}?from={fixtures.T0}&to={to}&limit=1000&cursor={cursor}")
+    return gets, lists
+
+
+def scale(fleets: list[fixtures.Fleet], workers: int, requests: int) -> dict[str, Any]:
+    """All sizes served at once and queried in turn, request by request, so that whatever
+    else the machine does falls on every size alike."""
+    rng = random.Random(5)
+    plans = [_paths(f, rng, requests) for f in fleets]
+    for f in fleets:
+        warm(f.db)
+    times: list[dict[str, list[float]]] = [{"get": [], "list": []} for _ in fleets]
+    with ExitStack() as stack:
+        servers = [stack.enter_context(Ctel(f.db, workers)) for f in fleets]
+        conns = [http.client.HTTPConnection("127.0.0.1", s.port) for s in servers]
+        for kind, index in (("get", 0), ("list", 1)):
+            count = len(plans[0][index])
+            for r in range(-min(200, count // 5), count):  # negative: warm-up, not kept
+                for k, (f, conn) in enumerate(zip(fleets, conns, strict=True)):
+                    started = time.perf_counter()
+                    conn.request(
+                        "GET", plans[k][index][r], headers={"Authorization": f"Bearer {f.token}"}
+                    )
+                    response = conn.getresponse()
+                    response.read()
+                    assert response.status == 200, plans[k][index][r]
+                    if r >= 0:
+                        times[k][kind].append((time.perf_counter() - started) * 1000)
+        for conn in conns:
+            conn.close()
+        rss = [s.peak_rss() for s in servers]
+    out: dict[str, Any] = {}
+    for k, f in enumerate(fleets):
+        out[str(f.total)] = {
+            "get_p50_ms": round(statistics.median(times[k]["get"]), 3),
+            "list_1000_p50_ms": round(statistics.median(times[k]["list"]), 3),
+            "peak_rss_mb": rss[k],
+        }
+        print(f"  scale {f.total:,}: {out[str(f.total)]}", flush=True)
+    small, large = out[str(fleets[0].total)], out[str(fleets[-1].total)]
+    out["get_ratio_largest_vs_smallest"] = round(large["get_p50_ms"] / small["get_p50_ms"], 2)
+    out["list_ratio_largest_vs_smallest"] = round(
+        large["list_1000_p50_ms"] / small["list_1000_p50_ms"], 2
+    )
+    return out
