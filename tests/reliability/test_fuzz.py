@@ -17,7 +17,8 @@ Every response must:
 Failures are collected per distinct problem (with a curl line to reproduce) and reported at the
 end of each operation's test, rather than stopping at the first.
 
-Sizes (cases over every operation x credentials x mode): CI about 1,000 requests,
+It runs on each store (SQLite, and PostgreSQL, whose types and limits differ).
+Sizes (cases over every operation x credentials x mode, per store): CI about 1,000 requests,
 ``CTEL_FULL=1`` about 100,000. Generation is derandomized; each test is also time-bounded.
 """
 
@@ -47,7 +48,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from conftest import LiveServer, Tenant, events_path, start_server, stop_server
+from conftest import STORES, LiveServer, Tenant, events_path, start_server, stop_server
 from connector_telemetry.api.routing import Route
 from connector_telemetry.app import create_app
 from connector_telemetry.settings import Settings
@@ -114,12 +115,16 @@ def oas30_compatible(document: dict[str, Any]) -> dict[str, Any]:
     return fixed
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=STORES)
 def fuzz_env(
     tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[FuzzEnv]:
-    db, tenant = fresh_db(tmp_path_factory.mktemp("fuzz"))
-    server = start_server(db, workers=1)
+    folder = tmp_path_factory.mktemp("fuzz")
+    url = None
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_server").new_database("ctel_fuzz")
+    db, tenant = fresh_db(folder, url)
+    server = start_server(db, workers=1, log_path=folder / "ctel.log")
     started = time.monotonic()
     try:
         response = httpx.get(server.api + "/openapi.json", timeout=30)
@@ -133,8 +138,9 @@ def fuzz_env(
     total = sum(env.statuses.values())
     report(
         request.config,
-        f"fuzz: {total} requests over {len(ROUTES)} operations x {len(CREDENTIALS)} credentials "
-        f"x positive/negative ({CASES_PER_MODE} requested per combination) in "
+        f"fuzz ({request.param}): {total} requests over {len(ROUTES)} operations x "
+        f"{len(CREDENTIALS)} credentials x positive/negative ({CASES_PER_MODE} requested per "
+        "combination) in "
         f"{time.monotonic() - started:.1f} s; statuses {dict(sorted(env.statuses.items()))}; "
         f"{env.skipped_for_time} cases skipped by the time bound",
     )

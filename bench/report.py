@@ -1,0 +1,153 @@
+"""What a run reports: the machine's facts and versions, and the markdown table."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sqlite3
+import subprocess
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from connector_telemetry.testing import postgres_bindir
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    versions = {}
+    for name in ("connector-telemetry", "granian", "orjson", "psycopg"):
+        versions[name] = version(name)
+    versions["sqlite"] = sqlite3.sqlite_version
+    versions["python"] = platform.python_version()
+    tools = [("nginx", "-v"), ("wrk", "-v")]
+    bindir = postgres_bindir()
+    if bindir is not None:
+        tools.append((str(bindir / "postgres"), "--version"))
+    for tool, flag in tools:
+        done = subprocess.run([tool, flag], capture_output=True, text=True)
+        versions[Path(tool).name] = (done.stderr or done.stdout).strip().splitlines()[0]
+    return {
+        "cores": os.cpu_count(),
+        "cpu": model,
+        "kernel": platform.release(),
+        "versions": versions,
+    }
+
+
+def _versus_nginx(what: str, g: dict[str, Any], targets: tuple[str, str]) -> list[str]:
+    return [
+        f"| {what} req/s ({g['workers']} workers, wrk -t1 -c64) | {g['ctel_rps']:,.0f} | "
+        f"nginx {g['nginx_rps']:,.0f} | {g['rps_ratio']} | {targets[0]} |",
+        f"| {what} p99 ms | {g['ctel_p99_ms']} | nginx {g['nginx_p99_ms']} | "
+        f"{g['p99_ratio']} | {targets[1]} |",
+    ]
+
+
+def _ingest(
+    what: str, unit: str, i: dict[str, Any], baselines: list[tuple[str, str, str]]
+) -> list[str]:
+    """``baselines``: (key suffix, name, target); the first is the main one."""
+    per_s = f"{i[f'ctel_{unit}s_per_s']:,}"
+    (suffix, name, target), *stricter = baselines
+    lines = [
+        f"| {what} {unit}s/s ({i['clients']} clients x {i['batch']}-{unit} batches, median "
+        f"of {i['rounds']} alternating rounds) | {per_s} | {name} "
+        f"{i[f'bare{suffix}_rows_per_s']:,} | {i[f'ratio{suffix}']} | {target} |"
+    ]
+    for suffix, name, target in stricter:
+        lines.append(
+            f"| {what} {unit}s/s against {name} (stricter) | {per_s} | "
+            f"{i[f'bare{suffix}_rows_per_s']:,} | {i[f'ratio{suffix}']} | {target} |"
+        )
+    return lines
+
+
+def _scale(prefix: str, s: dict[str, Any], targets: tuple[str, str]) -> list[str]:
+    sizes = [k for k in s if k.isdigit()]
+    large, small = f"{int(sizes[-1]):,}", f"{int(sizes[0]):,}"
+    return [
+        f"| {prefix}Get Event p50, {large} vs {small} events | "
+        f"{s[sizes[-1]]['get_p50_ms']} ms | {s[sizes[0]]['get_p50_ms']} ms | "
+        f"{s['get_ratio_largest_vs_smallest']} | {targets[0]} |",
+        f"| {prefix}List 1000 (a cursor page deep in the range) p50, {large} vs {small} "
+        f"events | {s[sizes[-1]]['list_1000_p50_ms']} ms | {s[sizes[0]]['list_1000_p50_ms']} "
+        f"ms | {s['list_ratio_largest_vs_smallest']} | {targets[1]} |",
+    ]
+
+
+def _peak(lists: list[list[float]]) -> float:
+    return max((max(rss) for rss in lists if rss), default=0.0)
+
+
+SQLITE_BASELINES = [
+    ("", "bare executemany", ">= 1.0"),
+    ("_wal", "bare executemany in WAL mode", ""),
+]
+PG_BASELINES = [("", "bare psycopg executemany", "none"), ("_copy", "bare psycopg COPY", "none")]
+
+
+def markdown(report: dict[str, Any]) -> str:
+    g, i, s = report.get("get_event"), report.get("ingest"), report.get("scale")
+    snap, pg = report.get("snapshots"), report.get("postgres")
+    m = report["machine"]
+    lines = [
+        f"# Benchmark results ({report['date']})",
+        "",
+        f"Machine: {m['cores']} cores, {m['cpu']}; command: `{report['command']}`",
+        "",
+        "Versions: "
+        + ", ".join(v if k in v.lower() else f"{k} {v}" for k, v in m["versions"].items()),
+        "",
+        "| figure | ctel | baseline | ratio | target |",
+        "|---|---|---|---|---|",
+    ]
+    if g:
+        lines += _versus_nginx("Get Event", g, (">= 0.40", "<= 2"))
+    if i:
+        lines += _ingest("Ingest", "event", i, SQLITE_BASELINES)
+    if s:
+        lines += _scale("", s, ("<= 1.2", "<= 1.2"))
+        sizes = [k for k in s if k.isdigit()]
+        lines.append(
+            f"| Peak RSS per worker (MB, up to {int(sizes[-1]):,} events) | "
+            f"{_peak([s[k]['peak_rss_mb'] for k in sizes])} | | | <= 100 |"
+        )
+    if snap:
+        lines += _ingest("Snapshot ingest", "snapshot", snap["ingest"], SQLITE_BASELINES)
+        lines += _versus_nginx(
+            f"Get Snapshot ({snap['get']['stored']:,} stored, {snap['get']['response_bytes']:,}"
+            "-byte answer)",
+            snap["get"],
+            (">= 0.40", "<= 2"),
+        )
+    if pg:
+        lines += _versus_nginx(
+            f"PostgreSQL: Get Event ({pg['get_event']['stored']:,} stored)",
+            pg["get_event"],
+            ("none", "none"),
+        )
+        lines += _ingest("PostgreSQL: ingest", "event", pg["ingest"], PG_BASELINES)
+        lines += _scale("PostgreSQL: ", pg["scale"], ("none", "none"))
+        lines.append(
+            f"| PostgreSQL: peak RSS per worker (MB, all PostgreSQL parts) | "
+            f"{pg['peak_rss_mb']} | | | none |"
+        )
+    lines += ["", "Commands:", ""]
+    for name, part in (
+        ("Get Event", g),
+        ("Ingest", i),
+        ("Snapshot ingest", snap and snap["ingest"]),
+        ("Get Snapshot", snap and snap["get"]),
+        ("PostgreSQL Get Event", pg and pg["get_event"]),
+        ("PostgreSQL ingest", pg and pg["ingest"]),
+    ):
+        if part:
+            lines.append(f"- {name}: `{part['serve_command']}`")
+            if "command" in part:
+                lines.append(f"  and `{part['command']}`")
+    return "\n".join(lines) + "\n"
