@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import signal
 import sys
 import time
 from functools import partial
@@ -51,18 +53,23 @@ def fleet(size: int, kind: str = "events") -> fixtures.Fleet:
     return built
 
 
+#: this run's scratch databases (ingest targets, baselines), removed when it ends: its own
+#: folder, so that two runs at once (on a shared machine) do not delete each other's files
+SCRATCH = DATA / f"run-{os.getpid()}"
+
+
 def fresh_sqlite(name: str) -> str:
-    """The path of a new, empty SQLite database under bench/.data/."""
-    DATA.mkdir(exist_ok=True)
-    for stale in DATA.glob(f"{name}.db*"):
+    """The path of a new, empty SQLite database in this run's scratch folder."""
+    SCRATCH.mkdir(parents=True, exist_ok=True)
+    for stale in SCRATCH.glob(f"{name}.db*"):
         stale.unlink()
-    return str(DATA / f"{name}.db")
+    return str(SCRATCH / f"{name}.db")
 
 
 def sqlite_baselines(kind: str) -> dict[str, measure.Baseline]:
     """In-process sqlite3 ``executemany`` of the same items: with sqlite3's defaults, and
     (stricter, suffix ``_wal``) in WAL mode with synchronous=FULL as our store runs."""
-    table, path = TABLES[kind], DATA / "bare.db"
+    table, path = TABLES[kind], Path(fresh_sqlite("bare"))
     return {
         "": partial(bare_sqlite, table, path=path, wal=False),
         "_wal": partial(bare_sqlite, table, path=path, wal=True),
@@ -188,7 +195,17 @@ def main() -> int:
         default="10000,1000000",
         help="PostgreSQL: event counts built for scale; the largest serves Get Event",
     )
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=RESULTS,
+        help="folder for latest.json and latest.md (default bench/results; another one for "
+        "trial runs that should not replace the recorded results)",
+    )
     args = parser.parse_args()
+    # SIGTERM (``timeout``, a CI job's end) unwinds like Ctrl-C: every server, nginx and
+    # the PostgreSQL cluster is stopped on the way out
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     only = [part for part in PARTS if part in (args.only or PARTS)]
     report: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -202,17 +219,20 @@ def main() -> int:
         "snapshots": ("snapshots", "snapshots", bench_snapshots),
         "postgres": ("postgres", "postgresql", bench_postgres),
     }
-    for part in only:
-        key, title, run = steps[part]
-        print(f"{title} ...", flush=True)
-        started = time.perf_counter()
-        report[key] = run(args)
-        if part in ("get", "ingest"):
-            print(" ", report[key], flush=True)
-        print(f"  ({time.perf_counter() - started:.0f} s)", flush=True)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
-    (RESULTS / "latest.md").write_text(markdown(report))
+    try:
+        for part in only:
+            key, title, run = steps[part]
+            print(f"{title} ...", flush=True)
+            started = time.perf_counter()
+            report[key] = run(args)
+            if part in ("get", "ingest"):
+                print(" ", report[key], flush=True)
+            print(f"  ({time.perf_counter() - started:.0f} s)", flush=True)
+    finally:
+        shutil.rmtree(SCRATCH, ignore_errors=True)
+    args.results.mkdir(parents=True, exist_ok=True)
+    (args.results / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
+    (args.results / "latest.md").write_text(markdown(report))
     print(markdown(report))
     return 0
 

@@ -143,7 +143,8 @@ def ingest_rounds(
     """Rounds alternate the baselines and ctel, each on fresh keys (ctel: a fresh
     connector per round), so the machine's noise falls on all alike; the figures are
     medians over the rounds. ``baselines`` maps a key suffix ("" for the main one) to
-    a function giving its rows/s for the round's batches; ``db`` is emptied first."""
+    a function giving its rows/s for the round's batches; ``db`` is a new, empty
+    database (a SQLite file or a PostgreSQL URL) for ctel to serve."""
     token, paths = fixtures.ingest_target(db, kind, rounds)
     make = fixtures.event_batches if kind == "events" else fixtures.snapshot_batches
     per_round = max(batches // rounds, 10)

@@ -14,7 +14,7 @@ import psycopg
 from connector_telemetry.errors import Conflict, NotFound
 from connector_telemetry.service.clock import rfc3339
 from connector_telemetry.service.models import NewEvent, NewSnapshot, same_content
-from connector_telemetry.store.rows import number_events, unnumbered_times
+from connector_telemetry.store.rows import newest_version, number_events, unnumbered_times
 
 Conn = psycopg.Connection[Any]
 
@@ -43,9 +43,9 @@ def heartbeat(
     """Ingest is a sign of life; the newest item's version is the one last seen,
     unless telemetry recorded later was already seen (an agent replaying its spool)."""
     now = rfc3339(collected_at)
-    versioned = [(item.t, item.v) for item in items if item.v is not None]
-    if versioned:
-        newest_t, newest_v = max(versioned)
+    newest = newest_version(items)
+    if newest is not None:
+        newest_t, newest_v = newest
         if last_seen_t is None or newest_t >= last_seen_t:
             conn.execute(
                 "UPDATE connectors SET last_heartbeat=%s, last_seen_version=%s, "

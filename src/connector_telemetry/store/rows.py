@@ -85,16 +85,33 @@ def unnumbered_times(events: list[NewEvent]) -> list[float]:
     return list({ev.t for ev in events if ev.n is None})
 
 
+def ready_rows(events: list[NewEvent]) -> list[tuple[float, float, str, bytes]] | None:
+    """``(t, n, k, doc)`` of a batch that needs nothing from the store (the common case:
+    every event numbered, no two with the same key), so the rows can be built before the
+    write lock is taken; None for any other batch."""
+    if all(ev.doc is not None for ev in events):
+        numbered = [(ev.t, ev.n, ev.k, ev.doc) for ev in events]
+        if len({(row[0], row[1]) for row in numbered}) == len(numbered):
+            return numbered  # type: ignore[return-value]
+    return None
+
+
+def newest_version(items: list[NewEvent] | list[NewSnapshot]) -> tuple[float, str] | None:
+    """``(t, v)`` of the newest item that carries a version: the connector's
+    ``last_seen_version``, unless telemetry recorded later was already seen."""
+    versioned = [(item.t, item.v) for item in items if item.v is not None]
+    return max(versioned) if versioned else None
+
+
 def number_events(
     events: list[NewEvent], stored_max: Mapping[float, float]
 ) -> list[tuple[float, float, str, bytes]]:
     """``(t, n, k, doc)`` to insert: events without ``n`` get the next free number at their
     ``t`` (above what is stored and what the batch sends); in-batch repeats of the same
     content are dropped, repeats with other content refused (409)."""
-    if all(ev.doc is not None for ev in events):
-        numbered = [(ev.t, ev.n, ev.k, ev.doc) for ev in events]
-        if len({(row[0], row[1]) for row in numbered}) == len(numbered):
-            return numbered  # type: ignore[return-value]  # all numbered: the common case
+    ready = ready_rows(events)
+    if ready is not None:
+        return ready
     taken: dict[float, float] = {}
     for ev in events:
         if ev.n is not None:
