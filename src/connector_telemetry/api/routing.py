@@ -97,13 +97,19 @@ class Router:
             segments = template.strip("/").split("/")
             return -len(segments), [s.startswith("{") for s in segments]
 
-        # Fast path: every id a single segment (the common case), by segment count.
-        self._by_count: dict[int, list[tuple[tuple[str | None, ...], str]]] = {}
+        # Fast path: every id a single segment (the common case). Per segment count, the
+        # "shapes" (which positions are literal), most specific first; per shape, the
+        # literal segments -> template. A match is one dict lookup per shape.
+        shapes: dict[int, dict[tuple[int, ...], dict[tuple[str, ...], str]]] = {}
+        params_at: dict[str, tuple[int, ...]] = {}
         for template in sorted(templates, key=specificity):
-            segments = tuple(
-                None if seg.startswith("{") else seg for seg in template.strip("/").split("/")
-            )
-            self._by_count.setdefault(len(segments), []).append((segments, template))
+            segments = template.strip("/").split("/")
+            literal = tuple(i for i, seg in enumerate(segments) if not seg.startswith("{"))
+            by_literals = shapes.setdefault(len(segments), {}).setdefault(literal, {})
+            by_literals[tuple(segments[i] for i in literal)] = template
+            params_at[template] = tuple(i for i, s in enumerate(segments) if s.startswith("{"))
+        self._shapes = {count: list(found.items()) for count, found in shapes.items()}
+        self._params_at = params_at
         self._by_template = templates
         self._converters: dict[str, tuple[tuple[str, Any], ...]] = {}
         self._by_regex: dict[str, dict[str, Route]] = {}
@@ -124,17 +130,12 @@ class Router:
         if rest.endswith("/"):
             rest = rest[:-1]
         parts = rest.split("/")
-        for segments, template in self._by_count.get(len(parts), ()):
-            raw: list[str] = []
-            for want, got in zip(segments, parts, strict=True):
-                if want is None:
-                    if not got:
-                        break
-                    raw.append(got)
-                elif want != got:
-                    break
-            else:
-                return self._route(method, path, template, raw)
+        for literal, by_literals in self._shapes.get(len(parts), ()):
+            template = by_literals.get(tuple([parts[i] for i in literal]))
+            if template is not None:
+                raw = [parts[i] for i in self._params_at[template]]
+                if all(raw):
+                    return self._route(method, path, template, raw)
         for pattern, _, _ in self._templates:
             found = pattern.fullmatch(rest)
             if found is not None:
