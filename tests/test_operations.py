@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from connector_telemetry.service import connectors, credentials, events, snapsho
 from connector_telemetry.settings import Settings
 from connector_telemetry.store import open_store
 from connector_telemetry.store.base import Store
+from connector_telemetry.store.sqlite import SCHEMA_VERSION
 
 
 def ctel(*args: str, check: bool = True, **kw: Any) -> subprocess.CompletedProcess[bytes]:
@@ -139,12 +141,45 @@ def test_upgrade_from_the_first_schema_keeps_data(tmp_path: Path) -> None:
     conn.commit()
     conn.close()
     migrated = ctel("db", "migrate", "--db", str(db))
-    assert b"version 2" in migrated.stderr
+    assert f"version {SCHEMA_VERSION}".encode() in migrated.stderr
     store = open_store(Settings(db=str(db)))
     connector = store.get_connector("acc", "c1")
     assert connector is not None and connector.notes == "kept"
     assert store.get_event("acc", "c1", [(5.0, 0.0)]) == b'{"e":{"k":"Init"},"n":0,"t":5}'
     assert store.list_snapshots("acc", "c1", 0, 10, None, 10) == []
+
+
+def test_upgrade_from_schema_2_moves_snapshots_to_a_rowid_table(tmp_path: Path) -> None:
+    db = tmp_path / "v2.db"
+    folder = resources.files("connector_telemetry.store") / "migrations"
+    conn = sqlite3.connect(db)
+    conn.executescript(
+        (folder / "0001_initial.sql").read_text()
+        + (folder / "0002_snapshots_interrupts.sql").read_text()
+        + "CREATE TABLE schema_version (version INTEGER NOT NULL);"
+        "INSERT INTO schema_version VALUES (1); INSERT INTO schema_version VALUES (2);"
+    )
+    conn.execute("INSERT INTO accounts VALUES ('acc', 'Old', '2026-01-01T00:00:00.000000Z')")
+    conn.execute(
+        "INSERT INTO connectors (account_id, id, activated, days_of_week, duration_hours, "
+        "embargo_dates, hour_of_day, notes, timezone, device_id, device_type, last_updated) "
+        "VALUES ('acc', 'c1', 1, '[]', 2, '[]', 3, '', 'UTC', 'd1', 'MANAGED', "
+        "'2026-01-01T00:00:00.000000Z')"
+    )
+    docs = {float(t): orjson.dumps({"t": t, "v": "1", "pad": "x" * 5000}) for t in range(50)}
+    conn.executemany("INSERT INTO snapshots VALUES (1, ?, 9.0, ?)", docs.items())
+    conn.commit()
+    conn.close()
+    migrated = ctel("db", "migrate", "--db", str(db))
+    assert f"version {SCHEMA_VERSION}".encode() in migrated.stderr
+    with closing(sqlite3.connect(db)) as check:
+        (sql,) = check.execute("SELECT sql FROM sqlite_master WHERE name='snapshots'").fetchone()
+        assert "WITHOUT ROWID" not in sql.upper()
+        assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    store = open_store(Settings(db=str(db)))
+    assert all(store.get_snapshot("acc", "c1", t) == doc for t, doc in docs.items())
+    assert len(store.list_snapshots("acc", "c1", 0, 100, None, 100)) == 50
+    store.close()
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import orjson
 
 from connector_telemetry.errors import BadRequest, NotFound, check_text
@@ -74,8 +75,45 @@ def check_snapshot(index: int, item: Any) -> NewSnapshot:
     return NewSnapshot(index, t, item["v"], orjson.dumps(item))
 
 
+_TYPES: dict[str, Any] = {"number": float, "string": str, "boolean": bool}
+
+
+def _struct(model: str) -> Any:
+    """A msgspec type that accepts exactly what ``_check_object`` accepts for ``model``
+    (or less): JSON numbers (not booleans) for numbers, strings, booleans, arrays of the
+    nested objects; ``null`` or absent for optional fields; unknown fields ignored."""
+    fields: list[tuple[str, Any] | tuple[str, Any, Any]] = []
+    for name, (kind, required) in SCHEMA[model].items():
+        typ = list[_struct(kind[1])] if isinstance(kind, tuple) else _TYPES[kind]  # type: ignore[misc]
+        fields.append((name, typ) if required else (name, typ | None, None))
+    return msgspec.defstruct(f"Checked{model}", fields, kw_only=True)
+
+
+_BATCH: Any = list[_struct("Snapshot")]  # type: ignore[misc]
+
+
+def _fast_batch(items: list[Any]) -> list[NewSnapshot] | None:
+    """Type-check the whole batch in C (msgspec); None sends a batch that fails to the
+    precise checks, which name the index and field."""
+    try:
+        msgspec.convert(items, _BATCH)
+    except msgspec.ValidationError:
+        return None
+    out = []
+    for i, item in enumerate(items):
+        t = float(item["t"])
+        if t < 0 or "a" in item or "\x00" in item["v"]:
+            return None
+        item["t"] = wire(t)
+        out.append(NewSnapshot(i, t, item["v"], orjson.dumps(item)))
+    return out
+
+
 def parse_batch(body: bytes, content_type: str, max_items: int) -> list[NewSnapshot]:
     items = read_items(body, content_type, max_items, "snapshots")
+    fast = _fast_batch(items)
+    if fast is not None:
+        return fast
     return [check_snapshot(i, item) for i, item in enumerate(items)]
 
 
