@@ -7,6 +7,7 @@ and ``__call__`` (ASGI: tests, uvicorn, anything else) are thin adapters.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from typing import Any
@@ -50,6 +51,7 @@ class App:
         routes.append(openapi.route(lambda: self.openapi))
         self.openapi = openapi.document(routes, settings.prefix)
         self.router = Router(settings.prefix, routes)
+        self._holding = False
 
     def prepare(
         self, method: str, path: str, query: str, headers: Headers
@@ -114,7 +116,21 @@ class App:
 
     # -- RSGI (granian) ---------------------------------------------------------
 
+    def _hold_reads(self) -> None:
+        """Reads on this (the event loop's) thread share a read transaction until the
+        loop's next turn (see ``store.sqlite.HeldReader``)."""
+        self._holding = True
+        loop = asyncio.get_running_loop()
+        store = self.ctx.store
+
+        def end_soon() -> None:
+            loop.call_soon(store.end_reads)
+
+        store.hold_reads(end_soon)
+
     async def __rsgi__(self, scope: Any, proto: Any) -> None:
+        if not self._holding:
+            self._hold_reads()
         out = self.prepare(scope.method, scope.path, scope.query_string, scope.headers)
         if len(out) == 2:
             out = await self.finish(out[0], out[1], proto)
@@ -137,6 +153,8 @@ class App:
                     return
         if scope["type"] != "http":
             return
+        if not self._holding:
+            self._hold_reads()
         headers = _AsgiHeaders(scope["headers"])
 
         async def read_body() -> bytes:

@@ -276,6 +276,12 @@ class PostgresStore:
     def is_empty(self) -> bool:
         return self._read("SELECT 1 FROM accounts LIMIT 1").fetchone() is None
 
+    def hold_reads(self, on_begin: Callable[[], None]) -> None:
+        """Nothing to gain: a PostgreSQL statement costs a round trip either way."""
+
+    def end_reads(self) -> None:
+        pass
+
     def credentials_version(self) -> int:
         row = self._read("SELECT version FROM credentials_version").fetchone()
         return int(row[0]) if row else 0

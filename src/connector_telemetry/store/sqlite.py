@@ -14,11 +14,12 @@ shell).
 from __future__ import annotations
 
 import fcntl
+import mmap
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib import resources
 from typing import Any
@@ -105,6 +106,49 @@ class WriterTurn:
             self.fd = -1
 
 
+class HeldReader:
+    """The event loop's reads, in one read transaction kept open across statements for as
+    long as nothing is committed anywhere.
+
+    In WAL mode every autocommit statement begins and ends a read transaction, which takes
+    and drops a lock on the ``-shm`` file: ~3 us of a ~5 us Get Event lookup (measured).
+    Reads stay exact: before each use, the WAL index header (the first 48 bytes of the
+    ``-shm`` file, which every commit rewrites before it returns; format:
+    sqlite.org/walformat.html) is compared with its copy taken just before the transaction
+    began; any difference begins a new transaction. A commit acknowledged before a request
+    is therefore always visible to it. The header is read before the transaction takes its
+    snapshot (at its first statement), so the copy can only be older than the snapshot,
+    never newer: a change can cause a needless refresh, never a stale read.
+    ``on_begin`` lets the caller end the transaction soon (the HTTP layer: at the next turn
+    of the event loop), so an idle worker never holds an old snapshot that would keep WAL
+    checkpoints from completing.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, shm: mmap.mmap, on_begin: Callable[[], None]):
+        self.conn, self._shm, self._on_begin = conn, shm, on_begin
+        self._header = b""
+
+    def get(self) -> sqlite3.Connection:
+        header = self._shm[:48]
+        conn = self.conn
+        if conn.in_transaction:
+            if header == self._header:
+                return conn
+            conn.execute("COMMIT")
+        self._header = header
+        conn.execute("BEGIN")
+        self._on_begin()
+        return conn
+
+    def end(self) -> None:
+        if self.conn.in_transaction:
+            self.conn.execute("COMMIT")
+
+    def close(self) -> None:
+        self._shm.close()
+        self.conn.close()
+
+
 class SQLiteStore:
     unavailable_errors: tuple[type[Exception], ...] = (sqlite3.OperationalError,)
     known_schema_version = SCHEMA_VERSION
@@ -118,6 +162,8 @@ class SQLiteStore:
         self._ingest_pks: dict[tuple[str, str], int] = {}
         self._writer = self._connect()
         self._reader: sqlite3.Connection | None = None
+        self._held: HeldReader | None = None
+        self._held_thread = -1
         self._data_version = -1
         self._pks = ConnectorPks(lambda a, c: self._connector_pk(self.reader, a, c))
         self._credentials_version = 0
@@ -130,18 +176,48 @@ class SQLiteStore:
         conn.execute("PRAGMA foreign_keys = ON")
         return conn
 
+    def _connect_reader(self) -> sqlite3.Connection:
+        conn = self._connect()
+        conn.execute("PRAGMA query_only = ON")
+        return conn
+
     @property
     def reader(self) -> sqlite3.Connection:
+        held = self._held
+        if held is not None and threading.get_ident() == self._held_thread:
+            return held.get()
         if self._reader is None:
-            self._reader = self._connect()
-            self._reader.execute("PRAGMA query_only = ON")
+            self._reader = self._connect_reader()
         return self._reader
+
+    def hold_reads(self, on_begin: Callable[[], None]) -> None:
+        """From now on, reads on the calling thread (the event loop's) go through a
+        ``HeldReader``; ``on_begin`` is called whenever it begins a read transaction, and
+        should arrange for ``end_reads`` to be called soon. Other threads (the writer's
+        read-modify-write steps) keep reading in autocommit mode on their own connection."""
+        conn = self._connect_reader()
+        conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone()  # the -shm file exists
+        try:
+            with open(self.path + "-shm", "rb") as shm_file:
+                shm = mmap.mmap(shm_file.fileno(), 0, prot=mmap.PROT_READ)
+        except (OSError, ValueError):  # no WAL index to watch: stay in autocommit mode
+            conn.close()
+            return
+        self._held = HeldReader(conn, shm, on_begin)
+        self._held_thread = threading.get_ident()
+
+    def end_reads(self) -> None:
+        if self._held is not None:
+            self._held.end()
 
     def close(self) -> None:
         for conn in (self._reader, self._writer):
             if conn is not None:
                 conn.close()
         self._reader = None
+        if self._held is not None:
+            self._held.close()
+            self._held = None
         self._turn.close()
 
     @contextmanager
