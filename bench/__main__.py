@@ -178,7 +178,12 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=10, help="wrk duration")
     parser.add_argument("--sizes", default="10000,1000000,10000000", help="scale: event counts")
     parser.add_argument("--clients", type=int, default=4, help="ingest: concurrent clients")
-    parser.add_argument("--batches", type=int, default=200, help="event ingest: 1000-event batches")
+    parser.add_argument(
+        "--batches",
+        type=int,
+        default=1000,
+        help="event ingest: 1000-event batches in all (rounds of ~1 s: steady state)",
+    )
     parser.add_argument("--rounds", type=int, default=5, help="ingest: alternating rounds")
     parser.add_argument("--requests", type=int, default=2000, help="scale: Get Event requests")
     parser.add_argument(
@@ -188,7 +193,7 @@ def main() -> int:
         "--snapshot-batch", type=int, default=100, help="snapshot ingest: snapshots per batch"
     )
     parser.add_argument(
-        "--snapshot-batches", type=int, default=200, help="snapshot ingest: batches in all"
+        "--snapshot-batches", type=int, default=500, help="snapshot ingest: batches in all"
     )
     parser.add_argument(
         "--pg-sizes",
