@@ -183,20 +183,23 @@ def _change(
     provision = body.get("provision_license", False)
     if not isinstance(provision, bool):
         raise BadRequest(f"provision_license: expected a boolean, got {provision!r}")
-    connector = get_connector(store, account_id, connector_id)
-    if replace:
-        defaults = Connector(account_id=account_id, id=connector_id)
-        for name in SETTABLE:
-            setattr(connector, name, fields.get(name, getattr(defaults, name)))
-    else:
-        for name, value in fields.items():
-            setattr(connector, name, value)
-    license_key = None
-    if provision:
-        license_key = new_license_key()
-        connector.license_key_hash = digest(license_key)
-    connector.last_updated = clock.rfc3339()
-    store.update_connector(connector)
+    license_key = new_license_key() if provision else None
+
+    def change(connector: Connector) -> None:
+        if replace:
+            defaults = Connector(account_id=account_id, id=connector_id)
+            for name in SETTABLE:
+                setattr(connector, name, fields.get(name, getattr(defaults, name)))
+        else:
+            for name, value in fields.items():
+                setattr(connector, name, value)
+        if license_key is not None:
+            connector.license_key_hash = digest(license_key)
+        connector.last_updated = clock.rfc3339()
+
+    connector = store.change_connector(account_id, connector_id, change)
+    if connector is None:
+        raise NotFound(f"connector {connector_id} not found")
     return connector, license_key
 
 

@@ -396,16 +396,22 @@ class SQLiteStore:
         ).fetchone()
         return None if row is None else connector_from_row(row)
 
-    def update_connector(self, connector: Connector) -> None:
-        values = connector_values(connector)
+    def change_connector(
+        self, account_id: str, connector_id: str, change: Callable[[Connector], None]
+    ) -> Connector | None:
         with self._write() as conn:
-            cur = conn.execute(
-                connector_update_sql("?"),
-                (*values[2:], connector.account_id, connector.id),
-            )
-            if cur.rowcount != 1:
-                raise NotFound(f"connector {connector.id} not found")
+            row = conn.execute(
+                f"SELECT {CONNECTOR_COLUMNS} FROM connectors WHERE account_id=? AND id=?",
+                (account_id, connector_id),
+            ).fetchone()
+            if row is None:
+                return None
+            connector = connector_from_row(row)
+            change(connector)
+            values = connector_values(connector)
+            conn.execute(connector_update_sql("?"), (*values[2:], account_id, connector_id))
             self._bump_credentials(conn)
+            return connector
 
     def delete_connector(self, account_id: str, connector_id: str) -> Connector | None:
         with self._write() as conn:
