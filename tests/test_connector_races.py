@@ -103,3 +103,36 @@ def test_edits_never_undo_concurrent_ingest_or_each_other(
         feeder.join()
     assert errors == []
     assert lost == [], f"edits lost or telemetry undone: {lost}"
+
+
+def test_one_device_never_gets_two_connectors(two_workers: tuple[LiveServer, Tenant]) -> None:
+    server, tenant = two_workers
+    base = f"{server.api}/accounts/{tenant.account_id}/magic/connectors"
+    clients = [httpx.Client(headers=tenant.write, timeout=30) for _ in range(4)]
+    outcomes = []
+    try:
+        for round_ in range(30):
+            barrier = threading.Barrier(len(clients))
+            statuses: list[int] = []
+
+            def create(
+                http: httpx.Client,
+                barrier: threading.Barrier = barrier,
+                statuses: list[int] = statuses,
+                device: str = f"d{round_}",
+            ) -> None:
+                barrier.wait()
+                statuses.append(http.post(base, json={"device": {"id": device}}).status_code)
+
+            threads = [threading.Thread(target=create, args=(http,)) for http in clients]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            outcomes.append(sorted(statuses))
+    finally:
+        for http in clients:
+            http.close()
+    listed = httpx.get(base, headers=tenant.write, timeout=30).json()["result"]
+    assert outcomes == [[200, 409, 409, 409]] * 30
+    assert len(listed) == 30

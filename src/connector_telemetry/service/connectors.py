@@ -163,9 +163,8 @@ def create_connector(store: Store, account_id: str, body: Any) -> tuple[Connecto
         license_key = new_license_key()
         connector.device_id, connector.device_type = new_id(), "LICENSED"
         connector.license_key_hash = digest(license_key)
-    if store.device_in_use(account_id, connector.device_id, connector.device_serial):
+    if not store.create_connector(connector):
         raise Conflict(f"device {next(iter(device.values()))} already belongs to a connector")
-    store.create_connector(connector)
     return connector, license_key
 
 

@@ -386,13 +386,23 @@ class PostgresStore:
         rows = self._read(query + " ORDER BY pk", args, binary=True).fetchall()
         return [connector_from_row(row) for row in rows]
 
-    def create_connector(self, connector: Connector) -> None:
+    def create_connector(self, connector: Connector) -> bool:
         with self._write() as conn:
+            # Creations in one account take turns (across nodes too), so that two
+            # connectors can never claim the same device.
+            conn.execute("SELECT 1 FROM accounts WHERE id=%s FOR UPDATE", (connector.account_id,))
+            if conn.execute(
+                "SELECT 1 FROM connectors WHERE account_id=%s "
+                "AND (device_id=%s OR device_serial=%s)",
+                (connector.account_id, connector.device_id, connector.device_serial),
+            ).fetchone():
+                return False
             conn.execute(
                 f"INSERT INTO connectors ({CONNECTOR_COLUMNS}) VALUES ({_CONNECTOR_VALUES})",
                 connector_values(connector),
             )
             self._bump_credentials(conn)
+            return True
 
     def get_connector(self, account_id: str, connector_id: str) -> Connector | None:
         if "\x00" in connector_id:
@@ -443,13 +453,6 @@ class PostgresStore:
             conn.execute("DELETE FROM snapshots WHERE cpk=%s", (row[0],))
             self._bump_credentials(conn)
             return connector_from_row(row[1:])
-
-    def device_in_use(self, account_id: str, device_id: str | None, serial: str | None) -> bool:
-        row = self._read(
-            "SELECT 1 FROM connectors WHERE account_id=%s AND (device_id=%s OR device_serial=%s)",
-            (account_id, device_id, serial),
-        ).fetchone()
-        return row is not None
 
     # -- telemetry events -----------------------------------------------------
 

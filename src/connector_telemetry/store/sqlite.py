@@ -380,14 +380,20 @@ class SQLiteStore:
         rows = self.reader.execute(sql + " ORDER BY pk", args).fetchall()
         return [connector_from_row(row) for row in rows]
 
-    def create_connector(self, connector: Connector) -> None:
+    def create_connector(self, connector: Connector) -> bool:
         with self._write() as conn:
+            if conn.execute(
+                "SELECT 1 FROM connectors WHERE account_id=? AND (device_id=? OR device_serial=?)",
+                (connector.account_id, connector.device_id, connector.device_serial),
+            ).fetchone():
+                return False
             conn.execute(
                 f"INSERT INTO connectors ({CONNECTOR_COLUMNS}) VALUES "
                 "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 connector_values(connector),
             )
             self._bump_credentials(conn)
+            return True
 
     def get_connector(self, account_id: str, connector_id: str) -> Connector | None:
         row = self.reader.execute(
@@ -426,13 +432,6 @@ class SQLiteStore:
             )
             self._bump_credentials(conn)
             return connector_from_row(row)
-
-    def device_in_use(self, account_id: str, device_id: str | None, serial: str | None) -> bool:
-        row = self.reader.execute(
-            "SELECT 1 FROM connectors WHERE account_id=? AND (device_id=? OR device_serial=?)",
-            (account_id, device_id, serial),
-        ).fetchone()
-        return row is not None
 
     # -- telemetry events -----------------------------------------------------
 
