@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Literal
 
 from connector_telemetry.errors import MethodNotAllowed, NoRoute, UnroutableId
@@ -85,6 +86,13 @@ def _pattern(template: str) -> re.Pattern[str]:
     return re.compile("/".join(out))
 
 
+def _picker(positions: tuple[int, ...]) -> Callable[[list[str]], tuple[str, ...]]:
+    """A function picking the segments at ``positions`` out of a split path, as a tuple."""
+    if len(positions) <= 1:
+        return lambda parts: tuple(parts[i] for i in positions)
+    return itemgetter(*positions)
+
+
 class Router:
     def __init__(self, prefix: str, routes: list[Route]):
         self.prefix = prefix.rstrip("/") + "/"
@@ -97,31 +105,35 @@ class Router:
             segments = template.strip("/").split("/")
             return -len(segments), [s.startswith("{") for s in segments]
 
+        # Slow path: templates as regular expressions ({connector_id} may span segments).
+        Converters = tuple[tuple[str, Any], ...]
+        self._templates: list[tuple[re.Pattern[str], dict[str, Route], Converters]] = []
+        converters_of: dict[str, Converters] = {}
+        for template in sorted(templates, key=specificity):
+            pattern = _pattern(template)
+            converters_of[template] = tuple(CONVERTERS[name] for name in pattern.groupindex)
+            self._templates.append((pattern, templates[template], converters_of[template]))
+
         # Fast path: every id a single segment (the common case). Per segment count, the
         # "shapes" (which positions are literal), most specific first; per shape, the
-        # literal segments -> template. A match is one dict lookup per shape.
-        shapes: dict[int, dict[tuple[int, ...], dict[tuple[str, ...], str]]] = {}
-        params_at: dict[str, tuple[int, ...]] = {}
+        # literal segments -> the template's routes, its parameters' picker and converters.
+        # A match is one dict lookup per shape, the segments picked out in C (itemgetter).
+        Hit = tuple[dict[str, Route], Callable[[list[str]], tuple[str, ...]], Converters]
+        shapes: dict[int, dict[tuple[int, ...], dict[tuple[str, ...], Hit]]] = {}
         for template in sorted(templates, key=specificity):
             segments = template.strip("/").split("/")
             literal = tuple(i for i, seg in enumerate(segments) if not seg.startswith("{"))
+            params = tuple(i for i, seg in enumerate(segments) if seg.startswith("{"))
             by_literals = shapes.setdefault(len(segments), {}).setdefault(literal, {})
-            by_literals[tuple(segments[i] for i in literal)] = template
-            params_at[template] = tuple(i for i, s in enumerate(segments) if s.startswith("{"))
-        self._shapes = {count: list(found.items()) for count, found in shapes.items()}
-        self._params_at = params_at
-        self._by_template = templates
-        self._converters: dict[str, tuple[tuple[str, Any], ...]] = {}
-        self._by_regex: dict[str, dict[str, Route]] = {}
-        self._templates: list[
-            tuple[re.Pattern[str], dict[str, Route], tuple[tuple[str, Any], ...]]
-        ] = []
-        for template in sorted(templates, key=specificity):
-            pattern = _pattern(template)
-            converters = tuple(CONVERTERS[name] for name in pattern.groupindex)
-            self._converters[template] = converters
-            self._templates.append((pattern, templates[template], converters))
-            self._by_regex[pattern.pattern] = templates[template]
+            by_literals[tuple(segments[i] for i in literal)] = (
+                templates[template],
+                _picker(params),
+                converters_of[template],
+            )
+        self._shapes = {
+            count: [(_picker(literal), by_literals) for literal, by_literals in found.items()]
+            for count, found in shapes.items()
+        }
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, Any]]:
         if not path.startswith(self.prefix):
@@ -131,21 +143,25 @@ class Router:
             rest = rest[:-1]
         parts = rest.split("/")
         for literal, by_literals in self._shapes.get(len(parts), ()):
-            template = by_literals.get(tuple([parts[i] for i in literal]))
-            if template is not None:
-                raw = [parts[i] for i in self._params_at[template]]
-                if all(raw):
-                    return self._route(method, path, template, raw)
-        for pattern, _, _ in self._templates:
+            hit = by_literals.get(literal(parts))
+            if hit is not None:
+                raw = hit[1](parts)
+                if "" not in raw:
+                    return self._route(method, path, hit[0], hit[2], raw)
+        for pattern, by_method, converters in self._templates:
             found = pattern.fullmatch(rest)
             if found is not None:
-                return self._route(method, path, pattern.pattern, list(found.groups()))
+                return self._route(method, path, by_method, converters, found.groups())
         raise NoRoute("No route for that URI")
 
+    @staticmethod
     def _route(
-        self, method: str, path: str, template: str, raw: list[str]
+        method: str,
+        path: str,
+        by_method: dict[str, Route],
+        converters: tuple[tuple[str, Any], ...],
+        raw: Sequence[str],
     ) -> tuple[Route, dict[str, Any]]:
-        by_method = self._by_template.get(template) or self._by_regex[template]
         route = by_method.get(method)
         if route is None:
             allowed = ", ".join(by_method)
@@ -154,7 +170,7 @@ class Router:
                 headers=[("allow", allowed)],
             )
         params = {}
-        for (name, convert), value in zip(self._converters[route.template], raw, strict=True):
+        for (name, convert), value in zip(converters, raw, strict=True):
             converted = convert(value)
             if converted is None:
                 raise _unroutable(path)
