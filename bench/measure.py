@@ -67,7 +67,7 @@ def versus_nginx(f: fixtures.Fleet, workers: int, seconds: int) -> dict[str, Any
         body = _get(server.port, f.probe(), f.token)
         wrk(server.url, SCRIPT, env, 2)  # warm-up
         ctel = wrk(server.url, SCRIPT, env, seconds)
-        rss = server.peak_rss()
+        rss, master = server.peak_rss(), server.master_rss()
         serve_command = " ".join(server.command())
     with Nginx(body, workers) as nginx:
         wrk(nginx.url, SCRIPT, env, 2)
@@ -86,6 +86,7 @@ def versus_nginx(f: fixtures.Fleet, workers: int, seconds: int) -> dict[str, Any
         "rps_ratio": round(ctel.rps / base_line.rps, 3),
         "p99_ratio": round(ctel.p99_ms / base_line.p99_ms, 2),
         "peak_rss_mb": rss,
+        "master_peak_rss_mb": master,
         "response_bytes": len(body),
         "stored": f.total,
         "command": ctel.command,
@@ -158,7 +159,7 @@ def ingest_rounds(
             bodies = [orjson.dumps(b) for b in batch_list]
             ours.append(post_all(server.port, paths[r], token, bodies, clients))
             assert ours[-1] > 0
-        rss = server.peak_rss()
+        rss, master = server.peak_rss(), server.master_rss()
         serve_command = " ".join(server.command())
     out: dict[str, Any] = {f"ctel_{kind}_per_s": round(statistics.median(ours))}
     for suffix, values in bare.items():
@@ -173,6 +174,7 @@ def ingest_rounds(
             "batches": per_round * rounds,
             "rounds": rounds,
             "peak_rss_mb": rss,
+            "master_peak_rss_mb": master,
             "serve_command": serve_command,
             "workers": workers,
         }
@@ -224,12 +226,14 @@ def scale(fleets: list[fixtures.Fleet], workers: int, requests: int) -> dict[str
         for conn in conns:
             conn.close()
         rss = [s.peak_rss() for s in servers]
+        masters = [s.master_rss() for s in servers]
     out: dict[str, Any] = {}
     for k, f in enumerate(fleets):
         out[str(f.total)] = {
             "get_p50_ms": round(statistics.median(times[k]["get"]), 3),
             "list_1000_p50_ms": round(statistics.median(times[k]["list"]), 3),
             "peak_rss_mb": rss[k],
+            "master_peak_rss_mb": masters[k],
         }
         print(f"  scale {f.total:,}: {out[str(f.total)]}", flush=True)
     small, large = out[str(fleets[0].total)], out[str(fleets[-1].total)]

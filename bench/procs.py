@@ -101,7 +101,13 @@ class Ctel:
         return children(self.process.pid)
 
     def peak_rss(self) -> list[float]:
+        """Each worker's peak RSS, MB."""
         return [round(peak_rss_mb(pid), 1) for pid in self.worker_pids()]
+
+    def master_rss(self) -> float:
+        """The peak RSS of granian's master process (which serves no request), MB."""
+        assert self.process is not None
+        return round(peak_rss_mb(self.process.pid), 1)
 
     def __exit__(self, *exc: object) -> None:
         assert self.process is not None and self.log is not None

@@ -43,6 +43,8 @@ def _versus_nginx(what: str, g: dict[str, Any], targets: tuple[str, str]) -> lis
     return [
         f"| {what} req/s ({g['workers']} workers, wrk -t1 -c64) | {g['ctel_rps']:,.0f} | "
         f"nginx {g['nginx_rps']:,.0f} | {g['rps_ratio']} | {targets[0]} |",
+        f"| {what} p50 ms | {g['ctel_p50_ms']} | nginx {g['nginx_p50_ms']} | "
+        f"{round(g['ctel_p50_ms'] / g['nginx_p50_ms'], 2)} | |",
         f"| {what} p99 ms | {g['ctel_p99_ms']} | nginx {g['nginx_p99_ms']} | "
         f"{g['p99_ratio']} | {targets[1]} |",
     ]
@@ -70,7 +72,14 @@ def _ingest(
 def _scale(prefix: str, s: dict[str, Any], targets: tuple[str, str]) -> list[str]:
     sizes = [k for k in s if k.isdigit()]
     large, small = f"{int(sizes[-1]):,}", f"{int(sizes[0]):,}"
+    between = [
+        f"| {prefix}{what} p50, {int(size):,} vs {small} events | {s[size][key]} ms | "
+        f"{s[sizes[0]][key]} ms | {round(s[size][key] / s[sizes[0]][key], 2)} | |"
+        for size in sizes[1:-1]
+        for what, key in (("Get Event", "get_p50_ms"), ("List 1000", "list_1000_p50_ms"))
+    ]
     return [
+        *between,
         f"| {prefix}Get Event p50, {large} vs {small} events | "
         f"{s[sizes[-1]]['get_p50_ms']} ms | {s[sizes[0]]['get_p50_ms']} ms | "
         f"{s['get_ratio_largest_vs_smallest']} | {targets[0]} |",
@@ -116,6 +125,11 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append(
             f"| Peak RSS per worker (MB, up to {int(sizes[-1]):,} events) | "
             f"{_peak([s[k]['peak_rss_mb'] for k in sizes])} | | | <= 100 |"
+        )
+        masters = [s[k].get("master_peak_rss_mb", 0.0) for k in sizes]
+        masters += [part.get("master_peak_rss_mb", 0.0) for part in (g, i) if part]
+        lines.append(
+            f"| Peak RSS of the master process (MB; it serves no request) | {max(masters)} | | | |"
         )
     if snap:
         # No target stated for snapshots (the are for events): tracked against them.
