@@ -1,8 +1,8 @@
 """The three measuring methods every part shares, whatever it stores (events or
 snapshots) and wherever (SQLite or PostgreSQL):
 
-- :func:`versus_nginx`: wrk against ``ctel serve``, then against nginx serving the same
-  response bytes (throughput and latency ratios);
+- :func:`versus_nginx`: wrk against ``ctel serve`` and nginx serving the same response
+  bytes, in alternating rounds (medians of the throughput and latency ratios);
 - :func:`ingest_rounds`: HTTP ingest against in-process baselines, in rounds that
   alternate them (medians of the per-round figures and ratios);
 - :func:`scale`: single-client latency of Get Event and of a deep List page on several
@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 from bench import fixtures
-from bench.procs import Ctel, Nginx, wrk
+from bench.procs import Ctel, Nginx, WrkResult, wrk
 from connector_telemetry.service.ingest import encode_cursor, fingerprint
 from connector_telemetry.store import is_postgres
 
@@ -57,39 +57,53 @@ def _get(port: int, path: str, token: str) -> bytes:
     return body
 
 
-def versus_nginx(f: fixtures.Fleet, workers: int, seconds: int) -> dict[str, Any]:
-    """``ctel serve --workers N`` on ``f``, wrk -t1 -c64 asking for random stored items
-    (2 s warm-up, then ``seconds``), against nginx serving one stored item's response
-    bytes with the same worker count, script and settings."""
+def versus_nginx(f: fixtures.Fleet, workers: int, seconds: int, rounds: int = 3) -> dict[str, Any]:
+    """``ctel serve --workers N`` on ``f``, wrk -t1 -c64 asking for random stored items,
+    against nginx serving one stored item's response bytes with the same worker count,
+    script and settings. Both run side by side (the idle one takes no CPU) and wrk
+    alternates between them, ``rounds`` times (2 s warm-up, then ``seconds``, each), so
+    the machine's noise falls on both alike; the figures are medians over the rounds."""
     env = f.wrk_env()
     warm(f.db)
+    ours: list[WrkResult] = []
+    theirs: list[WrkResult] = []
     with Ctel(f.db, workers) as server:
         body = _get(server.port, f.probe(), f.token)
-        wrk(server.url, SCRIPT, env, 2)  # warm-up
-        ctel = wrk(server.url, SCRIPT, env, seconds)
+        with Nginx(body, workers) as nginx:
+            for _ in range(rounds):
+                for url, results in ((server.url, ours), (nginx.url, theirs)):
+                    wrk(url, SCRIPT, env, 2)  # warm-up
+                    results.append(wrk(url, SCRIPT, env, seconds))
         rss, master = server.peak_rss(), server.master_rss()
         serve_command = " ".join(server.command())
-    with Nginx(body, workers) as nginx:
-        wrk(nginx.url, SCRIPT, env, 2)
-        base_line = wrk(nginx.url, SCRIPT, env, seconds)
-    if ctel.non_2xx or ctel.socket_errors:
-        print(f"  warning: {ctel.non_2xx} non-2xx, {ctel.socket_errors} socket errors", flush=True)
+    if any(r.non_2xx or r.socket_errors for r in ours):
+        bad = [(r.non_2xx, r.socket_errors) for r in ours]
+        print(f"  warning: (non-2xx, socket errors) per round: {bad}", flush=True)
+    rps_ratios = [o.rps / t.rps for o, t in zip(ours, theirs, strict=True)]
+    p99_ratios = [o.p99_ms / t.p99_ms for o, t in zip(ours, theirs, strict=True)]
+
+    def median(values: list[float]) -> float:
+        return statistics.median(values)
+
     return {
-        "ctel_rps": ctel.rps,
-        "ctel_p50_ms": ctel.p50_ms,
-        "ctel_p99_ms": ctel.p99_ms,
-        "ctel_non_2xx": ctel.non_2xx,
-        "ctel_socket_errors": ctel.socket_errors,
-        "nginx_rps": base_line.rps,
-        "nginx_p50_ms": base_line.p50_ms,
-        "nginx_p99_ms": base_line.p99_ms,
-        "rps_ratio": round(ctel.rps / base_line.rps, 3),
-        "p99_ratio": round(ctel.p99_ms / base_line.p99_ms, 2),
+        "ctel_rps": round(median([r.rps for r in ours])),
+        "ctel_p50_ms": median([r.p50_ms for r in ours]),
+        "ctel_p99_ms": median([r.p99_ms for r in ours]),
+        "ctel_non_2xx": sum(r.non_2xx for r in ours),
+        "ctel_socket_errors": sum(r.socket_errors for r in ours),
+        "nginx_rps": round(median([r.rps for r in theirs])),
+        "nginx_p50_ms": median([r.p50_ms for r in theirs]),
+        "nginx_p99_ms": median([r.p99_ms for r in theirs]),
+        "rps_ratio": round(median(rps_ratios), 3),
+        "rps_ratio_per_round": [round(x, 3) for x in rps_ratios],
+        "p99_ratio": round(median(p99_ratios), 2),
+        "p99_ratio_per_round": [round(x, 2) for x in p99_ratios],
+        "rounds": rounds,
         "peak_rss_mb": rss,
         "master_peak_rss_mb": master,
         "response_bytes": len(body),
         "stored": f.total,
-        "command": ctel.command,
+        "command": ours[0].command,
         "serve_command": serve_command,
         "workers": workers,
     }

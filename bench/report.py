@@ -41,7 +41,8 @@ def machine() -> dict[str, Any]:
 
 def _versus_nginx(what: str, g: dict[str, Any], targets: tuple[str, str]) -> list[str]:
     return [
-        f"| {what} req/s ({g['workers']} workers, wrk -t1 -c64) | {g['ctel_rps']:,.0f} | "
+        f"| {what} req/s ({g['workers']} workers, wrk -t1 -c64, median of "
+        f"{g.get('rounds', 1)} alternating rounds) | {g['ctel_rps']:,.0f} | "
         f"nginx {g['nginx_rps']:,.0f} | {g['rps_ratio']} | {targets[0]} |",
         f"| {what} p50 ms | {g['ctel_p50_ms']} | nginx {g['nginx_p50_ms']} | "
         f"{round(g['ctel_p50_ms'] / g['nginx_p50_ms'], 2)} | |",
