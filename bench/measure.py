@@ -83,7 +83,7 @@ def versus_nginx(f: fixtures.Fleet, workers: int, seconds: int, rounds: int = 3)
     p99_ratios = [o.p99_ms / t.p99_ms for o, t in zip(ours, theirs, strict=True)]
 
     def median(values: list[float]) -> float:
-        return statistics.median(values)
+        return round(statistics.median(values), 3)
 
     return {
         "ctel_rps": round(median([r.rps for r in ours])),
