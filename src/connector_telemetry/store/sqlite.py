@@ -20,7 +20,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from importlib import resources
 from typing import Any
 
@@ -73,14 +73,31 @@ class WriterTurn:
     Polled without blocking, sleeping 50 us at first and at most 500 us between tries, so a
     turn passes within a fraction of a millisecond of its release; after ``timeout_s``,
     ``sqlite3.OperationalError`` (answered 503, as SQLite's own busy timeout is). A process
-    that dies holding it releases it with its file descriptors.
+    that dies holding it releases it with its file descriptors. The file gets the
+    database's permissions (and, for root, its owner), as SQLite's ``-wal`` and ``-shm``
+    files do; a process that cannot open it takes turns through SQLite's locking alone.
     """
 
     def __init__(self, db_path: str, timeout_s: float):
-        self.fd = os.open(db_path + "-writer.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         self.timeout_s = timeout_s
+        self.fd = -1
+        try:
+            db = os.stat(db_path)
+        except OSError:
+            return
+        try:
+            self.fd = os.open(
+                db_path + "-writer.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, db.st_mode & 0o666
+            )
+        except OSError:
+            return
+        if os.geteuid() == 0 and (db.st_uid, db.st_gid) != (0, 0):
+            with suppress(OSError):
+                os.fchown(self.fd, db.st_uid, db.st_gid)
 
     def acquire(self) -> None:
+        if self.fd < 0:
+            return
         deadline = 0.0
         pause = 50e-6
         while True:
@@ -98,7 +115,8 @@ class WriterTurn:
             pause = min(pause * 2, 500e-6)
 
     def release(self) -> None:
-        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        if self.fd >= 0:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
 
     def close(self) -> None:
         if self.fd >= 0:
@@ -158,9 +176,9 @@ class SQLiteStore:
         self._busy_ms = busy_timeout_ms
         self._synchronous = synchronous
         self._write_lock = threading.Lock()
+        self._writer = self._connect()  # creates the file
         self._turn = WriterTurn(path, busy_timeout_ms / 1000)
         self._ingest_pks: dict[tuple[str, str], int] = {}
-        self._writer = self._connect()
         self._reader: sqlite3.Connection | None = None
         self._held: HeldReader | None = None
         self._held_thread = -1

@@ -1,5 +1,7 @@
-"""The event loop's held read transaction (store.sqlite.HeldReader): reads stay exact
-whatever another connection or process commits, and the transaction ends when asked."""
+"""How the SQLite store shares one file between threads and processes: the event loop's held
+read transaction (store.sqlite.HeldReader) stays exact whatever another connection or process
+commits, and ends when asked; the workers' writer turns (store.sqlite.WriterTurn) follow the
+database's permissions and never stand in the way of a write."""
 
 from __future__ import annotations
 
@@ -76,4 +78,27 @@ def test_other_threads_never_read_through_the_held_transaction(tmp_path: Path) -
     thread.start()
     thread.join()
     assert seen[0] is not held
+    store.close()
+
+
+def test_writer_turns_follow_the_database_and_never_block_writes(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    db = tmp_path / "w.db"
+    first = open_store(Settings(db=str(db)))
+    first.migrate()
+    first.close()
+    os.chmod(db, 0o640)
+    lock = Path(str(db) + "-writer.lock")
+    lock.unlink()
+    store = open_store(Settings(db=str(db)))
+    credentials.create_account(store)  # a write, through the turn
+    assert stat.S_IMODE(lock.stat().st_mode) == 0o640  # the database's permissions
+    store.close()
+    # A lock file this process cannot open: writes go through SQLite's own locking alone.
+    lock.unlink()
+    lock.mkdir()
+    store = open_store(Settings(db=str(db)))
+    credentials.create_account(store)
     store.close()
