@@ -176,6 +176,30 @@ def make_tenant(store: Store) -> Tenant:
     return Tenant(account_id, write, read, email, key)
 
 
+def fresh_db(folder: Path, url: str | None = None) -> tuple[str, Tenant]:
+    """A new, migrated database (a SQLite file in ``folder``, or the empty PostgreSQL
+    database at ``url``) with one tenant (whose account also keeps ``ctel serve`` from
+    bootstrapping its own)."""
+    db = url or str(folder / "ctel.db")
+    store = open_store(Settings(db=db))
+    try:
+        store.migrate()
+        tenant = make_tenant(store)
+    finally:
+        store.close()
+    return db, tenant
+
+
+@pytest.fixture(params=STORES)
+def fresh(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, Tenant]:
+    """A fresh database of its own on each store (PostgreSQL: on the suite's cluster), for a
+    test that starts its own server: ``(db, tenant)``."""
+    url = None
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_server").new_database("ctel_fresh")
+    return fresh_db(tmp_path, url)
+
+
 @pytest.fixture
 def tenant(store: Store) -> Tenant:
     return make_tenant(store)

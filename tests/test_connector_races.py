@@ -11,25 +11,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import STORES, LiveServer, Tenant, events_path, make_tenant, start_server, stop_server
-from connector_telemetry.settings import Settings
-from connector_telemetry.store import open_store
-from connector_telemetry.testing import TemporaryPostgres
+from conftest import LiveServer, Tenant, events_path, start_server, stop_server
 
 
-@pytest.fixture(params=STORES)
-def two_workers(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> Iterator[tuple[LiveServer, Tenant]]:
-    if request.param == "sqlite":
-        db = str(tmp_path / "r.db")
-    else:
-        cluster: TemporaryPostgres = request.getfixturevalue("postgres_server")
-        db = cluster.new_database("ctel_race")
-    store = open_store(Settings(db=db))
-    store.migrate()
-    tenant = make_tenant(store)
-    store.close()
+@pytest.fixture
+def two_workers(fresh: tuple[str, Tenant], tmp_path: Path) -> Iterator[tuple[LiveServer, Tenant]]:
+    db, tenant = fresh
     server = start_server(db, workers=2, log_path=tmp_path / "ctel.log")
     yield server, tenant
     stop_server(server)

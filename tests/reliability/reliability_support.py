@@ -19,9 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import LiveServer, Tenant, make_tenant
-from connector_telemetry.settings import Settings
-from connector_telemetry.store import open_store
+from conftest import LiveServer, Tenant
 
 FULL = os.environ.get("CTEL_FULL", "").strip() not in ("", "0")
 
@@ -31,21 +29,7 @@ def size(ci: int, full: int) -> int:
     return full if FULL else ci
 
 
-# -- databases and tenants ---------------------------------------------------------------
-
-
-def fresh_db(folder: Path, url: str | None = None) -> tuple[str, Tenant]:
-    """A new, migrated database (a SQLite file in ``folder``, or the empty PostgreSQL
-    database at ``url``) with one tenant (whose account also keeps ``ctel serve`` from
-    bootstrapping its own)."""
-    db = url or str(folder / "ctel.db")
-    store = open_store(Settings(db=db))
-    try:
-        store.migrate()
-        tenant = make_tenant(store)
-    finally:
-        store.close()
-    return db, tenant
+# -- connectors (databases and tenants: conftest.fresh_db) --------------------------------
 
 
 def create_connector(api: str, tenant: Tenant) -> str:

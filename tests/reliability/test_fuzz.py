@@ -40,7 +40,7 @@ import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase
-from reliability_support import create_connector, fresh_db, report, size
+from reliability_support import create_connector, report, size
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -48,7 +48,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from conftest import STORES, LiveServer, Tenant, events_path, start_server, stop_server
+from conftest import STORES, LiveServer, Tenant, events_path, fresh_db, start_server, stop_server
 from connector_telemetry.api.routing import Route
 from connector_telemetry.app import create_app
 from connector_telemetry.settings import Settings

@@ -24,10 +24,9 @@ from urllib.parse import urlsplit
 
 import orjson
 import pytest
-from reliability_support import children, create_connector, fresh_db, report, size, vm_rss_kb
+from reliability_support import children, create_connector, report, size, vm_rss_kb
 
-from conftest import STORES, Tenant, events_path, start_server, stop_server
-from connector_telemetry.testing import TemporaryPostgres
+from conftest import Tenant, events_path, start_server, stop_server
 
 pytestmark = pytest.mark.slow
 
@@ -231,15 +230,6 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
 
 
-@pytest.fixture(params=STORES)
-def soak_db(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, Tenant]:
-    """A fresh database on each store (PostgreSQL: on the suite's shared test cluster)."""
-    if request.param == "sqlite":
-        return fresh_db(tmp_path)
-    cluster: TemporaryPostgres = request.getfixturevalue("postgres_server")
-    return fresh_db(tmp_path, cluster.new_database("ctel_soak"))
-
-
 def wal_mb(db: str) -> float | None:
     """The size of a SQLite database's write-ahead log, MB (None for PostgreSQL)."""
     path = Path(db + "-wal")
@@ -247,9 +237,9 @@ def wal_mb(db: str) -> float | None:
 
 
 def test_soak_mixed_load(
-    soak_db: tuple[str, Tenant], tmp_path: Path, request: pytest.FixtureRequest
+    fresh: tuple[str, Tenant], tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    db, tenant = soak_db
+    db, tenant = fresh
     server = start_server(db, workers=WORKERS, log_path=tmp_path / "ctel.log")
     try:
         connector_id = create_connector(server.api, tenant)

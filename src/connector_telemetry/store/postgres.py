@@ -49,6 +49,7 @@ from connector_telemetry.store.pg_partitions import Partitions, is_missing_parti
 from connector_telemetry.store.rows import (
     CONNECTOR_COLUMNS,
     ConnectorPks,
+    changed_connector,
     connector_from_row,
     connector_update_sql,
     connector_values,
@@ -428,10 +429,8 @@ class PostgresStore:
             ).fetchone()
             if row is None:
                 return None
-            connector = connector_from_row(row)
-            change(connector)
-            values = connector_values(connector)
-            conn.execute(connector_update_sql("%s"), (*values[2:], account_id, connector_id))
+            connector, params = changed_connector(row, change)
+            conn.execute(connector_update_sql("%s"), params)
             self._bump_credentials(conn)
             return connector
 

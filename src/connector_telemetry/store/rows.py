@@ -26,6 +26,17 @@ CONNECTOR_COLUMNS = (
 )
 
 
+def changed_connector(
+    row: tuple[Any, ...], change: Callable[[Connector], None]
+) -> tuple[Connector, tuple[object, ...]]:
+    """The connector read as ``row`` after ``change``, and the parameters of
+    ``connector_update_sql`` that write it back."""
+    connector = connector_from_row(row)
+    change(connector)
+    values = connector_values(connector)
+    return connector, (*values[2:], row[0], row[1])
+
+
 def connector_update_sql(placeholder: str) -> str:
     """``UPDATE connectors SET ...`` of every column but the key, in the driver's
     placeholder style (``?`` or ``%s``); values: ``connector_values(c)[2:]`` then the key."""
@@ -167,14 +178,21 @@ class ConnectorPks:
         self._pks: dict[tuple[str, str], int] = {}
 
     def get(self, account_id: str, connector_id: str) -> int:
-        key = (account_id, connector_id)
-        pk = self._pks.get(key)
+        pk = self._pks.get((account_id, connector_id))
         if pk is None:
             pk = self._lookup(account_id, connector_id)  # NotFound when there is none
-            if len(self._pks) >= self._size:
-                self._pks.clear()
-            self._pks[key] = pk
+            self.remember(account_id, connector_id, pk)
         return pk
+
+    def cached(self, account_id: str, connector_id: str) -> int | None:
+        """The entry, if any, without looking it up (a guess to verify)."""
+        return self._pks.get((account_id, connector_id))
+
+    def remember(self, account_id: str, connector_id: str, pk: int) -> None:
+        """Keep a pk just read (e.g. inside a write transaction)."""
+        if len(self._pks) >= self._size:
+            self._pks.clear()
+        self._pks[account_id, connector_id] = pk
 
     def recheck(self, account_id: str, connector_id: str) -> None:
         """Forget the entry and look again: NotFound if the connector is gone."""

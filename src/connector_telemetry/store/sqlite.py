@@ -40,6 +40,7 @@ from connector_telemetry.service.models import (
 from connector_telemetry.store.rows import (
     CONNECTOR_COLUMNS,
     ConnectorPks,
+    changed_connector,
     connector_from_row,
     connector_update_sql,
     connector_values,
@@ -178,7 +179,6 @@ class SQLiteStore:
         self._write_lock = threading.Lock()
         self._writer = self._connect()  # creates the file
         self._turn = WriterTurn(path, busy_timeout_ms / 1000)
-        self._ingest_pks: dict[tuple[str, str], int] = {}
         self._reader: sqlite3.Connection | None = None
         self._held: HeldReader | None = None
         self._held_thread = -1
@@ -413,36 +413,34 @@ class SQLiteStore:
             self._bump_credentials(conn)
             return True
 
-    def get_connector(self, account_id: str, connector_id: str) -> Connector | None:
-        row = self.reader.execute(
+    @staticmethod
+    def _connector_row(
+        conn: sqlite3.Connection, account_id: str, connector_id: str
+    ) -> tuple[Any, ...] | None:
+        return conn.execute(  # type: ignore[no-any-return]
             f"SELECT {CONNECTOR_COLUMNS} FROM connectors WHERE account_id=? AND id=?",
             (account_id, connector_id),
         ).fetchone()
+
+    def get_connector(self, account_id: str, connector_id: str) -> Connector | None:
+        row = self._connector_row(self.reader, account_id, connector_id)
         return None if row is None else connector_from_row(row)
 
     def change_connector(
         self, account_id: str, connector_id: str, change: Callable[[Connector], None]
     ) -> Connector | None:
         with self._write() as conn:
-            row = conn.execute(
-                f"SELECT {CONNECTOR_COLUMNS} FROM connectors WHERE account_id=? AND id=?",
-                (account_id, connector_id),
-            ).fetchone()
+            row = self._connector_row(conn, account_id, connector_id)
             if row is None:
                 return None
-            connector = connector_from_row(row)
-            change(connector)
-            values = connector_values(connector)
-            conn.execute(connector_update_sql("?"), (*values[2:], account_id, connector_id))
+            connector, params = changed_connector(row, change)
+            conn.execute(connector_update_sql("?"), params)
             self._bump_credentials(conn)
             return connector
 
     def delete_connector(self, account_id: str, connector_id: str) -> Connector | None:
         with self._write() as conn:
-            row = conn.execute(
-                f"SELECT {CONNECTOR_COLUMNS} FROM connectors WHERE account_id=? AND id=?",
-                (account_id, connector_id),
-            ).fetchone()
+            row = self._connector_row(conn, account_id, connector_id)
             if row is None:
                 return None
             conn.execute(
@@ -467,7 +465,7 @@ class SQLiteStore:
         # What needs nothing from the database is built before the write lock, which the
         # server's workers take in turn: the lock is the ingest bottleneck.
         newest = newest_version(events)
-        guess = self._ingest_pks.get((account_id, connector_id))
+        guess = self._pks.cached(account_id, connector_id)
         ready = None if guess is None else ready_rows(events)
         prebuilt: list[tuple[int, float, float, float, str, bytes]] | None = None
         if guess is not None and ready is not None:
@@ -494,9 +492,7 @@ class SQLiteStore:
         """The connector's pk, looked up inside the write transaction (so it is current),
         and remembered as the next batch's guess for rows built before the lock."""
         cpk = self._connector_pk(conn, account_id, connector_id)
-        if len(self._ingest_pks) >= 10_000:
-            self._ingest_pks.clear()
-        self._ingest_pks[account_id, connector_id] = cpk
+        self._pks.remember(account_id, connector_id, cpk)
         return cpk
 
     @staticmethod
