@@ -12,9 +12,9 @@ import logging
 import uuid
 from typing import Any
 
-from connector_telemetry import envelope
 from connector_telemetry.api import (
     connectors,
+    envelope,
     events,
     health,
     interrupts,

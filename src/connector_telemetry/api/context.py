@@ -7,7 +7,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from connector_telemetry import envelope
+from connector_telemetry.api import envelope
 from connector_telemetry.api.auth import Authenticator
 from connector_telemetry.api.request import Request
 from connector_telemetry.service.ingest import record_body

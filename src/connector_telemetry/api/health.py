@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from connector_telemetry import envelope
+from connector_telemetry.api import envelope
 from connector_telemetry.api.context import Context
 from connector_telemetry.errors import MethodNotAllowed, Unavailable
 

@@ -3,7 +3,7 @@ license key is its check-in (pending interrupts are returned and marked triggere
 
 from __future__ import annotations
 
-from connector_telemetry import envelope
+from connector_telemetry.api import envelope
 from connector_telemetry.api.context import Context
 from connector_telemetry.api.request import Request
 from connector_telemetry.api.routing import Route

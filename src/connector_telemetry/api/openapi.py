@@ -11,8 +11,8 @@ import orjson
 from connector_telemetry import __version__
 from connector_telemetry.api.request import Request
 from connector_telemetry.api.routing import Route
+from connector_telemetry.models import DAYS
 from connector_telemetry.service.events import KINDS
-from connector_telemetry.service.models import DAYS
 from connector_telemetry.service.snapshot_schema import SCHEMA
 
 _NUM = {"type": "number"}

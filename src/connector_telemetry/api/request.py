@@ -9,8 +9,8 @@ from urllib.parse import parse_qsl
 import orjson
 
 from connector_telemetry.errors import BadRequest, InvalidJson, InvalidQuery, UnsupportedMediaType
+from connector_telemetry.models import Principal
 from connector_telemetry.numbers import parse_query_number
-from connector_telemetry.service.models import Principal
 
 
 class Headers(Protocol):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from connector_telemetry import envelope
+from connector_telemetry.api import envelope
 from connector_telemetry.api.context import Context
 from connector_telemetry.api.request import Request, query_limit, query_range
 from connector_telemetry.api.routing import Route

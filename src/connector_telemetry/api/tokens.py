@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from connector_telemetry import envelope
+from connector_telemetry.api import envelope
 from connector_telemetry.api.auth import bearer_secret
 from connector_telemetry.api.context import Context
 from connector_telemetry.api.request import Request

@@ -11,10 +11,10 @@ from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from connector_telemetry import clock
 from connector_telemetry.errors import BadRequest, Conflict, NotFound, check_text
-from connector_telemetry.service import clock
+from connector_telemetry.models import DAYS, DEVICE_TYPES, Connector
 from connector_telemetry.service.credentials import digest, new_id
-from connector_telemetry.service.models import DAYS, DEVICE_TYPES, Connector
 from connector_telemetry.store.base import Store
 
 SETTABLE = (

@@ -13,6 +13,7 @@ import re
 import secrets
 import uuid
 
+from connector_telemetry import clock
 from connector_telemetry.errors import (
     BadRequest,
     InvalidAccessToken,
@@ -20,8 +21,7 @@ from connector_telemetry.errors import (
     UnknownApiKey,
     check_text,
 )
-from connector_telemetry.service import clock
-from connector_telemetry.service.models import PERMISSION_NAMES, Principal, Token, User
+from connector_telemetry.models import PERMISSION_NAMES, Principal, Token, User
 from connector_telemetry.store.base import Store
 
 TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{40}\Z")

@@ -10,15 +10,14 @@ lines. Documents are embedded as JSON exactly as stored.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 import orjson
 
+from connector_telemetry import clock
 from connector_telemetry.errors import BadRequest
+from connector_telemetry.models import Connector
 from connector_telemetry.numbers import wire
-from connector_telemetry.service import clock
-from connector_telemetry.service.models import Connector
-from connector_telemetry.service.progress import Progress
 from connector_telemetry.store.base import Store
 
 FORMAT, VERSION = "ctel-export", 1
@@ -38,6 +37,13 @@ _CONNECTOR_FIELDS = (
     "last_heartbeat",
     "last_seen_version",
 )
+
+
+class Progress(Protocol):
+    """What an export or import reports its progress to (the CLI's bar)."""
+
+    def advance(self, count: int = 1, note: str = "") -> None: ...
+    def close(self) -> None: ...
 
 
 def _connector_line(c: Connector) -> dict[str, Any]:

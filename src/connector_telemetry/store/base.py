@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from connector_telemetry.service.models import (
+from connector_telemetry.models import (
     Connector,
     EventMeta,
     IngestResult,

@@ -11,9 +11,9 @@ from typing import Any
 
 import psycopg
 
+from connector_telemetry.clock import rfc3339
 from connector_telemetry.errors import Conflict, NotFound
-from connector_telemetry.service.clock import rfc3339
-from connector_telemetry.service.models import NewEvent, NewSnapshot, same_content
+from connector_telemetry.models import NewEvent, NewSnapshot, same_content
 from connector_telemetry.store.rows import newest_version, number_events, unnumbered_times
 
 Conn = psycopg.Connection[Any]

@@ -33,7 +33,7 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from connector_telemetry.errors import ConfigError, Conflict, NotFound
-from connector_telemetry.service.models import (
+from connector_telemetry.models import (
     Connector,
     EventMeta,
     IngestResult,

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from connector_telemetry.errors import Conflict
-from connector_telemetry.service.models import (
+from connector_telemetry.models import (
     Connector,
     NewEvent,
     NewSnapshot,

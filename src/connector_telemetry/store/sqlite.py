@@ -24,9 +24,9 @@ from contextlib import contextmanager, suppress
 from importlib import resources
 from typing import Any
 
+from connector_telemetry.clock import rfc3339
 from connector_telemetry.errors import Conflict, NotFound
-from connector_telemetry.service.clock import rfc3339
-from connector_telemetry.service.models import (
+from connector_telemetry.models import (
     Connector,
     EventMeta,
     IngestResult,
