@@ -118,7 +118,7 @@ class App:
 
     def _hold_reads(self) -> None:
         """Reads on this (the event loop's) thread share a read transaction until the
-        loop's next turn (see ``store.sqlite.HeldReader``)."""
+        loop's next turn (see ``store.sqlite_held.HeldReader``)."""
         self._holding = True
         loop = asyncio.get_running_loop()
         store = self.ctx.store

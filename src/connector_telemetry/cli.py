@@ -18,8 +18,7 @@ from connector_telemetry.models import PERMISSION_LABELS, PERMISSION_NAMES
 from connector_telemetry.service import credentials
 from connector_telemetry.settings import Settings
 from connector_telemetry.store import open_store
-from connector_telemetry.store.base import Store
-from connector_telemetry.store.sqlite import SchemaTooNew
+from connector_telemetry.store.base import SchemaTooNew, Store
 
 
 def _err(*parts: object) -> None:

@@ -323,5 +323,5 @@ def test_soak_mixed_load(
     too_much = {pid: f"{100 * g:.1f}%" for pid, g in growth.items() if g >= MAX_RSS_GROWTH}
     assert too_much == {}, f"worker RSS grew by 10% or more: {too_much}"
     # Checkpoints keep up although the workers hold read transactions between commits
-    # (store.sqlite.HeldReader): the log is reused from its start, not grown without end.
+    # (store.sqlite_held.HeldReader): the log is reused from its start, not grown without end.
     assert wal is None or wal < MAX_WAL_MB, f"the WAL grew to {wal:.1f} MB"

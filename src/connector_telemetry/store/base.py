@@ -22,6 +22,10 @@ from connector_telemetry.models import (
 )
 
 
+class SchemaTooNew(Exception):
+    """The database's schema is newer than this ctel knows: refused, never touched."""
+
+
 class Store(Protocol):
     #: Driver exceptions that mean "busy or unreachable, retry later" (answered 503).
     unavailable_errors: tuple[type[Exception], ...]
@@ -147,4 +151,4 @@ class Store(Protocol):
     ) -> int: ...
 
 
-__all__ = ["Permission", "Store"]
+__all__ = ["Permission", "SchemaTooNew", "Store"]

@@ -30,19 +30,11 @@ def changed_connector(
     row: tuple[Any, ...], change: Callable[[Connector], None]
 ) -> tuple[Connector, tuple[object, ...]]:
     """The connector read as ``row`` after ``change``, and the parameters of
-    ``connector_update_sql`` that write it back."""
+    ``SQL.update_connector`` that write it back."""
     connector = connector_from_row(row)
     change(connector)
     values = connector_values(connector)
     return connector, (*values[2:], row[0], row[1])
-
-
-def connector_update_sql(placeholder: str) -> str:
-    """``UPDATE connectors SET ...`` of every column but the key, in the driver's
-    placeholder style (``?`` or ``%s``); values: ``connector_values(c)[2:]`` then the key."""
-    columns = [c.strip() for c in CONNECTOR_COLUMNS.split(",")][2:]
-    sets = ", ".join(f"{column}={placeholder}" for column in columns)
-    return f"UPDATE connectors SET {sets} WHERE account_id={placeholder} AND id={placeholder}"
 
 
 def connector_from_row(row: tuple[Any, ...]) -> Connector:
@@ -165,6 +157,28 @@ def dedupe_snapshots(snapshots: list[NewSnapshot]) -> list[NewSnapshot]:
                 "with different content"
             )
     return list(seen.values())
+
+
+def stored_event_conflict(index: object, t: float, n: float) -> Conflict:
+    """409 for an event whose key is already stored with other content (``index`` is
+    the event's place in the batch, ``?`` when it was numbered by the store)."""
+    return Conflict(
+        f"events[{index}]: an event with t={t:g} and n={n:g} is already "
+        "stored with different content"
+    )
+
+
+def stored_snapshot_conflict(index: int, t: float) -> Conflict:
+    return Conflict(
+        f"snapshots[{index}]: a snapshot with t={t:g} is already stored with different content"
+    )
+
+
+def pending_interrupt_conflict(connector_id: str) -> Conflict:
+    return Conflict(
+        f"connector {connector_id} already has a pending interrupt; it must be "
+        "picked up before another is submitted"
+    )
 
 
 class ConnectorPks:
