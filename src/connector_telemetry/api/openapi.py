@@ -11,7 +11,9 @@ import orjson
 from connector_telemetry import __version__
 from connector_telemetry.api.request import Request
 from connector_telemetry.api.routing import Route
-from connector_telemetry.models import DAYS
+from connector_telemetry.models import Connector
+from connector_telemetry.models.connector import settable, table
+from connector_telemetry.service.connectors import DEVICE_ID_MAX
 from connector_telemetry.service.events import KINDS
 from connector_telemetry.service.snapshot_schema import SCHEMA
 
@@ -22,28 +24,60 @@ _ERR_ITEM = {
     "required": ["code", "message"],
     "properties": {"code": {"type": "integer", "minimum": 1000}, "message": _STR},
 }
-_SETTABLE: dict[str, Any] = {
-    "activated": {"type": "boolean"},
-    "interrupt_window_days_of_week": {
-        "type": "array",
-        "items": {"type": "string", "enum": list(DAYS)},
-        "uniqueItems": True,
-    },
-    "interrupt_window_duration_hours": {"type": "number", "minimum": 1, "maximum": 24},
-    "interrupt_window_embargo_dates": {
-        "type": "array",
-        "maxItems": 100,
-        "items": {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}$"},
-    },
-    "interrupt_window_hour_of_day": {
-        "type": "number",
-        "minimum": 0,
-        "maximum": 24,
-        "exclusiveMaximum": True,
-    },
-    "notes": {"type": "string", "maxLength": 4096},
-    "timezone": {"type": "string", "example": "Europe/Lisbon"},
-}
+
+
+def connector_schemas(model: type[Connector] = Connector) -> dict[str, Any]:
+    """Connector, ConnectorCreate and ConnectorUpdate, from the connector's table of
+    fields (``model``: a table with more fields, in tests)."""
+    fields = table(model)
+    settable_ = {name: fields[name].schema for name in settable(model)}
+    props: dict[str, Any] = {}
+    required: list[str] = []
+    for f in fields.values():
+        if f.wire is None:
+            continue
+        name, _, inner = f.wire.partition(".")
+        into, needed = props, required
+        if inner:  # a member of a nested object (``device.id``)
+            nested = props.setdefault(name, {"type": "object", "required": [], "properties": {}})
+            if not f.optional and name not in required:
+                required.append(name)
+            into, needed, name = nested["properties"], nested["required"], inner
+        into[name] = f.schema
+        if not f.optional:
+            needed.append(name)
+    props["license_key"] = {
+        "type": "string",
+        "description": "Only in the response that provisioned it; shown once.",
+    }
+    device_id = {"type": "string", "minLength": 1, "maxLength": DEVICE_ID_MAX}
+    return {
+        "Connector": {"type": "object", "required": required, "properties": props},
+        "ConnectorCreate": {
+            "type": "object",
+            "required": ["device"],
+            "additionalProperties": False,
+            "properties": {
+                "device": {
+                    "type": "object",
+                    "minProperties": 1,
+                    "maxProperties": 1,
+                    "additionalProperties": False,
+                    "properties": {
+                        "id": device_id,
+                        "serial_number": device_id,
+                        "provision_license": {"type": "boolean", "enum": [True]},
+                    },
+                },
+                **settable_,
+            },
+        },
+        "ConnectorUpdate": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {**settable_, "provision_license": {"type": "boolean"}},
+        },
+    }
 
 
 def _page(item: str | dict[str, Any], *, cursor: bool) -> dict[str, Any]:
@@ -70,64 +104,7 @@ SCHEMAS: dict[str, Any] = {
             "messages": {"type": "array", "items": _ERR_ITEM},
         },
     },
-    "Connector": {
-        "type": "object",
-        "required": [
-            "id",
-            "activated",
-            "interrupt_window_days_of_week",
-            "interrupt_window_duration_hours",
-            "interrupt_window_embargo_dates",
-            "interrupt_window_hour_of_day",
-            "last_updated",
-            "notes",
-            "timezone",
-        ],
-        "properties": {
-            "id": _STR,
-            **_SETTABLE,
-            "last_updated": {"type": "string", "format": "date-time"},
-            "device": {
-                "type": "object",
-                "required": ["id"],
-                "properties": {
-                    "id": _STR,
-                    "serial_number": _STR,
-                    "type": {"type": "string", "enum": ["MANAGED", "LICENSED"]},
-                },
-            },
-            "last_heartbeat": {"type": "string", "format": "date-time"},
-            "last_seen_version": _STR,
-            "license_key": {
-                "type": "string",
-                "description": "Only in the response that provisioned it; shown once.",
-            },
-        },
-    },
-    "ConnectorCreate": {
-        "type": "object",
-        "required": ["device"],
-        "additionalProperties": False,
-        "properties": {
-            "device": {
-                "type": "object",
-                "minProperties": 1,
-                "maxProperties": 1,
-                "additionalProperties": False,
-                "properties": {
-                    "id": {"type": "string", "minLength": 1, "maxLength": 128},
-                    "serial_number": {"type": "string", "minLength": 1, "maxLength": 128},
-                    "provision_license": {"type": "boolean", "enum": [True]},
-                },
-            },
-            **_SETTABLE,
-        },
-    },
-    "ConnectorUpdate": {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {**_SETTABLE, "provision_license": {"type": "boolean"}},
-    },
+    **connector_schemas(),
     "EventPayload": {
         "type": "object",
         "required": ["k"],
