@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import pytest
 
-from connector_telemetry.api.openapi import connector_schemas
+from connector_telemetry.api.schemas import connector_schemas
 from connector_telemetry.errors import BadRequest
 from connector_telemetry.models import Connector
 from connector_telemetry.models.connector import Field, check_settable, settable, table

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from connector_telemetry.api.request import Headers
-from connector_telemetry.api.routing import Route
+from connector_telemetry.api.route import Route
 from connector_telemetry.errors import Forbidden, InvalidHeaders, MissingCredentials
 from connector_telemetry.models import Principal
 from connector_telemetry.service import credentials

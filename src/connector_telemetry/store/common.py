@@ -45,6 +45,12 @@ class SQLStore:
         """One statement on the calling thread's read connection."""
         raise NotImplementedError
 
+    @property
+    def _execute(self) -> Callable[..., Cursor]:
+        """What ``_read`` calls: for the hot reads, one call less per statement (SQLite:
+        the read connection's own ``execute``)."""
+        return self._read
+
     def _write(self) -> AbstractContextManager[Connection]:
         """A connection inside one write transaction (committed on exit)."""
         raise NotImplementedError
@@ -252,12 +258,14 @@ class SQLStore:
 
     # -- telemetry reads ----------------------------------------------------------------
 
-    def _telemetry(self, account_id: str, connector_id: str, query: str, *args: Any) -> list[Any]:
+    def _telemetry(
+        self, account_id: str, connector_id: str, query: str, args: tuple[Any, ...]
+    ) -> list[Any]:
         """The rows of a read of one connector's telemetry, its pk from the cache. An empty
         answer is checked against the connector itself: a pk cached for a connector since
         deleted must answer 404, not an empty list (pks are never reused)."""
         cpk = self._pks.get(account_id, connector_id)
-        rows = self._read(query, (cpk, *args)).fetchall()
+        rows = self._execute(query, (cpk, *args)).fetchall()
         if not rows:
             self._pks.recheck(account_id, connector_id)
         return rows
@@ -275,18 +283,19 @@ class SQLStore:
         sql, ids = self.sql, (account_id, connector_id)
         if after is None:
             if kind is None:
-                rows = self._telemetry(*ids, sql.list_events, t_from, t_to, limit)
+                rows = self._telemetry(*ids, sql.list_events, (t_from, t_to, limit))
             else:
-                rows = self._telemetry(*ids, sql.list_events_of_kind, t_from, t_to, kind, limit)
+                query = sql.list_events_of_kind
+                rows = self._telemetry(*ids, query, (t_from, t_to, kind, limit))
         elif kind is None:
-            rows = self._telemetry(*ids, sql.list_events_after, *after, after[0], t_to, limit)
+            rows = self._telemetry(*ids, sql.list_events_after, (*after, after[0], t_to, limit))
         else:
             query = sql.list_events_of_kind_after
-            rows = self._telemetry(*ids, query, *after, after[0], t_to, kind, limit)
+            rows = self._telemetry(*ids, query, (*after, after[0], t_to, kind, limit))
         return [EventMeta(*row) for row in rows]
 
     def latest_events(self, account_id: str, connector_id: str, limit: int) -> list[bytes]:
-        rows = self._telemetry(account_id, connector_id, self.sql.latest_events, limit)
+        rows = self._telemetry(account_id, connector_id, self.sql.latest_events, (limit,))
         return [doc for (doc,) in rows]
 
     def get_event(
@@ -294,9 +303,9 @@ class SQLStore:
     ) -> bytes | None:
         """The hot path: one indexed lookup per way of reading the event id."""
         cpk = self._pks.get(account_id, connector_id)
-        read, query = self._read, self.sql.get_event
+        execute, query = self._execute, self.sql.get_event
         for t, n in keys:
-            row = read(query, (cpk, t, n)).fetchone()
+            row = execute(query, (cpk, t, n)).fetchone()
             if row is not None:
                 return row[0]  # type: ignore[no-any-return]
         self._pks.recheck(account_id, connector_id)
@@ -315,15 +324,15 @@ class SQLStore:
             query, start = self.sql.list_snapshots, t_from
         else:
             query, start = self.sql.list_snapshots_after, after
-        rows = self._telemetry(account_id, connector_id, query, start, t_to, limit)
+        rows = self._telemetry(account_id, connector_id, query, (start, t_to, limit))
         return [(a, t) for a, t in rows]
 
     def latest_snapshots(self, account_id: str, connector_id: str, limit: int) -> list[bytes]:
-        rows = self._telemetry(account_id, connector_id, self.sql.latest_snapshots, limit)
+        rows = self._telemetry(account_id, connector_id, self.sql.latest_snapshots, (limit,))
         return [doc for (doc,) in rows]
 
     def get_snapshot(self, account_id: str, connector_id: str, t: float) -> bytes | None:
-        rows = self._telemetry(account_id, connector_id, self.sql.get_snapshot, t)
+        rows = self._telemetry(account_id, connector_id, self.sql.get_snapshot, (t,))
         return rows[0][0] if rows else None
 
     # -- interrupts -------------------------------------------------------------------

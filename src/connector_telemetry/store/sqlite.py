@@ -95,6 +95,13 @@ class SQLiteStore(SQLStore):
     def _read(self, query: str, args: Any = ()) -> sqlite3.Cursor:
         return self.reader.execute(query, args)
 
+    @property
+    def _execute(self) -> Callable[..., sqlite3.Cursor]:
+        held = self._held  # the reader property, inlined: this is the hot path
+        if held is not None and threading.get_ident() == self._held_thread:
+            return held.get().execute
+        return self.reader.execute
+
     def hold_reads(self, on_begin: Callable[[], None]) -> None:
         """From now on, reads on the calling thread (the event loop's) go through a
         ``HeldReader``; ``on_begin`` is called whenever it begins a read transaction, and
