@@ -17,20 +17,14 @@ import httpx
 import orjson
 import pytest
 
-from conftest import (
-    LiveServer,
-    TemporaryPostgres,
-    Tenant,
-    make_tenant,
-    start_server,
-    stop_server,
-)
 from connector_telemetry.service import connectors, credentials, events, snapshots
 from connector_telemetry.settings import Settings
 from connector_telemetry.store import open_store
 from connector_telemetry.store.base import Store
 from connector_telemetry.store.sql import migrations
 from connector_telemetry.store.sqlite import SQLiteStore
+from connector_telemetry.testing import TemporaryPostgres
+from support import LiveServer, Tenant, make_tenant, start_server, stop_server
 
 
 def ctel(*args: str, check: bool = True, **kw: Any) -> subprocess.CompletedProcess[bytes]:

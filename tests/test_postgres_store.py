@@ -2,7 +2,7 @@
 and their purge, several writers (processes, servers) on one database, reconnects.
 
 The API behaviour itself is checked by the whole API suite, which runs on both stores
-(see conftest's ``live``)."""
+(see the ``live`` fixture in conftest.py)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ import orjson
 import psycopg
 import pytest
 
-from conftest import LiveServer, TemporaryPostgres, make_tenant, start_server, stop_server
 from connector_telemetry.app import create_app
 from connector_telemetry.errors import ConfigError, Conflict, NotFound
 from connector_telemetry.service import connectors, credentials, events, snapshots
@@ -29,6 +28,8 @@ from connector_telemetry.store.pg_partitions import MONTHS_FROM, MONTHS_TO
 from connector_telemetry.store.postgres import PostgresStore
 from connector_telemetry.store.sql import migrations
 from connector_telemetry.store.sqlite import SQLiteStore
+from connector_telemetry.testing import TemporaryPostgres
+from support import LiveServer, make_tenant, start_server, stop_server
 
 JAN, FEB, MAR = 1_704_067_200, 1_706_745_600, 1_709_251_200  # 2024-01-01, -02-01, -03-01
 SNAPSHOT = {

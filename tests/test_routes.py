@@ -15,7 +15,12 @@ import httpx
 import orjson
 import pytest
 
-from conftest import (
+from connector_telemetry.api.openapi import UndescribedRoute, document
+from connector_telemetry.api.route import Body, Route, ref
+from connector_telemetry.app import App, create_app
+from connector_telemetry.settings import Settings
+from connector_telemetry.store.sqlite import SQLiteStore
+from support import (
     LiveServer,
     Tenant,
     assert_error,
@@ -24,11 +29,6 @@ from conftest import (
     start_server,
     stop_server,
 )
-from connector_telemetry.api.openapi import UndescribedRoute, document
-from connector_telemetry.api.route import Body, Route, ref
-from connector_telemetry.app import App, create_app
-from connector_telemetry.settings import Settings
-from connector_telemetry.store.sqlite import SQLiteStore
 
 
 def _document(**settings: Any) -> dict[str, Any]:
