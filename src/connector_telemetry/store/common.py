@@ -47,8 +47,8 @@ class SQLStore:
 
     @property
     def _execute(self) -> Callable[..., Cursor]:
-        """What ``_read`` calls: for the hot reads, one call less per statement (SQLite:
-        the read connection's own ``execute``)."""
+        """``_read`` for the hot reads: ``_read`` itself, or (SQLite) the read connection's
+        own ``execute``, one Python call less per statement."""
         return self._read
 
     def _write(self) -> AbstractContextManager[Connection]:
