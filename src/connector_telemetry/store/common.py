@@ -6,7 +6,7 @@ is genuinely its own: ingest and import (batch inserts), held reads, partitions.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, ClassVar
 
@@ -53,6 +53,13 @@ class SQLStore:
 
     def _write(self) -> AbstractContextManager[Connection]:
         """A connection inside one write transaction (committed on exit)."""
+        raise NotImplementedError
+
+    def _import(
+        self, account_id: str, connector_id: str, table: str, rows: Sequence[tuple[Any, ...]]
+    ) -> int:
+        """Store exported rows of ``table`` (their columns after ``cpk``), skipping keys
+        already stored; how many were new."""
         raise NotImplementedError
 
     def _migration(self) -> AbstractContextManager[Connection]:
@@ -401,3 +408,13 @@ class SQLStore:
         else:
             found = self._read(self.sql.export_snapshots_after, (cpk, after, limit))
         return [tuple(row) for row in found.fetchall()]
+
+    def import_events(
+        self, account_id: str, connector_id: str, rows: list[tuple[float, float, float, str, bytes]]
+    ) -> int:
+        return self._import(account_id, connector_id, "events", rows)
+
+    def import_snapshots(
+        self, account_id: str, connector_id: str, rows: list[tuple[float, float, bytes]]
+    ) -> int:
+        return self._import(account_id, connector_id, "snapshots", rows)

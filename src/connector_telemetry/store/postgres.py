@@ -44,6 +44,13 @@ T = TypeVar("T")
 Conn = psycopg.Connection[Any]
 Params = Sequence[Any] | Mapping[str, Any]
 
+#: Exported rows, stored unless their key already is: one statement per batch.
+_IMPORT = {
+    "events": "INSERT INTO events (cpk, t, n, a, k, doc) SELECT %b, * FROM unnest("
+    "%b::float8[], %b::float8[], %b::float8[], %b::text[], %b::bytea[]) ON CONFLICT DO NOTHING",
+    "snapshots": "INSERT INTO snapshots (cpk, t, a, doc) SELECT %b, * FROM unnest("
+    "%b::float8[], %b::float8[], %b::bytea[]) ON CONFLICT DO NOTHING",
+}
 #: Lock key (pg_advisory_xact_lock) that serializes migrations across processes ("ctelmigr").
 _MIGRATION_LOCK = 0x6374656C6D696772
 #: After the reader failed to connect, fail fast for this long instead of retrying on
@@ -269,37 +276,14 @@ class PostgresStore(SQLStore):
         with self._connection() as conn:
             return self._partitions.drop_below(conn, before_t)
 
-    def import_events(
-        self, account_id: str, connector_id: str, rows: list[tuple[float, float, float, str, bytes]]
+    def _import(
+        self, account_id: str, connector_id: str, table: str, rows: Sequence[tuple[Any, ...]]
     ) -> int:
         def work(conn: Conn) -> int:
             cpk, _ = self._lock_connector(conn, account_id, connector_id)
             if not rows:
                 return 0
             columns = [list(column) for column in zip(*rows, strict=True)]
-            cur = conn.execute(
-                "INSERT INTO events (cpk, t, n, a, k, doc) SELECT %b, * FROM unnest("
-                "%b::float8[], %b::float8[], %b::float8[], %b::text[], %b::bytea[]) "
-                "ON CONFLICT DO NOTHING",
-                (cpk, *columns),
-            )
-            return cur.rowcount
+            return conn.execute(_IMPORT[table], (cpk, *columns)).rowcount
 
-        return self._telemetry_write("events", (row[0] for row in rows), work)
-
-    def import_snapshots(
-        self, account_id: str, connector_id: str, rows: list[tuple[float, float, bytes]]
-    ) -> int:
-        def work(conn: Conn) -> int:
-            cpk, _ = self._lock_connector(conn, account_id, connector_id)
-            if not rows:
-                return 0
-            columns = [list(column) for column in zip(*rows, strict=True)]
-            cur = conn.execute(
-                "INSERT INTO snapshots (cpk, t, a, doc) SELECT %b, * FROM unnest("
-                "%b::float8[], %b::float8[], %b::bytea[]) ON CONFLICT DO NOTHING",
-                (cpk, *columns),
-            )
-            return cur.rowcount
-
-        return self._telemetry_write("snapshots", (row[0] for row in rows), work)
+        return self._telemetry_write(table, (row[0] for row in rows), work)

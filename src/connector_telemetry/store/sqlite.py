@@ -13,7 +13,7 @@ from __future__ import annotations
 import mmap
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -34,6 +34,11 @@ from connector_telemetry.store.sqlite_held import HeldReader
 from connector_telemetry.store.sqlite_turn import WriterTurn
 
 EventRow = tuple[int, float, float, float, str, bytes]
+#: Exported rows, stored unless their key already is.
+_IMPORT = {
+    "events": "INSERT OR IGNORE INTO events (cpk, t, n, a, k, doc) VALUES (?, ?, ?, ?, ?, ?)",
+    "snapshots": "INSERT OR IGNORE INTO snapshots (cpk, t, a, doc) VALUES (?, ?, ?, ?)",
+}
 
 
 def _run_script(conn: sqlite3.Connection, script: str) -> None:
@@ -265,26 +270,11 @@ class SQLiteStore(SQLStore):
 
     # -- import ----------------------------------------------------------------
 
-    def import_events(
-        self, account_id: str, connector_id: str, rows: list[tuple[float, float, float, str, bytes]]
+    def _import(
+        self, account_id: str, connector_id: str, table: str, rows: Sequence[tuple[Any, ...]]
     ) -> int:
         with self._write() as conn:
             cpk, _ = self._lock_connector(conn, account_id, connector_id)
             before = conn.total_changes
-            conn.executemany(
-                "INSERT OR IGNORE INTO events (cpk, t, n, a, k, doc) VALUES (?, ?, ?, ?, ?, ?)",
-                [(cpk, *row) for row in rows],
-            )
-            return conn.total_changes - before
-
-    def import_snapshots(
-        self, account_id: str, connector_id: str, rows: list[tuple[float, float, bytes]]
-    ) -> int:
-        with self._write() as conn:
-            cpk, _ = self._lock_connector(conn, account_id, connector_id)
-            before = conn.total_changes
-            conn.executemany(
-                "INSERT OR IGNORE INTO snapshots (cpk, t, a, doc) VALUES (?, ?, ?, ?)",
-                [(cpk, *row) for row in rows],
-            )
+            conn.executemany(_IMPORT[table], [(cpk, *row) for row in rows])
             return conn.total_changes - before
