@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from connector_telemetry.errors import ConfigError, Conflict, NotFound
+from connector_telemetry.errors import Conflict, NotFound
 from connector_telemetry.service.models import (
     Connector,
     EventMeta,
@@ -249,11 +249,10 @@ class PostgresStore:
 
     def migrate(self) -> int:
         """Apply every migration newer than the database's schema; return the version.
-        Several processes may call this at once: they take turns on an advisory lock."""
-        try:
-            conn = self._connect()
-        except psycopg.OperationalError as exc:
-            raise ConfigError(f"cannot connect to {self.name}: {exc}") from exc
+        Several processes may call this at once: they take turns on an advisory lock.
+        An unreachable server raises ``psycopg.OperationalError`` (``store.problems``
+        words it for the CLI)."""
+        conn = self._connect()
         with conn, conn.transaction():
             conn.execute("SET LOCAL statement_timeout = 0")  # a migration takes its time
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
@@ -270,6 +269,12 @@ class PostgresStore:
                     conn.execute("INSERT INTO schema_version VALUES (%s)", (version,))
         self._partitions.forget()
         return max(current, SCHEMA_VERSION)
+
+    def check_writable(self) -> None:
+        """Privileges and read-only transactions (a standby) are checked when a statement
+        starts, so an update that matches no row tells without writing anything."""
+        with self._write() as conn:
+            conn.execute("UPDATE schema_version SET version = version WHERE false")
 
     def ping(self) -> None:
         self._read("SELECT 1").fetchone()

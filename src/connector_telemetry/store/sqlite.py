@@ -283,6 +283,17 @@ class SQLiteStore:
                     conn.execute("INSERT INTO schema_version VALUES (?)", (version,))
             return max(current, SCHEMA_VERSION)
 
+    def check_writable(self) -> None:
+        """A file SQLite opened read-only (its mode, its directory) fails only at the first
+        page written: write one, and roll back."""
+        with self._write_lock:
+            conn = self._writer
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("UPDATE schema_version SET version = version")
+            finally:
+                conn.execute("ROLLBACK")
+
     def ping(self) -> None:
         self.reader.execute("SELECT 1").fetchone()
 
