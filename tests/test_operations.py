@@ -24,7 +24,7 @@ from connector_telemetry.store.base import Store
 from connector_telemetry.store.sql import migrations
 from connector_telemetry.store.sqlite import SQLiteStore
 from connector_telemetry.testing import TemporaryPostgres
-from support import LiveServer, Tenant, make_tenant, start_server, stop_server
+from support import LiveServer, Tenant, free_port, make_tenant, start_server, stop_server
 
 
 def ctel(*args: str, check: bool = True, **kw: Any) -> subprocess.CompletedProcess[bytes]:
@@ -180,8 +180,8 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
     conn.execute("INSERT INTO schema_version VALUES (99)")
     conn.commit()
     conn.close()
-    refused = ctel("serve", "--db", str(db), "--port", "1", check=False, timeout=30)
-    assert refused.returncode == 2
+    refused = ctel("serve", "--db", str(db), "--port", str(free_port()), check=False, timeout=30)
+    assert refused.returncode == 1
     assert b"schema version 99, newer than this ctel knows" in refused.stderr
 
 

@@ -1,7 +1,9 @@
 """``ctel``: serve the API, and manage accounts and credentials on the same store.
 
 Commands that create something print only the value asked for on stdout (an id,
-a secret), everything else on stderr, so scripts can capture them.
+a secret), everything else on stderr, so scripts can capture them. A command that
+fails prints one line saying what is wrong and what to do (``failures``), with the
+traceback only under ``--verbose`` or ``CTEL_LOG_LEVEL=debug``.
 """
 
 from __future__ import annotations
@@ -9,16 +11,17 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import traceback
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
-from connector_telemetry import __version__, agent
-from connector_telemetry.errors import ApiError, ConfigError
+from connector_telemetry import __version__, agent, failures
+from connector_telemetry.errors import ConfigError
 from connector_telemetry.models import PERMISSION_LABELS, PERMISSION_NAMES
 from connector_telemetry.service import credentials
-from connector_telemetry.settings import Settings
+from connector_telemetry.settings import SETTINGS, Settings
 from connector_telemetry.store import open_store
-from connector_telemetry.store.base import SchemaTooNew, Store
+from connector_telemetry.store.base import Store
 
 
 def _err(*parts: object) -> None:
@@ -26,7 +29,7 @@ def _err(*parts: object) -> None:
 
 
 def _store(args: argparse.Namespace) -> tuple[Settings, Store]:
-    settings = Settings.from_env(os.environ, db=args.db)
+    settings: Settings = args.settings
     store = open_store(settings)
     store.migrate()
     return settings, store
@@ -36,20 +39,40 @@ def _add_db(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--db", help="a SQLite file or a postgresql:// URL (default: $CTEL_DB or ./ctel.db)"
     )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="on failure, print the full traceback too"
+    )
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    """The settings of a command that opens the database: flags named like a setting
+    (``--db``, ``--port``, ...) override its ``CTEL_*`` variable, under the same rule."""
+    overrides = {s.name: getattr(args, s.name, None) for s in SETTINGS}
+    if args.verbose:
+        overrides["log_level"] = "debug"
+    return Settings.from_env(os.environ, **overrides)
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a number of seconds above 0")
+    return value
+
+
+def _debug(args: argparse.Namespace) -> bool:
+    if getattr(args, "verbose", False):
+        return True
+    try:
+        return Settings.from_env(os.environ).debug
+    except ConfigError:
+        return False
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from connector_telemetry.server import serve
 
-    settings = Settings.from_env(
-        os.environ,
-        db=args.db,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        retention_days=args.retention_days,
-    )
-    return serve(settings, demo=args.demo)
+    return serve(args.settings, demo=args.demo)
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
@@ -166,8 +189,15 @@ def cmd_db_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line, like every other failure (the usage is one --help away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ctel", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="ctel", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"ctel {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -257,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     purge = sub.add_parser("purge", help="delete telemetry older than the retention")
     _add_db(purge)
     purge.add_argument("--retention-days", type=float, required=True)
-    purge.add_argument("--every", type=float, help="repeat every N seconds (default: once)")
+    purge.add_argument("--every", type=_seconds, help="repeat every N seconds (default: once)")
     purge.set_defaults(func=cmd_purge)
 
     db = sub.add_parser("db", help="database maintenance").add_subparsers(
@@ -275,11 +305,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
         argv.insert(0, "serve")
     args: Any = parser.parse_args(argv)
+    db = None
     try:
+        if hasattr(args, "db"):
+            args.settings = _settings(args)
+            db = args.settings.db
         return int(args.func(args))
-    except ApiError as exc:
-        _err(f"ctel: {exc.message}")
-        return 1
-    except (ConfigError, SchemaTooNew) as exc:
-        _err(f"ctel: {exc}")
-        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        code, message = failures.explain(exc, db)
+        if _debug(args):
+            traceback.print_exc()
+        _err(f"ctel: {message}")
+        return code

@@ -173,3 +173,9 @@ class InternalError(ApiError):
 
 class ConfigError(Exception):
     """A problem with settings or the command line (never an HTTP answer)."""
+
+
+class ResourceError(Exception):
+    """Something a command needs cannot be used: the listen address is taken, the database
+    is missing, unreadable, read-only or unreachable. The message says what is wrong and
+    what to do; the CLI prints it on one line and exits 1 (``failures.explain``)."""

@@ -2,17 +2,84 @@
 
 Nothing reads the environment at import time: ``Settings.from_env`` is called by
 the CLI, and tests build ``Settings(...)`` directly. A test fails when a setting
-is missing from the README.
+is missing from the README. Each setting's rule (``check``) holds alike for its
+``CTEL_<NAME>`` variable and its command-line flag; a value that breaks it is a
+``ConfigError`` naming where the value came from.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from connector_telemetry.errors import ConfigError
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _whole(raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError("must be a whole number") from None
+
+
+def _number(raw: str) -> float:
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError("must be a number") from None
+
+
+def _at_least(low: float, meaning: str = "") -> Callable[[Any], None]:
+    def check(value: Any) -> None:
+        if not math.isfinite(value) or value < low:
+            raise ValueError(f"must be {low:g} or more {meaning}".rstrip())
+
+    return check
+
+
+def _above_zero(value: float) -> None:
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError("must be a number above 0")
+
+
+def _check_db(value: str) -> None:
+    if not value.strip():
+        raise ValueError("must be a SQLite file path or a postgresql:// URL, not empty")
+
+
+def _check_host(value: str) -> None:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError(
+            "must be an IP address: 127.0.0.1 (this machine only), 0.0.0.0 (every IPv4 "
+            "interface), ::1, :: or one of this machine's addresses"
+        ) from None
+
+
+def _check_port(value: int) -> None:
+    if not 1 <= value <= 65535:
+        raise ValueError("must be a TCP port from 1 to 65535")
+
+
+def _check_prefix(value: str) -> None:
+    if value and (not value.startswith("/") or value.endswith("/")):
+        raise ValueError("must start with / and not end with / (like /client/v4), or be empty")
+
+
+def _check_log_level(value: str) -> None:
+    if value not in LOG_LEVELS:
+        raise ValueError("must be one of " + ", ".join(LOG_LEVELS))
+
+
+def _any(value: Any) -> None:
+    pass
 
 
 @dataclass(frozen=True)
@@ -21,6 +88,16 @@ class Setting:
     default: Any
     help: str
     parse: Callable[[str], Any]
+    #: Raises ``ValueError`` (what the value must be) when a parsed value breaks the rule.
+    check: Callable[[Any], None] = _any
+
+    @property
+    def variable(self) -> str:
+        return "CTEL_" + self.name.upper()
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -30,41 +107,90 @@ SETTINGS: tuple[Setting, ...] = (
         "SQLite database file (created and migrated on start), or a PostgreSQL URL "
         "(`postgresql://user:password@host:5432/dbname`).",
         str,
+        _check_db,
     ),
-    Setting("host", "127.0.0.1", "Address `ctel serve` listens on.", str),
-    Setting("port", 8787, "TCP port `ctel serve` listens on.", int),
-    Setting("workers", 0, "Server worker processes; 0 means one per CPU core.", int),
-    Setting("prefix", "/client/v4", "Path prefix the API is served under.", str),
-    Setting("max_batch_events", 10_000, "Most events one ingest request may carry.", int),
-    Setting("max_body_bytes", 64 * 1024 * 1024, "Largest request body accepted, in bytes.", int),
+    Setting("host", "127.0.0.1", "Address `ctel serve` listens on.", str, _check_host),
+    Setting("port", 8787, "TCP port `ctel serve` listens on.", _whole, _check_port),
+    Setting(
+        "workers",
+        0,
+        "Server worker processes; 0 means one per CPU core.",
+        _whole,
+        _at_least(0, "(0 means one per CPU core)"),
+    ),
+    Setting("prefix", "/client/v4", "Path prefix the API is served under.", str, _check_prefix),
+    Setting(
+        "max_batch_events",
+        10_000,
+        "Most events one ingest request may carry.",
+        _whole,
+        _at_least(1),
+    ),
+    Setting(
+        "max_body_bytes",
+        64 * 1024 * 1024,
+        "Largest request body accepted, in bytes.",
+        _whole,
+        _at_least(1),
+    ),
     Setting(
         "auth_cache_seconds",
         5.0,
         "How long a verified credential is reused without a database lookup. Any change "
         "to the credential tables (revoke, new token) empties the cache at once; 0 disables it.",
-        float,
+        _number,
+        _at_least(0),
     ),
-    Setting("busy_timeout_ms", 10_000, "How long SQLite waits for a lock before failing.", int),
+    Setting(
+        "busy_timeout_ms",
+        10_000,
+        "How long SQLite waits for a lock before failing.",
+        _whole,
+        _at_least(0),
+    ),
     Setting(
         "retention_days",
         0.0,
         "Purge events and snapshots recorded more than this many days ago; 0 keeps all.",
-        float,
+        _number,
+        _at_least(0),
     ),
-    Setting("pool_min_size", 1, "PostgreSQL: connections each process keeps open for writes.", int),
-    Setting("pool_max_size", 4, "PostgreSQL: most connections each process opens for writes.", int),
+    Setting(
+        "pool_min_size",
+        1,
+        "PostgreSQL: connections each process keeps open for writes.",
+        _whole,
+        _at_least(0),
+    ),
+    Setting(
+        "pool_max_size",
+        4,
+        "PostgreSQL: most connections each process opens for writes.",
+        _whole,
+        _at_least(1),
+    ),
     Setting(
         "pool_timeout_seconds",
         10.0,
         "PostgreSQL: how long a write waits for a pooled connection (or a reconnect) "
         "before answering 503.",
-        float,
+        _number,
+        _above_zero,
     ),
     Setting(
         "statement_timeout_ms",
         60_000,
         "PostgreSQL: longest any one statement may run before it is cancelled (503); 0 disables.",
-        int,
+        _whole,
+        _at_least(0, "(0 disables the limit)"),
+    ),
+    Setting(
+        "log_level",
+        "info",
+        "How much ctel logs: debug (also the full traceback of any failure), info, "
+        "warning or error.",
+        str.lower,
+        _check_log_level,
     ),
 )
 
@@ -85,20 +211,35 @@ class Settings:
     pool_max_size: int = 4
     pool_timeout_seconds: float = 10.0
     statement_timeout_ms: int = 60_000
+    log_level: str = "info"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:
-        """Defaults, then ``CTEL_<NAME>`` variables, then explicit overrides (CLI flags)."""
+        """Defaults, then ``CTEL_<NAME>`` variables, then explicit overrides (CLI flags,
+        named ``--<name>`` in errors). Every value is checked against its setting's rule."""
+        unknown = set(overrides) - {s.name for s in SETTINGS}
+        if unknown:
+            raise TypeError(f"not settings: {sorted(unknown)}")
         values: dict[str, Any] = {}
         for setting in SETTINGS:
-            raw = environ.get("CTEL_" + setting.name.upper())
-            if raw is not None:
-                try:
+            raw = environ.get(setting.variable)
+            override = overrides.get(setting.name)
+            try:
+                if override is not None:
+                    where = f"{setting.flag} {override}"
+                    setting.check(override)
+                    values[setting.name] = override
+                elif raw is not None:
+                    where = f"{setting.variable}={raw!r}"
                     values[setting.name] = setting.parse(raw)
-                except ValueError as exc:
-                    raise ConfigError(f"CTEL_{setting.name.upper()}={raw!r}: {exc}") from exc
-        values.update({k: v for k, v in overrides.items() if v is not None})
+                    setting.check(values[setting.name])
+            except ValueError as exc:
+                raise ConfigError(f"{where}: {exc}") from None
         return cls(**values)
+
+    @property
+    def debug(self) -> bool:
+        return self.log_level == "debug"
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)

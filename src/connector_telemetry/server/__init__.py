@@ -8,6 +8,14 @@ import sys
 from functools import partial
 
 from connector_telemetry.app import App, create_app
+from connector_telemetry.errors import ResourceError
+from connector_telemetry.server.startup import (
+    WorkerReport,
+    bind_failure,
+    check_address,
+    run_worker,
+    stop_starting_workers_on_sigterm,
+)
 from connector_telemetry.service import credentials
 from connector_telemetry.settings import Settings
 from connector_telemetry.store import describe, open_store
@@ -66,25 +74,34 @@ def _fill_demo(settings: Settings, account_id: str, token: str) -> str:
 
 
 def serve(settings: Settings, demo: bool = False) -> int:
-    from granian import Granian
+    """Serve until stopped. What keeps it from serving raises (``failures`` words it):
+    the address and the store are checked here, before granian starts, and a worker
+    that fails stops the server with its reason (``startup``)."""
     from granian.constants import HTTPModes, Interfaces, Loops, TaskImpl
+    from granian.log import LogLevels
+    from granian.server.mp import MPServer
 
+    check_address(settings.host, settings.port)
     store = open_store(settings)
-    store.migrate()
-    bootstrap(settings, store, demo)
-    store.close()
+    try:
+        store.migrate()
+        store.check_writable()
+        bootstrap(settings, store, demo)
+    finally:
+        store.close()
     print(
         f"ctel: serving {describe(settings.db)} on http://{settings.host}:{settings.port}"
         f"{settings.prefix} with {settings.worker_count} worker(s)",
         file=sys.stderr,
         flush=True,
     )
-    server = Granian(
+    server = MPServer(
         "connector_telemetry.server:_load_app",
         address=settings.host,
         port=settings.port,
         interface=Interfaces.RSGI,
         workers=settings.worker_count,
+        log_level=LogLevels(settings.log_level),
         log_access=False,
         websockets=False,
         http=HTTPModes.http1,
@@ -111,10 +128,28 @@ def serve(settings: Settings, demo: bool = False) -> int:
                 "300",
             ]
         )
-    try:
-        server.serve(target_loader=partial(_load_app, settings), wrap_loader=False)
-    finally:
-        if purger is not None:
-            purger.terminate()
-            purger.wait(10)
+    server.on_startup(stop_starting_workers_on_sigterm)
+    with WorkerReport() as report:
+        try:
+            server.serve(
+                spawn_target=partial(run_worker, report.path, settings),
+                target_loader=partial(_load_app, settings),
+                wrap_loader=False,
+            )
+        except RuntimeError as exc:  # granian's bind, when the port was taken meanwhile
+            taken = bind_failure(settings.host, settings.port, exc)
+            if taken is None:
+                raise
+            raise taken from exc
+        except SystemExit as exc:  # granian's answer to a worker that exited on its own
+            raise report.failure() or ResourceError(
+                "a worker exited unexpectedly, and the server stopped with it"
+            ) from exc
+        finally:
+            if purger is not None:
+                purger.terminate()
+                purger.wait(10)
+        failure = report.failure()
+        if failure is not None:
+            raise failure
     return 0

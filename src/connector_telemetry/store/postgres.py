@@ -31,7 +31,6 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from connector_telemetry.errors import ConfigError
 from connector_telemetry.models import IngestResult, NewEvent, NewSnapshot
 from connector_telemetry.store import describe
 from connector_telemetry.store import pg_ingest as ingest
@@ -213,16 +212,21 @@ class PostgresStore(SQLStore):
 
     @contextmanager
     def _migration(self) -> Iterator[Conn]:
-        """Several processes may migrate at once: they take turns on an advisory lock."""
-        try:
-            conn = self._connect()
-        except psycopg.OperationalError as exc:
-            raise ConfigError(f"cannot connect to {self.name}: {exc}") from exc
+        """Several processes may migrate at once: they take turns on an advisory lock.
+        An unreachable server raises ``psycopg.OperationalError`` (``store.problems``
+        words it for the CLI)."""
+        conn = self._connect()
         with conn, conn.transaction():
             conn.execute("SET LOCAL statement_timeout = 0")  # a migration takes its time
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
             yield conn
         self._partitions.forget()
+
+    def check_writable(self) -> None:
+        """Privileges and read-only transactions (a standby) are checked when a statement
+        starts, so an update that matches no row tells without writing anything."""
+        with self._write() as conn:
+            conn.execute("UPDATE schema_version SET version = version WHERE false")
 
     def hold_reads(self, on_begin: Callable[[], None]) -> None:
         """Nothing to gain: a PostgreSQL statement costs a round trip either way."""

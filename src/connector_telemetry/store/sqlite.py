@@ -155,6 +155,17 @@ class SQLiteStore(SQLStore):
 
     _migration = _write
 
+    def check_writable(self) -> None:
+        """A file SQLite opened read-only (its mode, its directory) fails only at the first
+        page written: write one, and roll back."""
+        with self._write_lock:
+            conn = self._writer
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("UPDATE schema_version SET version = version")
+            finally:
+                conn.execute("ROLLBACK")
+
     def credentials_version(self) -> int:
         """The credentials version, re-read only when the file changed at all
         (``PRAGMA data_version`` moves on every commit by another connection)."""
