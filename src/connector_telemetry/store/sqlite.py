@@ -170,6 +170,7 @@ class HeldReader:
 
 class SQLiteStore:
     unavailable_errors: tuple[type[Exception], ...] = (sqlite3.OperationalError,)
+    write_timeout: float | None = None
     known_schema_version = SCHEMA_VERSION
 
     def __init__(self, path: str, *, busy_timeout_ms: int = 10_000, synchronous: str = "FULL"):
