@@ -66,6 +66,13 @@ SETTINGS: tuple[Setting, ...] = (
         "PostgreSQL: longest any one statement may run before it is cancelled (503); 0 disables.",
         int,
     ),
+    Setting(
+        "shutdown_timeout_seconds",
+        30.0,
+        "Longest `ctel serve` takes to stop after SIGTERM or SIGINT, whatever the store's "
+        "state: in-flight requests finish or are answered 503 by then.",
+        float,
+    ),
 )
 
 
@@ -85,6 +92,7 @@ class Settings:
     pool_max_size: int = 4
     pool_timeout_seconds: float = 10.0
     statement_timeout_ms: int = 60_000
+    shutdown_timeout_seconds: float = 30.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:
