@@ -49,9 +49,14 @@ class LiveServer:
 
 
 def start_server(
-    db: Path | str, *extra: str, workers: int = 1, log_path: Path | None = None
+    db: Path | str,
+    *extra: str,
+    workers: int = 1,
+    log_path: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> LiveServer:
-    """``ctel serve --db db``; its output goes to ``log_path`` (default: beside the file)."""
+    """``ctel serve --db db``; its output goes to ``log_path`` (default: beside the file);
+    ``env``: more environment variables (settings: ``CTEL_<NAME>``)."""
     port = free_port()
     log_path = log_path or Path(db).with_suffix(".log")
     log = open(log_path, "wb")  # noqa: SIM115 - lives as long as the server
@@ -71,7 +76,7 @@ def start_server(
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 20
