@@ -48,6 +48,7 @@ from reliability_support import (
 )
 
 from conftest import (
+    STORES,
     LiveServer,
     Tenant,
     events_path,
@@ -71,11 +72,17 @@ BOUND = 4.0  # shutdown_timeout_seconds of the SIGTERM tests
 JSON = {"content-type": "application/json"}
 
 
+def need_postgres() -> None:
+    if "postgres" not in STORES:
+        pytest.skip("CTEL_TEST_STORES leaves PostgreSQL out")
+    if postgres_bindir() is None:
+        pytest.skip("needs PostgreSQL's server binaries")
+
+
 @pytest.fixture
 def pair() -> Iterator[tuple[TemporaryPostgres, TemporaryPostgres]]:
     """A durable primary and its synchronous hot standby, each in a throwaway folder."""
-    if postgres_bindir() is None:
-        pytest.skip("needs PostgreSQL's server binaries")
+    need_postgres()
     primary = TemporaryPostgres(durable=True, use_database_url=False)
     try:
         yield primary, primary.standby()
@@ -390,8 +397,7 @@ def test_a_primary_turned_read_only_answers_503_then_writes_again(tmp_path: Path
     """``default_transaction_read_only`` under open connections (a fenced primary): the
     pooled connection's write fails with ReadOnlySqlTransaction: 503, never 500, and the
     connection is dropped; writes go on once the server takes them again."""
-    if postgres_bindir() is None:
-        pytest.skip("needs PostgreSQL's server binaries")
+    need_postgres()
     with TemporaryPostgres(use_database_url=False) as cluster:
         url = multi_host_url(cluster.new_database("ctel_fenced"), cluster)
         env = {"CTEL_POOL_TIMEOUT_SECONDS": "1"}
