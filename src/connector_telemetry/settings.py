@@ -192,6 +192,14 @@ SETTINGS: tuple[Setting, ...] = (
         str.lower,
         _check_log_level,
     ),
+    Setting(
+        "shutdown_timeout_seconds",
+        30.0,
+        "Longest `ctel serve` takes to stop after SIGTERM or SIGINT, whatever the store's "
+        "state: in-flight requests finish or are answered 503 by then.",
+        _number,
+        _above_zero,
+    ),
 )
 
 
@@ -212,6 +220,7 @@ class Settings:
     pool_timeout_seconds: float = 10.0
     statement_timeout_ms: int = 60_000
     log_level: str = "info"
+    shutdown_timeout_seconds: float = 30.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:

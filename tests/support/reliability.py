@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
+import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -71,12 +74,54 @@ def hard_kill(server: LiveServer) -> list[int]:
     return [server.process.pid, *pids]
 
 
+def wait_gone(pids: list[int], timeout: float) -> float:
+    """Seconds until none of ``pids`` runs any more; fails after ``timeout``."""
+    started = time.monotonic()
+    while not all(_gone(pid) for pid in pids):
+        alive = [pid for pid in pids if not _gone(pid)]
+        assert time.monotonic() - started < timeout, f"still running after {timeout} s: {alive}"
+        time.sleep(0.01)
+    return time.monotonic() - started
+
+
 def vm_rss_kb(pid: int) -> int:
     """Current resident set size (VmRSS) of a live process, in KiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise AssertionError(f"no VmRSS for {pid}")
+
+
+# -- network faults -------------------------------------------------------------------
+
+
+class DroppingHost:
+    """A TCP port on 127.0.0.1 that accepts every connection and closes it at once (a
+    proxy or load balancer whose backend is gone); ``accepted`` counts them. Use as a
+    context manager."""
+
+    def __init__(self) -> None:
+        self._socket = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._socket.getsockname()[1]
+        self.accepted = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            if select.select([self._socket], [], [], 0.1)[0]:
+                conn, _ = self._socket.accept()
+                self.accepted += 1
+                conn.close()
+
+    def __enter__(self) -> DroppingHost:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._socket.close()
 
 
 # -- reporting --------------------------------------------------------------------------

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from connector_telemetry.api.auth import Authenticator
 from connector_telemetry.api.request import Request
 from connector_telemetry.api.route import Body, Handler, Schema, ref
+from connector_telemetry.api.writer import Writer
 from connector_telemetry.service.ingest import record_body
 from connector_telemetry.settings import Settings
 from connector_telemetry.store.base import Store
@@ -23,13 +22,12 @@ class Context:
         self.settings = settings
         self.store = store
         self.auth = Authenticator(store, settings.auth_cache_seconds)
-        # One thread does every write of this process: SQLite has one writer anyway,
-        # and the event loop stays free for reads while a batch commits.
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ctel-writer")
+        # One thread does every write of this process (see api.writer).
+        self.writer = Writer(store.write_timeout)
 
     async def write(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` on the writer thread (the dispatcher's, for routes that write)."""
-        return await asyncio.get_running_loop().run_in_executor(self._writer, fn, *args)
+        return await self.writer.run(fn, *args)
 
     def ingest(self, parse: Callable[..., Any], record: Callable[..., Any]) -> Handler:
         """An ingest route's handler (events or snapshots), for the writer thread: the body
@@ -57,6 +55,10 @@ class Context:
         limit = self.settings.max_batch_events
         return Body({"type": "array", "minItems": 1, "maxItems": limit, "items": item}, ndjson=True)
 
-    def close(self) -> None:
-        self._writer.shutdown(wait=True)
+    def close(self, timeout: float | None = None) -> None:
+        """Stop the writer (waiting up to ``timeout``, by default ``shutdown_timeout_seconds``,
+        for a write it runs) and close the store."""
+        if timeout is None:
+            timeout = self.settings.shutdown_timeout_seconds
+        self.writer.close(timeout)
         self.store.close()

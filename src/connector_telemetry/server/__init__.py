@@ -1,14 +1,16 @@
 """Running the app: migrate and bootstrap the store, then serve it with granian's
-RSGI interface (one process per worker, each with its own reader connection)."""
+RSGI interface (one process per worker, each with its own reader connection). How the
+processes stop: server.lifecycle."""
 
 from __future__ import annotations
 
-import subprocess
+import os
 import sys
 from functools import partial
 
 from connector_telemetry.app import App, create_app
 from connector_telemetry.errors import ResourceError
+from connector_telemetry.server import lifecycle
 from connector_telemetry.server.startup import (
     WorkerReport,
     bind_failure,
@@ -22,8 +24,11 @@ from connector_telemetry.store import describe, open_store
 from connector_telemetry.store.base import Store
 
 
-def _load_app(settings: Settings) -> App:
-    return create_app(settings)
+def _load_app(settings: Settings, master_pid: int | None = None) -> App:
+    if master_pid is None:  # loaded by another server (`granian connector_telemetry.server:...`)
+        return create_app(settings)
+    lifecycle.die_with_parent(master_pid)
+    return lifecycle.WorkerApp(settings, open_store(settings), master_pid)
 
 
 def bootstrap(settings: Settings, store: Store, demo: bool) -> None:
@@ -109,12 +114,14 @@ def serve(settings: Settings, demo: bool = False) -> int:
         # Not TaskImpl.rust: it measured ~7% more Get Event throughput, but leaked ~1-3 KB
         # per request with a body (found by the soak test); asyncio tasks stay flat.
         task_impl=TaskImpl.asyncio,
+        # Typed int, used as a join() timeout: a fraction of a second is honoured.
+        workers_kill_timeout=lifecycle.kill_by(settings.shutdown_timeout_seconds),  # type: ignore[arg-type]
     )
     purger = None
     if settings.retention_days > 0:
         # A child process (started before granian forks its workers) purges every 5 minutes
         # in bounded batches; only one per node, whatever the number of workers.
-        purger = subprocess.Popen(
+        purger = lifecycle.start_child(
             [
                 sys.executable,
                 "-m",
@@ -133,7 +140,7 @@ def serve(settings: Settings, demo: bool = False) -> int:
         try:
             server.serve(
                 spawn_target=partial(run_worker, report.path, settings),
-                target_loader=partial(_load_app, settings),
+                target_loader=partial(_load_app, settings, os.getpid()),
                 wrap_loader=False,
             )
         except RuntimeError as exc:  # granian's bind, when the port was taken meanwhile
@@ -147,8 +154,7 @@ def serve(settings: Settings, demo: bool = False) -> int:
             ) from exc
         finally:
             if purger is not None:
-                purger.terminate()
-                purger.wait(10)
+                lifecycle.stop_child(purger, lifecycle.margin(settings.shutdown_timeout_seconds))
         failure = report.failure()
         if failure is not None:
             raise failure

@@ -7,6 +7,7 @@ says so; they never build HTTP answers.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Protocol
 
 from connector_telemetry.models import (
@@ -21,6 +22,11 @@ from connector_telemetry.models import (
     User,
 )
 
+#: The moment (``time.monotonic()``) by which the write running in this context must have
+#: its connection, else it answers 503 (``errors.Unavailable``). Set by whoever queued the
+#: write (``api.writer``), so that the time it waited in the queue counts too.
+WRITE_DEADLINE: ContextVar[float | None] = ContextVar("WRITE_DEADLINE", default=None)
+
 
 class SchemaTooNew(Exception):
     """The database's schema is newer than this ctel knows: refused, never touched."""
@@ -29,6 +35,9 @@ class SchemaTooNew(Exception):
 class Store(Protocol):
     #: Driver exceptions that mean "busy or unreachable, retry later" (answered 503).
     unavailable_errors: tuple[type[Exception], ...]
+    #: How long a write may wait to start (queued, then for a connection) before it is
+    #: answered 503; None: as long as it takes (SQLite: each write has its busy timeout).
+    write_timeout: float | None
     #: The newest schema version this code knows (its last migration).
     known_schema_version: int
 

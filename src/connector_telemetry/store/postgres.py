@@ -11,7 +11,7 @@ bump ``credentials_version`` in their own transaction.
 Reads run inline on the event loop, on one dedicated autocommit connection: binary
 results, statements prepared (by psycopg, after a few uses) with one generic plan,
 the connection replaced when it breaks. Each read sees everything committed before
-it started.
+it started. How both kinds of connection live through failovers: store.pg_connections.
 
 PostgreSQL text cannot hold NUL: an id containing one names nothing here (a lookup
 answers "not found" without asking the server, as SQLite would find nothing).
@@ -22,19 +22,17 @@ Events and snapshots are partitioned by month of ``t`` (store.pg_partitions).
 from __future__ import annotations
 
 import math
-import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import psycopg
-from psycopg_pool import ConnectionPool
 
 from connector_telemetry.models import IngestResult, NewEvent, NewSnapshot
 from connector_telemetry.store import describe
 from connector_telemetry.store import pg_ingest as ingest
 from connector_telemetry.store.common import SQLStore
+from connector_telemetry.store.pg_connections import Reader, Writers, connect
 from connector_telemetry.store.pg_partitions import Partitions, is_missing_partition
 from connector_telemetry.store.rows import ConnectorPks, dedupe_snapshots, newest_version
 from connector_telemetry.store.sql import Dialect
@@ -52,9 +50,6 @@ _IMPORT = {
 }
 #: Lock key (pg_advisory_xact_lock) that serializes migrations across processes ("ctelmigr").
 _MIGRATION_LOCK = 0x6374656C6D696772
-#: After the reader failed to connect, fail fast for this long instead of retrying on
-#: every request (a read runs on the event loop).
-_RECONNECT_PAUSE = 1.0
 
 
 def _run_script(conn: Conn, script: str) -> None:
@@ -86,26 +81,22 @@ class PostgresStore(SQLStore):
     ):
         self.url = url
         self.name = describe(url)
+        self.write_timeout: float | None = pool_timeout_seconds
         self._statement_timeout_ms = statement_timeout_ms
         self._connect_timeout = max(2, math.ceil(pool_timeout_seconds))
-        self._reader: Conn | None = None
-        self._reader_lock = threading.Lock()
-        self._reader_failed_at = -math.inf
-        self._local = threading.local()  # each thread's cursor on the reader
-        # Opened on the first write: a process that only reads needs no pool.
-        self._pool = ConnectionPool(
+        # Connections: see store.pg_connections (failovers, deadlines, reads from a standby).
+        self._reader = Reader(
+            url, connect_timeout=self._connect_timeout, configure=self._configure, name=self.name
+        )
+        self._writers = Writers(
             url,
             min_size=pool_min_size,
-            max_size=max(pool_min_size, pool_max_size),
+            max_size=pool_max_size,
             timeout=pool_timeout_seconds,
-            kwargs={"autocommit": True, "connect_timeout": self._connect_timeout},
+            connect_timeout=self._connect_timeout,
             configure=self._configure,
-            check=ConnectionPool.check_connection,
-            name="ctel-writers",
-            open=False,
+            name=self.name,
         )
-        self._pool_lock = threading.Lock()
-        self._pool_open = False
         self._pks = ConnectorPks(self._connector_pk)
         self._partitions = Partitions()
 
@@ -118,63 +109,19 @@ class PostgresStore(SQLStore):
         )
 
     def _connect(self) -> Conn:
-        conn = psycopg.connect(self.url, autocommit=True, connect_timeout=self._connect_timeout)
-        self._configure(conn)
-        return conn
-
-    @property
-    def reader(self) -> Conn:
-        conn = self._reader
-        if conn is None or conn.closed:
-            conn = self._reopen_reader()
-        return conn
-
-    def _reopen_reader(self) -> Conn:
-        with self._reader_lock:
-            conn = self._reader
-            if conn is not None and not conn.closed:
-                return conn
-            if time.monotonic() - self._reader_failed_at < _RECONNECT_PAUSE:
-                raise psycopg.OperationalError(f"{self.name} is unreachable; retrying shortly")
-            try:
-                self._reader = conn = self._connect()
-                # Every read is a short indexed lookup: plan once per statement. (Left to
-                # itself, PostgreSQL re-plans each call on partitioned tables, which
-                # doubles the latency of Get Event.)
-                conn.execute("SET plan_cache_mode = force_generic_plan")
-            except psycopg.OperationalError:
-                self._reader_failed_at = time.monotonic()
-                raise
-            return conn
+        return connect(self.url, self._connect_timeout, self._configure)
 
     def _read(self, query: str, args: Params | None = None) -> psycopg.Cursor[Any]:
-        """One statement on the reader, through this thread's cursor (its results must
-        be consumed before the thread's next read), with binary results. A connection
-        lost since the last read (a server restart, a failover, an idle timeout) is
-        replaced and the statement sent again, once: reads are idempotent."""
-        cur = self._cursor()
-        try:
-            return cur.execute(query, args, binary=True)
-        except psycopg.OperationalError:
-            if not cur.connection.closed:
-                raise
-        return self._cursor().execute(query, args, binary=True)
-
-    def _cursor(self) -> psycopg.Cursor[Any]:
-        cur: psycopg.Cursor[Any] | None = getattr(self._local, "cursor", None)
-        if cur is None or cur.connection is not self._reader or cur.connection.closed:
-            cur = self._local.cursor = self.reader.cursor()
-        return cur
+        """One statement on the read connection, with binary results
+        (``pg_connections.Reader.execute``: a connection lost since the last read is
+        replaced and the statement sent again, once)."""
+        return self._reader.execute(query, args, binary=True)
 
     @contextmanager
     def _connection(self) -> Iterator[Conn]:
-        """A pooled connection (autocommit: callers open their transactions)."""
-        if not self._pool_open:
-            with self._pool_lock:
-                if not self._pool_open:
-                    self._pool.open()
-                    self._pool_open = True
-        with self._pool.connection() as conn:
+        """A pooled connection to a writable host (autocommit: callers open their
+        transactions), by the write's deadline; 503 past it."""
+        with self._writers.connection() as conn:
             yield conn
 
     @contextmanager
@@ -201,12 +148,8 @@ class PostgresStore(SQLStore):
                     self._partitions.forget()
 
     def close(self) -> None:
-        if self._reader is not None:
-            self._reader.close()
-            self._reader = None
-        if self._pool_open:
-            self._pool.close()
-            self._pool_open = False
+        self._reader.close()
+        self._writers.close()
 
     # -- schema ---------------------------------------------------------------
 

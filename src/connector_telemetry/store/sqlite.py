@@ -60,6 +60,7 @@ SQLITE = Dialect(
 class SQLiteStore(SQLStore):
     dialect = SQLITE
     unavailable_errors: tuple[type[Exception], ...] = (sqlite3.OperationalError,)
+    write_timeout: float | None = None
 
     def __init__(self, path: str, *, busy_timeout_ms: int = 10_000, synchronous: str = "FULL"):
         self.path = self.name = path
