@@ -38,26 +38,20 @@ import httpx
 import orjson
 import psycopg
 import pytest
-from reliability_support import (
-    DroppingHost,
-    create_connector,
-    descendants,
-    report,
-    size,
-    wait_gone,
-)
 
-from conftest import (
+from connector_telemetry.testing import TemporaryPostgres, multi_host_url, postgres_bindir
+from support import (
     STORES,
     LiveServer,
     Tenant,
+    create_connector,
     events_path,
     free_port,
     fresh_db,
     start_server,
     stop_server,
 )
-from connector_telemetry.testing import TemporaryPostgres, multi_host_url, postgres_bindir
+from support.reliability import DroppingHost, descendants, report, size, wait_gone
 
 pytestmark = pytest.mark.slow
 
@@ -277,7 +271,7 @@ def setup_node(
     db, tenant = fresh_db(tmp_path, url)
     server = start_server(db, workers=workers, log_path=tmp_path / "ctel.log", env=env)
     try:
-        return server, tenant, create_connector(server.api, tenant)
+        return server, tenant, create_connector(server.api, tenant)["id"]
     except BaseException:
         stop_server(server)
         raise
