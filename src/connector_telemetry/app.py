@@ -15,6 +15,7 @@ from typing import Any
 from connector_telemetry import envelope
 from connector_telemetry.api import (
     connectors,
+    dashboard,
     events,
     health,
     interrupts,
@@ -29,6 +30,7 @@ from connector_telemetry.api.routing import Route, Router
 from connector_telemetry.errors import ApiError, InternalError, PayloadTooLarge, Unavailable
 from connector_telemetry.settings import Settings
 from connector_telemetry.store.base import Store
+from connector_telemetry.web import Web
 
 log = logging.getLogger("connector_telemetry")
 
@@ -47,10 +49,12 @@ class App:
             *snapshots.routes(self.ctx),
             *interrupts.routes(self.ctx),
             *tokens.routes(self.ctx),
+            *dashboard.routes(self.ctx),  # issue 9
         ]
         routes.append(openapi.route(lambda: self.openapi))
         self.openapi = openapi.document(routes, settings.prefix)
         self.router = Router(settings.prefix, routes)
+        self.web = Web(settings.prefix)  # issue 9: the dashboard's page and assets
         self._holding = False
 
     def prepare(
@@ -60,6 +64,12 @@ class App:
         what needs the body or the writer thread goes on to ``finish``."""
         if path in health.CHECKS:
             return health.answer(self.ctx, method, path)
+        if self.web.handles(path):  # ISSUE 9 HOOK: the dashboard, outside the API prefix
+            page = self.web.answer(
+                method, path, headers.get("accept-encoding", ""), headers.get("if-none-match", "")
+            )
+            if page is not None:
+                return page
         try:
             route, params = self.router.match(method, path)
             req = Request(method, path, query, headers, b"")

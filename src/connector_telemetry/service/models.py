@@ -112,12 +112,41 @@ class NewEvent:
 
 
 class NewSnapshot:
-    """One validated snapshot of an ingest batch, serialized as it will be served."""
+    """One validated snapshot of an ingest batch, serialized as it will be served.
+    ``summary``: its health record (``service.fleet``) when it is among the batch's two
+    newest, which the store keeps on the connector's row if they are its newest."""
 
-    __slots__ = ("doc", "index", "t", "v")
+    __slots__ = ("doc", "index", "summary", "t", "v")
 
     def __init__(self, index: int, t: float, v: str, doc: bytes) -> None:
         self.index, self.t, self.v, self.doc = index, t, v, doc
+        self.summary: bytes | None = None
+
+
+#: Event kinds that report a failure: the fleet summary keeps each connector's newest.
+FAILURE_KINDS = frozenset(
+    (
+        "FinishAttestationFailure",
+        "FinishRotateCryptKeyFailure",
+        "FinishRotatePkiFailure",
+        "FinishUpgradeFailure",
+        "BlessSlotFailure",
+        "HaError",
+    )
+)
+
+
+@dataclass(frozen=True)
+class FleetRow:
+    """A connector with what ingest keeps for the fleet summary: the ``(t, record)`` of
+    its two newest snapshots' health records, and ``(t, n, k)`` of its newest failure.
+    ``health_unknown``: it has snapshots from before these were kept (schema 4)."""
+
+    connector: Connector
+    health: tuple[float, bytes] | None
+    health_prev: tuple[float, bytes] | None
+    failure: tuple[float, float, str] | None
+    health_unknown: bool = False
 
 
 @dataclass(frozen=True)

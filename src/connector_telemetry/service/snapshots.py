@@ -12,7 +12,7 @@ import orjson
 
 from connector_telemetry.errors import BadRequest, NotFound, check_text
 from connector_telemetry.numbers import wire
-from connector_telemetry.service import clock
+from connector_telemetry.service import clock, fleet
 from connector_telemetry.service.ingest import (
     decode_cursor,
     encode_cursor,
@@ -120,6 +120,7 @@ def parse_batch(body: bytes, content_type: str, max_items: int) -> list[NewSnaps
 def record_snapshots(
     store: Store, account_id: str, connector_id: str, snapshots: list[NewSnapshot]
 ) -> IngestResult:
+    fleet.mark_newest(snapshots)  # issue 9: the fleet summary's health records
     return store.record_snapshots(account_id, connector_id, snapshots, clock.now())
 
 

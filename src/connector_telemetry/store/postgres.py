@@ -36,6 +36,7 @@ from connector_telemetry.errors import ConfigError, Conflict, NotFound
 from connector_telemetry.service.models import (
     Connector,
     EventMeta,
+    FleetRow,
     IngestResult,
     Interrupt,
     NewEvent,
@@ -43,7 +44,7 @@ from connector_telemetry.service.models import (
     Token,
     User,
 )
-from connector_telemetry.store import describe
+from connector_telemetry.store import describe, fleet
 from connector_telemetry.store import pg_ingest as ingest
 from connector_telemetry.store.pg_partitions import Partitions, is_missing_partition
 from connector_telemetry.store.rows import (
@@ -302,6 +303,17 @@ class PostgresStore:
             if cur.rowcount != 1:
                 raise Conflict(f"account {account_id} already exists")
 
+    def get_accounts(self, account_ids: list[str]) -> list[tuple[str, str, str]]:
+        # ISSUE 9 HOOK (List Accounts): ``(id, name, created_at)`` of those that exist, by id.
+        found = []
+        for account_id in sorted(set(account_ids)):
+            row = self._read(
+                "SELECT id, name, created_at FROM accounts WHERE id=%s", (account_id,)
+            ).fetchone()
+            if row is not None:
+                found.append((str(row[0]), str(row[1]), str(row[2])))
+        return found
+
     def account_exists(self, account_id: str) -> bool:
         row = self._read("SELECT 1 FROM accounts WHERE id=%s", (account_id,)).fetchone()
         return row is not None
@@ -453,6 +465,15 @@ class PostgresStore:
             self._bump_credentials(conn)
             return connector_from_row(row[1:])
 
+    def fleet_summary(self, account_id: str, changed_since: str | None) -> list[FleetRow]:
+        # ISSUE 9 HOOK: the fleet summary's read (see store.fleet).
+        rows = self._read(
+            fleet.fleet_sql("%s", changed_since is not None),
+            fleet.fleet_args(account_id, changed_since),
+            binary=True,
+        ).fetchall()
+        return [fleet.fleet_row(row) for row in rows]
+
     # -- telemetry events -----------------------------------------------------
 
     def record_events(
@@ -464,6 +485,7 @@ class PostgresStore:
             duplicates = len(events) - len(rows)
             duplicates += ingest.insert_events(conn, cpk, rows, collected_at, events)
             ingest.heartbeat(conn, cpk, last_seen_t, events, collected_at)
+            fleet.keep_failure(conn, "%s", cpk, ((r[0], r[1], r[2]) for r in rows))  # issue 9
             return IngestResult(accepted=len(events) - duplicates, duplicates=duplicates)
 
         return self._telemetry_write("events", (ev.t for ev in events), work)
@@ -536,6 +558,7 @@ class PostgresStore:
             duplicates = len(snapshots) - len(unique)
             duplicates += ingest.insert_snapshots(conn, cpk, unique, collected_at)
             ingest.heartbeat(conn, cpk, last_seen_t, snapshots, collected_at)
+            fleet.keep_health(conn, "%s", cpk, snapshots)  # issue 9
             return IngestResult(accepted=len(snapshots) - duplicates, duplicates=duplicates)
 
         return self._telemetry_write("snapshots", (snap.t for snap in snapshots), work)
@@ -694,6 +717,7 @@ class PostgresStore:
                 "ON CONFLICT DO NOTHING",
                 (cpk, *columns),
             )
+            fleet.keep_failure(conn, "%s", cpk, ((r[0], r[1], r[3]) for r in rows))  # issue 9
             return cur.rowcount
 
         return self._telemetry_write("events", (row[0] for row in rows), work)

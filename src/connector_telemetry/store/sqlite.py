@@ -29,6 +29,7 @@ from connector_telemetry.service.clock import rfc3339
 from connector_telemetry.service.models import (
     Connector,
     EventMeta,
+    FleetRow,
     IngestResult,
     Interrupt,
     NewEvent,
@@ -37,6 +38,7 @@ from connector_telemetry.service.models import (
     User,
     same_content,
 )
+from connector_telemetry.store import fleet
 from connector_telemetry.store.rows import (
     CONNECTOR_COLUMNS,
     ConnectorPks,
@@ -308,6 +310,17 @@ class SQLiteStore:
                 raise Conflict(f"account {account_id} already exists")
             conn.execute("INSERT INTO accounts VALUES (?, ?, ?)", (account_id, name, created_at))
 
+    def get_accounts(self, account_ids: list[str]) -> list[tuple[str, str, str]]:
+        # ISSUE 9 HOOK (List Accounts): ``(id, name, created_at)`` of those that exist, by id.
+        found = []
+        for account_id in sorted(set(account_ids)):
+            row = self.reader.execute(
+                "SELECT id, name, created_at FROM accounts WHERE id=?", (account_id,)
+            ).fetchone()
+            if row is not None:
+                found.append((str(row[0]), str(row[1]), str(row[2])))
+        return found
+
     def account_exists(self, account_id: str) -> bool:
         row = self.reader.execute("SELECT 1 FROM accounts WHERE id=?", (account_id,)).fetchone()
         return row is not None
@@ -449,6 +462,14 @@ class SQLiteStore:
             self._bump_credentials(conn)
             return connector_from_row(row)
 
+    def fleet_summary(self, account_id: str, changed_since: str | None) -> list[FleetRow]:
+        # ISSUE 9 HOOK: the fleet summary's read (see store.fleet).
+        rows = self.reader.execute(
+            fleet.fleet_sql("?", changed_since is not None),
+            fleet.fleet_args(account_id, changed_since),
+        ).fetchall()
+        return [fleet.fleet_row(row) for row in rows]
+
     # -- telemetry events -----------------------------------------------------
 
     def _connector_pk(self, conn: sqlite3.Connection, account_id: str, connector_id: str) -> int:
@@ -486,6 +507,7 @@ class SQLiteStore:
                 duplicates += self._insert_checking(conn, rows, events)
             conn.execute("RELEASE batch")
             self._heartbeat(conn, cpk, newest, collected_at)
+            fleet.keep_failure(conn, "?", cpk, ((r[1], r[2], r[4]) for r in rows))  # issue 9
             return IngestResult(accepted=len(events) - duplicates, duplicates=duplicates)
 
     def _ingest_pk(self, conn: sqlite3.Connection, account_id: str, connector_id: str) -> int:
@@ -642,6 +664,7 @@ class SQLiteStore:
                     duplicates += 1
             conn.execute("RELEASE batch")
             self._heartbeat(conn, cpk, newest, collected_at)
+            fleet.keep_health(conn, "?", cpk, snapshots)  # issue 9
             return IngestResult(accepted=len(snapshots) - duplicates, duplicates=duplicates)
 
     def list_snapshots(
@@ -795,7 +818,9 @@ class SQLiteStore:
                 "INSERT OR IGNORE INTO events (cpk, t, n, a, k, doc) VALUES (?, ?, ?, ?, ?, ?)",
                 [(cpk, *row) for row in rows],
             )
-            return conn.total_changes - before
+            added = conn.total_changes - before
+            fleet.keep_failure(conn, "?", cpk, ((r[0], r[1], r[3]) for r in rows))  # issue 9
+            return added
 
     def import_snapshots(
         self, account_id: str, connector_id: str, rows: list[tuple[float, float, bytes]]
