@@ -13,6 +13,7 @@ from connector_telemetry import envelope
 from connector_telemetry.api.context import Context
 from connector_telemetry.api.request import Request, query_limit, query_number, query_range
 from connector_telemetry.api.routing import Route
+from connector_telemetry.errors import InvalidQuery
 from connector_telemetry.service import credentials, fleet, series
 
 FLEET_SUMMARY = "/accounts/{account_id}/magic/connectors/telemetry/summary"
@@ -26,10 +27,24 @@ def routes(ctx: Context) -> list[Route]:
 
     def list_accounts(req: Request) -> bytes:
         principal = ctx.auth.authenticate(req.headers)
-        accounts = credentials.list_accounts(store, principal)
-        info = {"page": 1, "per_page": max(1, len(accounts)), "count": len(accounts)}
-        info["total_count"] = len(accounts)
-        return envelope.ok_with_info(accounts, info)
+        query = req.query()
+        page = query_limit(query, 1, 1_000_000, name="page")
+        per_page = query_limit(query, 20, 50, name="per_page")
+        direction = query.get("direction", "asc")
+        if direction not in ("asc", "desc"):
+            raise InvalidQuery(f"direction: must be asc or desc, got {direction!r}")
+        accounts = credentials.list_accounts(store, principal, query.get("name"))
+        if direction == "desc":
+            accounts.reverse()
+        shown = accounts[(page - 1) * per_page : page * per_page]
+        info = {
+            "page": page,
+            "per_page": per_page,
+            "count": len(shown),
+            "total_count": len(accounts),
+            "total_pages": max(1, -(-len(accounts) // per_page)),
+        }
+        return envelope.ok_with_info(shown, info)
 
     def fleet_summary(req: Request) -> bytes:
         since = query_number(req.query(), "changed_since", required=False)

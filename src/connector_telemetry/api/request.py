@@ -92,13 +92,14 @@ def query_range(query: dict[str, str]) -> tuple[float, float]:
     return t_from, t_to
 
 
-def query_limit(query: dict[str, str], default: int, maximum: int) -> int:
-    value = query_number(query, "limit", required=False)
+def query_limit(query: dict[str, str], default: int, maximum: int, name: str = "limit") -> int:
+    """A whole number from 1 to ``maximum`` (``limit``, or another such parameter)."""
+    value = query_number(query, name, required=False)
     if value is None:
         return default
     if not value.is_integer() or not 1 <= value <= maximum:
         raise InvalidQuery(
-            f"limit: must be a whole number from 1 to {maximum}, got {query['limit']!r}"
+            f"{name}: must be a whole number from 1 to {maximum}, got {query[name]!r}"
         )
     return int(value)
 

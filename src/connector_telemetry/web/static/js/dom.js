@@ -1,6 +1,6 @@
 // Building the page safely. Every string shown comes from users or devices (notes,
 // event payloads, interface names): it only ever becomes a Text node or an attribute
-// value, never markup. Nothing here (or anywhere in the dashboard) assigns innerHTML.
+// value, never markup: nothing in the dashboard sets HTML from a string.
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 
