@@ -62,7 +62,7 @@ function options(spec, width) {
     // connector's few percent are not a flat line at the bottom.
     scales: { x: { time: true }, y: spec.range ? { range: (u, min, max) => [0, Math.min(1, Math.max(0.05, (max || 0) * 1.25))] } : { auto: true } },
     axes: [
-      { label: "Local time", labelSize: 20, size: 36, stroke: "#374151", grid: { stroke: "#e5e7eb" }, ticks: { stroke: "#d1d5db" } },
+      { label: "Local time", labelSize: 18, size: 50, stroke: "#374151", grid: { stroke: "#e5e7eb" }, ticks: { stroke: "#d1d5db" } },
       { label: spec.unit, labelSize: 20, size: spec.kind === "rate" ? 78 : 56, values: axisFormat(spec.kind), stroke: "#374151", grid: { stroke: "#e5e7eb" }, ticks: { stroke: "#d1d5db" } },
     ],
     series: [
@@ -95,6 +95,10 @@ export function drawCharts(wrap, data) {
         wrap.append(figure);
       }
       // uPlot is loaded by a classic script before the modules run.
+      // The canvas says nothing to a screen reader: the chart's axes and size, in words.
+      holder.setAttribute("role", "img");
+      holder.setAttribute("aria-label", `${spec.title}: x axis Local time, y axis ${spec.unit}; `
+        + `${spec.series.map((x) => x.label).join(", ")}; ${d.t.length} snapshots`);
       const plot = new window.uPlot(options(spec, width(holder)), plotData, holder);
       charts.set(spec.id, { plot, holder, labels: spec.series.map((x) => x.label).join("\n") });
     }

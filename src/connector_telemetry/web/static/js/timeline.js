@@ -14,7 +14,7 @@ export const FAMILIES = [
   { key: "upgrade", label: "Upgrade", test: (k) => k.includes("Upgrade") },
   { key: "bless", label: "Bless slot", test: (k) => k.startsWith("BlessSlot") },
   { key: "reconcile", label: "Reconcile", test: (k) => k === "Reconcile" },
-  { key: "cloudflared", label: "cloudflared tunnel", test: (k) => k === "ConfigureCloudflaredTunnel" },
+  { key: "cloudflared", label: "cloudflared tunnel", short: "cloudflared", test: (k) => k === "ConfigureCloudflaredTunnel" },
   { key: "rekey", label: "Rekey", test: (k) => k.startsWith("Rekey") },
   { key: "ha", label: "HA", test: (k) => k.startsWith("Ha") },
 ];
@@ -73,7 +73,8 @@ export function drawTimeline(wrap, events, from, to, onOpen) {
   used.forEach((f, i) => {
     const y = TOP + i * LANE;
     svg.append(s("rect", { x: LEFT, y, width: plot, height: LANE, class: i % 2 ? "lane odd" : "lane" }));
-    svg.append(s("text", { x: LEFT - 8, y: y + LANE / 2 + 4, class: `lane-label fam-${f.key}`, "text-anchor": "end" }, f.label));
+    const name = width < 560 && f.short ? f.short : f.label;
+    svg.append(s("text", { x: LEFT - 8, y: y + LANE / 2 + 4, class: `lane-label fam-${f.key}`, "text-anchor": "end" }, name));
   });
   const axisY = TOP + used.length * LANE;
   svg.append(s("line", { x1: LEFT, x2: LEFT + plot, y1: axisY, y2: axisY, class: "axis" }));
