@@ -4,13 +4,16 @@ List Accounts (sign-in), the fleet summary and snapshot series (rates across res
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 from cloudflare import Cloudflare
 
-from conftest import LiveServer, Tenant, assert_error, events_path
+from conftest import LiveServer, Tenant, assert_error, events_path, start_server, stop_server
 from connector_telemetry.service import credentials
+from connector_telemetry.settings import Settings
+from connector_telemetry.store import open_store
 from connector_telemetry.store.base import Store
 
 T0 = 1_700_000_000
@@ -323,3 +326,51 @@ def test_series_pages_keep_rates(http: httpx.Client, tenant: Tenant) -> None:
     assert status == 400 and "to" in body["errors"][0]["message"]
     status, body = series(http, tenant, "f" * 32, **rng)
     assert status == 404 and body["errors"][0]["code"] == 1404
+
+
+def test_migration_4_on_existing_data(fresh: tuple[str, Tenant], tmp_path: Path) -> None:
+    """Schema 3 with telemetry, migrated to 4: the newest failure is backfilled and the
+    health records computed at read time, the same as ingest would have kept them."""
+    db, tenant = fresh
+    server = start_server(db, log_path=tmp_path / "ctel.log")
+    try:
+        with httpx.Client(base_url=server.api, timeout=30) as http:
+            cid = new_connector(http, tenant)
+            post_snapshots(
+                http,
+                tenant,
+                cid,
+                [snap(T0, busy=0, idle=0, rx=0), snap(T0 + 10, busy=5, idle=15, rx=0)],
+            )
+            post_events(
+                http,
+                tenant,
+                cid,
+                [
+                    {"e": {"k": "BlessSlotFailure"}, "t": T0 + 1, "n": 0},
+                    {"e": {"k": "HaError"}, "t": T0 + 2, "n": 3},
+                    {"e": {"k": "Init"}, "t": T0 + 9, "n": 0},
+                ],
+            )
+            expected = by_id(fleet(http, tenant))[cid]
+    finally:
+        stop_server(server)
+    store = open_store(Settings(db=db))
+    try:
+        with store._write() as conn:  # type: ignore[attr-defined]
+            for column in ("health_t", "health", "health_prev_t", "health_prev", "failure_t",
+                           "failure_n", "failure_k"):  # fmt: skip
+                conn.execute(f"ALTER TABLE connectors DROP COLUMN {column}")
+            conn.execute("DELETE FROM schema_version WHERE version = 4")
+        assert store.schema_version() == 3
+        store.migrate()
+    finally:
+        store.close()
+    server = start_server(db, log_path=tmp_path / "ctel.log")
+    try:
+        with httpx.Client(base_url=server.api, timeout=30) as http:
+            migrated = by_id(fleet(http, tenant))[cid]
+    finally:
+        stop_server(server)
+    assert migrated["failure"] == {"t": T0 + 2, "n": 3, "k": "HaError"}
+    assert migrated["snapshot"] == expected["snapshot"] and migrated["snapshot"]["cpu"] == 0.25
