@@ -105,7 +105,7 @@ def _history(store: SQLiteStore, days: float, interval: float, now: float) -> di
     start = now - days * 86400
     config = SimConfig(start=start, seed=3, connectors=1, days=days, interval=interval)
     sim = generate_connector(config, 0)
-    connector, _ = connectors.create_connector(store, account_id, sim.create_body())
+    connector, _ = connectors.create_connector(store, account_id, sim.create_body)
     batch: list[dict[str, Any]] = []
 
     def flush() -> None:
@@ -119,7 +119,7 @@ def _history(store: SQLiteStore, days: float, interval: float, now: float) -> di
             flush()
     if batch:
         flush()
-    items = sim.events()
+    items = sim.events
     for offset in range(0, len(items), 1000):
         chunk = orjson.dumps(items[offset : offset + 1000])
         parsed = events.parse_batch(chunk, "application/json", 1000)

@@ -27,15 +27,18 @@ SINCE_OVERLAP_SECONDS = 10.0
 
 
 def summarize(doc: bytes) -> bytes:
-    """The health record of one snapshot document, as kept on its connector's row."""
+    """The health record of one snapshot document, as kept on its connector's row: the
+    fleet summary's ``snapshot`` object but for ``cpu``, which holds the CPU counters here
+    (``[busy, total]`` ms) and becomes a use between two records when read."""
     r = readings.read(doc)
     disk = readings.fullest_mount(r)
+    memory = readings.memory_used(r)
     record: dict[str, Any] = {
-        "t": r.t,
+        "t": wire(r.t),
         "cpu": readings.cpu_counters(r),
         "load_1m": r.load_average_1m,
-        "memory": readings.memory_used(r),
-        "disk": None if disk is None else {"mount": disk[0], "used": disk[1]},
+        "memory": None if memory is None else round(memory, 4),
+        "disk": None if disk is None else {"mount": disk[0], "used": round(disk[1], 4)},
         "tunnels": readings.tunnel_counts(r),
     }
     return orjson.dumps(record)
@@ -53,25 +56,16 @@ def _snapshot_summary(
 ) -> dict[str, Any] | None:
     if latest is None:
         return None
-    now = orjson.loads(latest[1])
-    before = None if previous is None else orjson.loads(previous[1])
-    cpu = None
-    if before is not None:
-        cpu = readings.cpu_use(
-            None if before["cpu"] is None else tuple(before["cpu"]),
-            None if now["cpu"] is None else tuple(now["cpu"]),
-        )
-    return {
-        "t": wire(latest[0]),
-        "interval": None if previous is None else round(latest[0] - previous[0], 3),
-        "cpu": None if cpu is None else round(cpu, 4),
-        "load_1m": now["load_1m"],
-        "memory": None if now["memory"] is None else round(now["memory"], 4),
-        "disk": None
-        if now["disk"] is None
-        else {"mount": now["disk"]["mount"], "used": round(now["disk"]["used"], 4)},
-        "tunnels": now["tunnels"],
-    }
+    out: dict[str, Any] = orjson.loads(latest[1])
+    counters = out["cpu"]
+    out["cpu"] = out["interval"] = None
+    if previous is not None:
+        out["interval"] = round(latest[0] - previous[0], 3)
+        before = orjson.loads(previous[1])["cpu"]
+        if counters is not None and before is not None:
+            cpu = readings.cpu_use((before[0], before[1]), (counters[0], counters[1]))
+            out["cpu"] = None if cpu is None else round(cpu, 4)
+    return out
 
 
 def _from_documents(docs: list[bytes]) -> tuple[tuple[float, bytes] | None, ...]:
@@ -86,13 +80,23 @@ def _from_documents(docs: list[bytes]) -> tuple[tuple[float, bytes] | None, ...]
 
 
 def fleet_item(store: Store, row: FleetRow) -> dict[str, Any]:
-    c = row.connector
     latest, previous = row.health, row.health_prev
     if row.health_unknown:
-        latest, previous = _from_documents(store.latest_snapshots(c.account_id, c.id, 2))
-    out = c.to_wire()
-    del out["interrupt_window_days_of_week"], out["interrupt_window_embargo_dates"]
-    del out["interrupt_window_duration_hours"], out["interrupt_window_hour_of_day"]
+        latest, previous = _from_documents(store.latest_snapshots(row.account_id, row.id, 2))
+    device_id, device_type, serial = row.device
+    device: dict[str, Any] = {"id": device_id, "type": device_type}
+    if serial is not None:
+        device["serial_number"] = serial
+    out: dict[str, Any] = {
+        "id": row.id,
+        "activated": row.activated,
+        "notes": row.notes,
+        "device": device,
+    }
+    if row.last_heartbeat is not None:
+        out["last_heartbeat"] = row.last_heartbeat
+    if row.last_seen_version is not None:
+        out["last_seen_version"] = row.last_seen_version
     out["snapshot"] = _snapshot_summary(latest, previous)
     out["failure"] = (
         None

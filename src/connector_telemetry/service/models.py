@@ -138,11 +138,18 @@ FAILURE_KINDS = frozenset(
 
 @dataclass(frozen=True)
 class FleetRow:
-    """A connector with what ingest keeps for the fleet summary: the ``(t, record)`` of
-    its two newest snapshots' health records, and ``(t, n, k)`` of its newest failure.
-    ``health_unknown``: it has snapshots from before these were kept (schema 4)."""
+    """What the fleet summary shows of a connector (``device``: its id, type and serial),
+    with what ingest keeps for it: the ``(t, record)`` of its two newest snapshots' health
+    records and ``(t, n, k)`` of its newest failure. ``health_unknown``: it has snapshots
+    from before these were kept (schema 4)."""
 
-    connector: Connector
+    account_id: str
+    id: str
+    activated: bool
+    notes: str
+    device: tuple[str, str, str | None]
+    last_heartbeat: str | None
+    last_seen_version: str | None
     health: tuple[float, bytes] | None
     health_prev: tuple[float, bytes] | None
     failure: tuple[float, float, str] | None

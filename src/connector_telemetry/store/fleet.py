@@ -17,11 +17,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from connector_telemetry.service.models import FAILURE_KINDS, FleetRow, NewSnapshot
-from connector_telemetry.store.rows import CONNECTOR_COLUMNS, connector_from_row
 
 FLEET_COLUMNS = (
-    CONNECTOR_COLUMNS
-    + ", health_t, health, health_prev_t, health_prev, failure_t, failure_n, failure_k"
+    "account_id, id, activated, notes, device_id, device_type, device_serial, last_heartbeat, "
+    "last_seen_version, health_t, health, health_prev_t, health_prev, failure_t, failure_n, "
+    "failure_k"
 )
 #: ``health_t`` of a connector whose records were never computed (snapshots from before 4).
 UNKNOWN = -1.0
@@ -44,10 +44,16 @@ def fleet_args(account_id: str, changed_since: str | None) -> tuple[str, ...]:
 
 
 def fleet_row(row: tuple[Any, ...]) -> FleetRow:
-    count = len(row) - 7
-    health_t, health, prev_t, prev, failure_t, failure_n, failure_k = row[count:]
+    (account_id, cid, activated, notes, device_id, device_type, serial, heartbeat, version,
+     health_t, health, prev_t, prev, failure_t, failure_n, failure_k) = row  # fmt: skip
     return FleetRow(
-        connector=connector_from_row(row[:count]),
+        account_id,
+        cid,
+        bool(activated),
+        notes,
+        (device_id, device_type, serial),
+        heartbeat,
+        version,
         health=None if health is None else (float(health_t), bytes(health)),
         health_prev=None if prev is None else (float(prev_t), bytes(prev)),
         failure=None if failure_t is None else (float(failure_t), float(failure_n), failure_k),

@@ -73,6 +73,11 @@ async function start() {
   const api = new Api(prefix, stored.credential, (err) => {
     signOut(`Signed out: the API refused the credential (${err.describe()}).`);
   });
+  // The fleet summary is asked for at once, beside the accounts (the account signed in
+  // last is the likely one): the fleet page picks it up if it is for its account.
+  const prefetch = (location.hash || "#/").startsWith("#/connectors/") ? null
+    : { accountId: stored.accountId, result: api.fleet(stored.accountId) };
+  if (prefetch) prefetch.result.catch(() => {});
   let accounts;
   try {
     accounts = await api.accounts();
@@ -84,7 +89,7 @@ async function start() {
   }
   const account = accounts.find((a) => a.id === stored.accountId) || accounts[0];
   if (!account) return signOut("This credential has access to no account.");
-  ctx = { api, accounts, account, clockOffset: 0 };
+  ctx = { api, accounts, account, clockOffset: 0, prefetch };
   ctx.now = () => Date.now() / 1000 + ctx.clockOffset;
   ctx.live = (text) => put($(".live", nav), text);
   showAccount();

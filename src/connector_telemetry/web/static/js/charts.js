@@ -62,7 +62,7 @@ function options(spec, width) {
     // connector's few percent are not a flat line at the bottom.
     scales: { x: { time: true }, y: spec.range ? { range: (u, min, max) => [0, Math.min(1, Math.max(0.05, (max || 0) * 1.25))] } : { auto: true } },
     axes: [
-      { label: "Local time", labelSize: 18, size: 50, stroke: "#374151", grid: { stroke: "#e5e7eb" }, ticks: { stroke: "#d1d5db" } },
+      { label: "Local time", labelSize: 18, size: 62, stroke: "#374151", grid: { stroke: "#e5e7eb" }, ticks: { stroke: "#d1d5db" } },
       { label: spec.unit, labelSize: 20, size: spec.kind === "rate" ? 78 : 56, values: axisFormat(spec.kind), stroke: "#374151", grid: { stroke: "#e5e7eb" }, ticks: { stroke: "#d1d5db" } },
     ],
     series: [

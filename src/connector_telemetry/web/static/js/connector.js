@@ -153,9 +153,9 @@ export function renderConnector(main, ctx, connectorId, params) {
       put(actionNote, `Requesting a ${action.key}…`);
       try {
         const made = await api.createInterrupt(accountId, connectorId, action.key, purge.checked);
+        await loadInterrupts().catch(() => {});
         put(actionNote, `${action.label} requested (interrupt ${made.id}); the connector picks it up at its next check-in.`);
         actionNote.classList.add("ok");
-        await loadInterrupts();
       } catch (err) {
         actionNote.classList.add("error");
         const why = err.status === 403 ? " This credential may not request interrupts (it needs Magic WAN Write)."
@@ -294,8 +294,10 @@ export function renderConnector(main, ctx, connectorId, params) {
     if (state.stopped) return;
     const seen = new Set(state.events.map((e) => `${e.t}/${e.n}`));
     const fresh = events.filter((e) => !seen.has(`${e.t}/${e.n}`));
+    // Redraw only what changed: a redraw would close an open list, move the focus.
+    if (JSON.stringify(connector) !== JSON.stringify(state.connector)) drawFacts(connector);
     state.connector = connector;
-    drawFacts(connector);
+    const grew = fresh.length > 0 || series.t.length > 1 || (series.t.length === 1 && series.t[0] !== lastT);
     if (fresh.length) {
       state.events.push(...fresh);
       state.to = Math.max(state.to, ...fresh.map((e) => e.t));
@@ -311,9 +313,25 @@ export function renderConnector(main, ctx, connectorId, params) {
       else state.series = series;
     }
     if (state.series) trim(state.series, state.from);
-    drawEvents();
-    drawSeries();
+    if (fresh.length || Date.now() - drawnAt > 30000) {
+      // (the window slides: redrawn at least every 30 s even without new events)
+      const open = eventsBox.open;
+      const focused = document.activeElement && document.activeElement.closest(".mark");
+      drawEvents();
+      eventsBox.open = open;
+      if (focused) {
+        const again = timelineWrap.querySelector(`.mark[data-event-t="${focused.dataset.eventT}"][data-event-n="${focused.dataset.eventN}"]`);
+        if (again) {
+          timelineWrap.querySelectorAll('.mark[tabindex="0"]').forEach((m) => m.setAttribute("tabindex", "-1"));
+          again.setAttribute("tabindex", "0");
+          again.focus();
+        }
+      }
+      drawnAt = Date.now();
+    }
+    if (grew) drawSeries();
   }
+  let drawnAt = Date.now();
 
   function trimFirst(series) {
     series.t = series.t.slice(1);

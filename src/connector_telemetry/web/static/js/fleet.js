@@ -35,10 +35,15 @@ function derive(c, now) {
   else if (stale) status = "stale";
   else if (failedRecently) status = "failed";
   else if (tunnelsDown > 0 || high) status = "degraded";
-  const text = [c.notes, c.id, c.device.serial_number, c.device.id, c.device.type,
-    c.last_seen_version, failure && failure.k, snap && snap.disk && snap.disk.mount, status]
+  return { c, heartbeat, threshold, stale, failedRecently, tunnelsDown, status };
+}
+
+/** What the text filter matches (computed once per answer about the connector). */
+function searchText(c) {
+  const snap = c.snapshot;
+  return [c.notes, c.id, c.device.serial_number, c.device.id, c.device.type,
+    c.last_seen_version, c.failure && c.failure.k, snap && snap.disk && snap.disk.mount]
     .filter(Boolean).join("\n").toLowerCase();
-  return { c, heartbeat, threshold, stale, failedRecently, tunnelsDown, status, text };
 }
 
 const STATUS = {
@@ -158,47 +163,61 @@ export function renderFleet(main, ctx, params) {
     history.replaceState(null, "", `#/${text ? `?${text}` : ""}`);
   }
 
+  // The header and the counts are built once and updated in place, so that live updates
+  // never take the keyboard focus away from them.
+  const sortButtons = new Map();
+  put(thead, h("tr", {}, COLUMNS.map((col) => {
+    const button = h("button", {
+      type: "button", class: "sort", dataset: { sort: col.key },
+      onclick: () => {
+        if (state.sort === col.key) state.dir = state.dir === "asc" ? "desc" : "asc";
+        else { state.sort = col.key; state.dir = col.key === "status" ? "desc" : "asc"; }
+        state.page = 0;
+        saveUrl();
+        draw();
+      },
+    }, col.label, h("span", { class: "arrow", "aria-hidden": "true" }));
+    sortButtons.set(col.key, button);
+    return h("th", { scope: "col", class: `col-${col.key}` }, button);
+  })));
+
   function header() {
-    put(thead, h("tr", {}, COLUMNS.map((col) => {
-      const active = state.sort === col.key;
-      const sortState = active ? (state.dir === "asc" ? "ascending" : "descending") : "none";
-      return h("th", { scope: "col", "aria-sort": sortState, class: `col-${col.key}` },
-        h("button", {
-          type: "button", class: "sort", dataset: { sort: col.key },
-          onclick: () => {
-            if (state.sort === col.key) state.dir = state.dir === "asc" ? "desc" : "asc";
-            else { state.sort = col.key; state.dir = col.key === "status" ? "desc" : "asc"; }
-            state.page = 0;
-            saveUrl();
-            draw();
-            $(`button[data-sort="${col.key}"]`, thead).focus();
-          },
-        }, col.label, h("span", { class: "arrow", "aria-hidden": "true" }, active ? (state.dir === "asc" ? " ▲" : " ▼") : " ↕")));
-    })));
+    for (const [key, button] of sortButtons) {
+      const active = state.sort === key;
+      button.parentElement.setAttribute("aria-sort", active ? (state.dir === "asc" ? "ascending" : "descending") : "none");
+      put(button.lastChild, active ? (state.dir === "asc" ? " ▲" : " ▼") : " ↕");
+    }
   }
 
-  function drawCounts(now) {
+  const countButtons = new Map();
+  for (const [only, label] of [["all", "connectors"], ["stale", "stale"], ["failed", "with failures in the last 24 h"]]) {
+    const button = h("button", {
+      type: "button", class: "count", dataset: { count: only },
+      onclick: () => {
+        state.only = state.only === only && only !== "all" ? "all" : only;
+        state.page = 0;
+        saveUrl();
+        draw();
+      },
+    }, h("span", { class: "value" }), h("span", { class: "label" }, label));
+    countButtons.set(only, button);
+    counts.append(button);
+  }
+
+  function drawCounts() {
     let stale = 0;
     let failing = 0;
     for (const r of state.rows) {
       if (r.stale) stale += 1;
       if (r.failedRecently) failing += 1;
     }
-    const button = (only, label, value, cls) => h("button", {
-      type: "button", class: `count ${cls}`, "aria-pressed": state.only === only ? "true" : "false",
-      dataset: { count: only },
-      onclick: () => {
-        state.only = state.only === only && only !== "all" ? "all" : only;
-        state.page = 0;
-        saveUrl();
-        draw();
-        $(`button[data-count="${only}"]`, counts).focus();
-      },
-    }, h("span", { class: "value" }, value.toLocaleString()), h("span", { class: "label" }, label));
-    put(counts,
-      button("all", "connectors", state.rows.length, "total"),
-      button("stale", "stale", stale, stale ? "bad" : "good"),
-      button("failed", "with failures in the last 24 h", failing, failing ? "bad" : "good"));
+    const values = { all: state.rows.length, stale, failed: failing };
+    for (const [only, button] of countButtons) {
+      const value = values[only];
+      button.className = `count ${only === "all" ? "total" : value ? "bad" : "good"}`;
+      button.setAttribute("aria-pressed", state.only === only ? "true" : "false");
+      put(button.firstChild, value.toLocaleString());
+    }
   }
 
   function visible() {
@@ -206,7 +225,7 @@ export function renderFleet(main, ctx, params) {
     let rows = state.rows;
     if (state.only === "stale") rows = rows.filter((r) => r.stale);
     else if (state.only === "failed") rows = rows.filter((r) => r.failedRecently);
-    if (needle) rows = rows.filter((r) => r.text.includes(needle));
+    if (needle) rows = rows.filter((r) => r.text.includes(needle) || r.status.includes(needle));
     const col = COLUMNS.find((c) => c.key === state.sort) || COLUMNS[0];
     const sign = state.dir === "asc" ? 1 : -1;
     const keyed = rows.map((r) => [col.sort(r), (r.c.notes || r.c.id).toLowerCase(), r]);
@@ -248,7 +267,7 @@ export function renderFleet(main, ctx, params) {
   function draw() {
     const now = ctx.now();
     for (const r of state.rows) Object.assign(r, derive(r.c, now));
-    drawCounts(now);
+    drawCounts();
     header();
     const rows = visible();
     drawPager(rows.length);
@@ -264,9 +283,11 @@ export function renderFleet(main, ctx, params) {
   function apply(result, full) {
     ctx.clockOffset = result.as_of - Date.now() / 1000;
     if (full) state.byId = new Map();
-    for (const c of result.connectors) state.byId.set(c.id, c);
-    const now = ctx.now();
-    state.rows = Array.from(state.byId.values(), (c) => derive(c, now));
+    for (const c of result.connectors) {
+      c.text = searchText(c);
+      state.byId.set(c.id, c);
+    }
+    state.rows = Array.from(state.byId.values(), (c) => ({ c, text: c.text }));
     state.asOf = result.as_of;
   }
 
@@ -278,7 +299,9 @@ export function renderFleet(main, ctx, params) {
 
   async function load(full) {
     const since = full ? null : state.asOf;
-    const result = await api.fleet(accountId, since);
+    const prefetched = full && ctx.prefetch && ctx.prefetch.accountId === accountId ? ctx.prefetch.result : null;
+    ctx.prefetch = null;
+    const result = await (prefetched || api.fleet(accountId, since));
     if (full) state.loadedAt = Date.now();
     if (full || result.connectors.length) {
       apply(result, full);
@@ -292,6 +315,7 @@ export function renderFleet(main, ctx, params) {
   const tick = setInterval(() => draw(), 10000); // relative times and staleness move
   let live = null;
   header();
+  drawCounts();
   load(true).then(() => {
     main.dataset.ready = "fleet";
     performance.mark("ctel:fleet-ready");
