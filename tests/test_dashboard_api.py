@@ -219,6 +219,8 @@ def test_fleet_summary_changed_since(http: httpx.Client, tenant: Tenant) -> None
     assert old in by_id(first)
     # Nothing changed since a moment well past the overlap: nothing listed.
     assert fleet(http, tenant, changed_since=time.time() + 60)["connectors"] == []
+    assert fleet(http, tenant, changed_since="1e300")["connectors"] == []
+    assert fleet(http, tenant, changed_since="inf")["connectors"] == []
     fresh = new_connector(http, tenant, "fresh")
     post_snapshots(http, tenant, old, [snap(T0, busy=1, idle=1, rx=1)])
     changed = by_id(fleet(http, tenant, changed_since=first["as_of"]))

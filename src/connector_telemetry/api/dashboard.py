@@ -9,6 +9,8 @@ so they can move to the route declarations of the refactored server as they are.
 
 from __future__ import annotations
 
+from typing import Any
+
 from connector_telemetry import envelope
 from connector_telemetry.api.context import Context
 from connector_telemetry.api.request import Request, query_limit, query_number, query_range
@@ -72,3 +74,116 @@ def routes(ctx: Context) -> list[Route]:
             "Snapshot series (ctel)",
         ),
     ]
+
+
+# -- what the OpenAPI document says of these routes (merged by api.openapi) --------------
+
+_NUM = {"type": "number"}
+_NULLABLE_NUM = {"type": "number", "nullable": True}
+_COLUMN = {"type": "array", "items": _NULLABLE_NUM}
+
+
+def _named(key: str, *columns: str) -> dict[str, Any]:
+    props: dict[str, Any] = {key: {"type": "string"}, **dict.fromkeys(columns, _COLUMN)}
+    return {"type": "array", "items": {"type": "object", "required": [key], "properties": props}}
+
+
+_SNAPSHOT_SUMMARY = {
+    "type": "object",
+    "nullable": True,
+    "properties": {
+        "t": _NUM,
+        "interval": _NULLABLE_NUM,
+        "cpu": _NULLABLE_NUM,
+        "load_1m": _NULLABLE_NUM,
+        "memory": _NULLABLE_NUM,
+        "disk": {
+            "type": "object",
+            "nullable": True,
+            "properties": {"mount": {"type": "string"}, "used": _NUM},
+        },
+        "tunnels": {
+            "type": "object",
+            "nullable": True,
+            "properties": {"up": _NUM, "degraded": _NUM, "total": _NUM},
+        },
+    },
+}
+OPENAPI_RESULTS: dict[str, Any] = {
+    "accounts.list": {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "required": ["id", "name", "type"],
+            "properties": {
+                "id": {"type": "string"},
+                "name": {"type": "string"},
+                "type": {"type": "string", "enum": ["standard", "enterprise"]},
+                "created_on": {"type": "string"},
+                "permissions": {"type": "object"},
+            },
+        },
+    },
+    "fleet.summary": {
+        "type": "object",
+        "required": ["as_of", "connectors"],
+        "properties": {
+            "as_of": _NUM,
+            "connectors": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["id", "activated", "notes", "device", "snapshot", "failure"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "activated": {"type": "boolean"},
+                        "notes": {"type": "string"},
+                        "device": {"type": "object"},
+                        "last_heartbeat": {"type": "string"},
+                        "last_seen_version": {"type": "string"},
+                        "snapshot": _SNAPSHOT_SUMMARY,
+                        "failure": {
+                            "type": "object",
+                            "nullable": True,
+                            "properties": {"t": _NUM, "n": _NUM, "k": {"type": "string"}},
+                        },
+                    },
+                },
+            },
+        },
+    },
+    "snapshots.series": {
+        "type": "object",
+        "required": ["count", "t", "cpu", "load", "memory", "tunnels", "mounts", "interfaces"],
+        "properties": {
+            "count": _NUM,
+            "cursor": {"type": "string"},
+            "t": {"type": "array", "items": _NUM},
+            "cpu": _COLUMN,
+            "memory": _COLUMN,
+            "load": {"type": "object", "additionalProperties": _COLUMN},
+            "tunnels": {"type": "object", "additionalProperties": _COLUMN},
+            "mounts": _named("name", "used"),
+            "interfaces": _named("name", "rx", "tx"),
+            "thermals": _named("label", "celsius"),
+        },
+    },
+}
+_WHOLE = {"type": "integer", "minimum": 1}
+OPENAPI_QUERIES: dict[str, list[tuple[str, bool, dict[str, Any]]]] = {
+    "accounts.list": [
+        ("page", False, _WHOLE),
+        ("per_page", False, {"type": "integer", "minimum": 1, "maximum": 50}),
+        ("name", False, {"type": "string"}),
+        ("direction", False, {"type": "string", "enum": ["asc", "desc"]}),
+    ],
+    "fleet.summary": [("changed_since", False, _NUM)],
+    "snapshots.series": [
+        ("from", True, _NUM),
+        ("to", True, _NUM),
+        ("cursor", False, {"type": "string"}),
+        ("limit", False, {"type": "integer", "minimum": 1, "maximum": series.LIMIT_MAX}),
+    ],
+}
+#: List Accounts authenticates itself, and refuses license keys and unknown tokens (403).
+OPENAPI_ERRORS: dict[str, tuple[str, ...]] = {"accounts.list": ("400", "403")}

@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from connector_telemetry import __version__
+from connector_telemetry.api import dashboard
 from connector_telemetry.api.request import Request
 from connector_telemetry.api.routing import Route
 from connector_telemetry.service.events import KINDS
@@ -328,6 +329,11 @@ _ERRORS_BY_ACCESS = {
 }
 
 
+# ISSUE 9 HOOK: the dashboard's routes describe themselves in api.dashboard.
+_RESULTS.update(dashboard.OPENAPI_RESULTS)
+_QUERIES.update(dashboard.OPENAPI_QUERIES)
+
+
 def _operation(route: Route) -> dict[str, Any]:
     result = _RESULTS.get(route.operation_id, {"$ref": "#/components/schemas/Connector"})
     if route.operation_id == "openapi":  # the document itself is served bare
@@ -371,7 +377,9 @@ def _operation(route: Route) -> dict[str, Any]:
                         "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
                     },
                 }
-                for status in _ERRORS_BY_ACCESS[route.access]
+                for status in dashboard.OPENAPI_ERRORS.get(
+                    route.operation_id, _ERRORS_BY_ACCESS[route.access]
+                )
             },
         },
     }

@@ -24,6 +24,7 @@ from connector_telemetry.store.base import Store
 #: How far back ``changed_since`` looks before the time asked for: ingest stamps the
 #: heartbeat when a batch arrives, and the batch may commit a little later (a busy writer).
 SINCE_OVERLAP_SECONDS = 10.0
+_LAST_SECOND = 253_402_300_799.0  # 9999-12-31T23:59:59Z
 
 
 def summarize(doc: bytes) -> bytes:
@@ -115,6 +116,7 @@ def fleet_summary(
     as_of = clock.now()
     since = None
     if changed_since is not None:
-        since = clock.rfc3339(max(0.0, changed_since - SINCE_OVERLAP_SECONDS))
+        # Within what RFC 3339 can say (year 9999): a later time simply matches nothing.
+        since = clock.rfc3339(min(max(0.0, changed_since - SINCE_OVERLAP_SECONDS), _LAST_SECOND))
     rows = store.fleet_summary(account_id, since)
     return {"as_of": round(as_of, 3), "connectors": [fleet_item(store, row) for row in rows]}
