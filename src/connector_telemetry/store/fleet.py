@@ -13,10 +13,11 @@ then computes its records from its two newest snapshots at read time).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from operator import attrgetter
 from typing import Any
 
-from connector_telemetry.service.models import FAILURE_KINDS, FleetRow, NewSnapshot
+from connector_telemetry.service.models import FAILURE_KINDS, FleetRow, NewEvent, NewSnapshot
 
 FLEET_COLUMNS = (
     "account_id, id, activated, notes, device_id, device_type, device_serial, last_heartbeat, "
@@ -106,20 +107,31 @@ def keep_health(conn: Any, ph: str, cpk: int, snapshots: list[NewSnapshot]) -> N
     )
 
 
-def newest_failure(rows: Iterable[tuple[float, float, str]]) -> tuple[float, float, str] | None:
-    """``(t, n, k)`` of the newest failure event among ``(t, n, k)`` rows."""
-    failures = [row for row in rows if row[2] in FAILURE_KINDS]
+def has_failure(events: Sequence[NewEvent]) -> bool:
+    """Whether a batch has a failure event: asked before the write lock is taken, so that
+    the common batch, without one, costs the lock nothing."""
+    return not FAILURE_KINDS.isdisjoint(map(attrgetter("k"), events))
+
+
+def newest_failure(
+    rows: Sequence[Sequence[Any]], t: int, n: int, k: int
+) -> tuple[float, float, str] | None:
+    """``(t, n, k)`` of the newest failure event among ``rows`` (whose columns ``t``, ``n``
+    and ``k`` hold those)."""
+    failures = [(row[t], row[n], row[k]) for row in rows if row[k] in FAILURE_KINDS]
     return max(failures) if failures else None
 
 
-def keep_failure(conn: Any, ph: str, cpk: int, rows: Iterable[tuple[float, float, str]]) -> None:
-    """After an event batch is inserted: keep the newest failure, if it is newer."""
-    newest = newest_failure(rows)
+def keep_failure(
+    conn: Any, ph: str, cpk: int, rows: Sequence[Sequence[Any]], t: int, n: int, k: int
+) -> None:
+    """After an event batch is inserted: keep its newest failure, if it is newer."""
+    newest = newest_failure(rows, t, n, k)
     if newest is None:
         return
-    t, n, k = newest
+    nt, nn, nk = newest
     conn.execute(
         f"UPDATE connectors SET failure_t={ph}, failure_n={ph}, failure_k={ph} WHERE pk={ph} "
         f"AND (failure_t IS NULL OR failure_t < {ph} OR (failure_t = {ph} AND failure_n < {ph}))",
-        (t, n, k, cpk, t, t, n),
+        (nt, nn, nk, cpk, nt, nt, nn),
     )

@@ -479,13 +479,16 @@ class PostgresStore:
     def record_events(
         self, account_id: str, connector_id: str, events: list[NewEvent], collected_at: float
     ) -> IngestResult:
+        failing = fleet.has_failure(events)  # issue 9
+
         def work(conn: Conn) -> IngestResult:
             cpk, last_seen_t = ingest.lock_connector(conn, account_id, connector_id)
             rows = ingest.number_and_dedupe(conn, cpk, events)
             duplicates = len(events) - len(rows)
             duplicates += ingest.insert_events(conn, cpk, rows, collected_at, events)
             ingest.heartbeat(conn, cpk, last_seen_t, events, collected_at)
-            fleet.keep_failure(conn, "%s", cpk, ((r[0], r[1], r[2]) for r in rows))  # issue 9
+            if failing:  # issue 9
+                fleet.keep_failure(conn, "%s", cpk, rows, 0, 1, 2)
             return IngestResult(accepted=len(events) - duplicates, duplicates=duplicates)
 
         return self._telemetry_write("events", (ev.t for ev in events), work)
@@ -717,7 +720,7 @@ class PostgresStore:
                 "ON CONFLICT DO NOTHING",
                 (cpk, *columns),
             )
-            fleet.keep_failure(conn, "%s", cpk, ((r[0], r[1], r[3]) for r in rows))  # issue 9
+            fleet.keep_failure(conn, "%s", cpk, rows, 0, 1, 3)  # issue 9
             return cur.rowcount
 
         return self._telemetry_write("events", (row[0] for row in rows), work)

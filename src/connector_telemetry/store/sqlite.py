@@ -492,6 +492,7 @@ class SQLiteStore:
         if guess is not None and ready is not None:
             a = collected_at
             prebuilt = [(guess, t, n, a, k, doc) for t, n, k, doc in ready]
+        failing = fleet.has_failure(events)  # issue 9
         with self._write() as conn:
             cpk = self._ingest_pk(conn, account_id, connector_id)
             if prebuilt is not None and cpk == guess:
@@ -507,7 +508,8 @@ class SQLiteStore:
                 duplicates += self._insert_checking(conn, rows, events)
             conn.execute("RELEASE batch")
             self._heartbeat(conn, cpk, newest, collected_at)
-            fleet.keep_failure(conn, "?", cpk, ((r[1], r[2], r[4]) for r in rows))  # issue 9
+            if failing:  # issue 9
+                fleet.keep_failure(conn, "?", cpk, rows, 1, 2, 4)
             return IngestResult(accepted=len(events) - duplicates, duplicates=duplicates)
 
     def _ingest_pk(self, conn: sqlite3.Connection, account_id: str, connector_id: str) -> int:
@@ -819,7 +821,7 @@ class SQLiteStore:
                 [(cpk, *row) for row in rows],
             )
             added = conn.total_changes - before
-            fleet.keep_failure(conn, "?", cpk, ((r[0], r[1], r[3]) for r in rows))  # issue 9
+            fleet.keep_failure(conn, "?", cpk, rows, 0, 1, 3)  # issue 9
             return added
 
     def import_snapshots(
