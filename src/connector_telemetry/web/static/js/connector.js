@@ -30,6 +30,24 @@ function fromLocalInput(value) {
   return Number.isNaN(ms) ? null : ms / 1000;
 }
 
+/**
+ * The `result` of an answer exactly as the server wrote it (our envelope is
+ * `{"result":<result>,"success":true,...}`): numbers keep their spelling, keys their order.
+ * Any other shape: the parsed result, formatted.
+ */
+function rawResult(text, result) {
+  const head = '{"result":';
+  const tail = ',"success":true,"errors":[],"messages":[]}';
+  if (text.startsWith(head) && text.endsWith(tail)) {
+    const raw = text.slice(head.length, text.length - tail.length);
+    try {
+      JSON.parse(raw);
+      return raw;
+    } catch { /* not the shape expected: fall through */ }
+  }
+  return JSON.stringify(result, null, 2);
+}
+
 export function renderConnector(main, ctx, connectorId, params) {
   const { api } = ctx;
   const accountId = ctx.account.id;
@@ -118,12 +136,12 @@ export function renderConnector(main, ctx, connectorId, params) {
       h("p", { class: "muted" }, "Loading…"));
     if (!eventDialog.open) eventDialog.showModal();
     try {
-      const { result } = await api.getEvent(accountId, connectorId, e.t, e.n);
-      const pre = h("pre", { class: "json", tabindex: "0", "aria-label": "Event JSON" }, JSON.stringify(result, null, 2));
+      const { result, text } = await api.getEvent(accountId, connectorId, e.t, e.n);
+      const pre = h("pre", { class: "json", tabindex: "0", "aria-label": "Event JSON" }, rawResult(text, result));
       put(eventDialog,
         h("h2", { id: "event-title" }, e.k, isFailure(e.k) ? h("span", { class: "badge failure" }, "▲ failure") : null),
         h("p", {}, timeEl(e.t), h("span", { class: "muted" }, ` · ${family(e.k).label} · t ${e.t}, n ${e.n}`)),
-        h("p", { class: "help" }, "As Get Event returns it:"),
+        h("p", { class: "help" }, "Exactly as Get Event returns it (its ", h("code", {}, "result"), "):"),
         pre,
         h("form", { method: "dialog" }, h("button", { type: "submit", class: "primary", autofocus: true }, "Close")));
     } catch (err) {
