@@ -25,7 +25,7 @@ import orjson
 
 from bench import fixtures
 from bench.procs import Ctel, Nginx, WrkResult, wrk
-from connector_telemetry.service.ingest import encode_cursor, fingerprint
+from connector_telemetry.service.cursors import encode_cursor, fingerprint
 from connector_telemetry.store import is_postgres
 
 SCRIPT = Path(__file__).parent / "random_key.lua"

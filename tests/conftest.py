@@ -1,21 +1,12 @@
-"""Shared fixtures: a live ``ctel serve`` on a free port, and helpers that give
-each test its own account, tokens and connector (so tests can share a server).
-
-The live server (and so every API test) runs once per store: SQLite, then PostgreSQL
-(``$DATABASE_URL`` when set, else a throwaway cluster started from the installed
-binaries). ``CTEL_TEST_STORES=sqlite`` runs SQLite only."""
+"""The fixtures: a live ``ctel serve`` on a free port, once per store (SQLite, then
+PostgreSQL: ``$DATABASE_URL`` when set, else a throwaway cluster started from the
+installed binaries; ``CTEL_TEST_STORES=sqlite`` runs SQLite only), and each test's own
+tenant and connector, so tests can share a server. The helpers are in tests/support."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 import httpx
 import pytest
@@ -25,79 +16,17 @@ from connector_telemetry.settings import Settings
 from connector_telemetry.store import open_store
 from connector_telemetry.store.base import Store
 from connector_telemetry.testing import TemporaryPostgres
-
-#: The stores the API suite runs against.
-STORES = [name for name in os.environ.get("CTEL_TEST_STORES", "sqlite,postgres").split(",") if name]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class LiveServer:
-    url: str  # service root, e.g. http://127.0.0.1:PORT
-    db: str | Path  # what `--db` takes: a SQLite file or a PostgreSQL URL (a str for `live`)
-    process: subprocess.Popen[bytes]
-    log: IO[bytes]
-
-    @property
-    def api(self) -> str:
-        return self.url + "/client/v4"
-
-
-def start_server(
-    db: Path | str, *extra: str, workers: int = 1, log_path: Path | None = None
-) -> LiveServer:
-    """``ctel serve --db db``; its output goes to ``log_path`` (default: beside the file)."""
-    port = free_port()
-    log_path = log_path or Path(db).with_suffix(".log")
-    log = open(log_path, "wb")  # noqa: SIM115 - lives as long as the server
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "connector_telemetry",
-            "serve",
-            "--db",
-            str(db),
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            *extra,
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            log.close()
-            raise RuntimeError(log_path.read_text())
-        try:
-            httpx.get(url + "/client/v4/openapi.json", timeout=1)
-            return LiveServer(url, db, process, log)
-        except httpx.TransportError:
-            time.sleep(0.05)
-    process.kill()
-    log.close()
-    raise RuntimeError("server did not start: " + log_path.read_text())
-
-
-def stop_server(server: LiveServer) -> None:
-    server.process.terminate()
-    try:
-        server.process.wait(10)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait()
-    server.log.close()
-
+from support import (
+    STORES,
+    LiveServer,
+    Tenant,
+    create_connector,
+    fresh_db,
+    make_tenant,
+    start_server,
+    stop_server,
+)
+from support.sdk import sdk  # noqa: F401 - the fixture: one run per SDK mode
 
 # -- PostgreSQL -----------------------------------------------------------------
 
@@ -146,50 +75,6 @@ def store(live: LiveServer) -> Iterator[Store]:
     opened.close()
 
 
-@dataclass
-class Tenant:
-    account_id: str
-    write_token: str
-    read_token: str
-    email: str
-    api_key: str
-
-    @property
-    def write(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.write_token}"}
-
-    @property
-    def read(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.read_token}"}
-
-    @property
-    def legacy(self) -> dict[str, str]:
-        return {"X-Auth-Email": self.email, "X-Auth-Key": self.api_key}
-
-
-def make_tenant(store: Store) -> Tenant:
-    account_id = credentials.create_account(store)
-    _, write = credentials.create_token(store, account_id, "Magic WAN Write")
-    _, read = credentials.create_token(store, account_id, "Magic WAN Read")
-    email = f"user-{account_id[:12]}@example.com"
-    key = credentials.create_user(store, email, [account_id])
-    return Tenant(account_id, write, read, email, key)
-
-
-def fresh_db(folder: Path, url: str | None = None) -> tuple[str, Tenant]:
-    """A new, migrated database (a SQLite file in ``folder``, or the empty PostgreSQL
-    database at ``url``) with one tenant (whose account also keeps ``ctel serve`` from
-    bootstrapping its own)."""
-    db = url or str(folder / "ctel.db")
-    store = open_store(Settings(db=db))
-    try:
-        store.migrate()
-        tenant = make_tenant(store)
-    finally:
-        store.close()
-    return db, tenant
-
-
 @pytest.fixture(params=STORES)
 def fresh(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, Tenant]:
     """A fresh database of its own on each store (PostgreSQL: on the suite's cluster), for a
@@ -217,27 +102,5 @@ def http(live: LiveServer) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture
-def connector_id(http: httpx.Client, tenant: Tenant) -> str:
-    response = http.post(
-        f"/accounts/{tenant.account_id}/magic/connectors",
-        json={"device": {"provision_license": True}},
-        headers=tenant.write,
-    )
-    assert response.status_code == 200, response.text
-    return str(response.json()["result"]["id"])
-
-
-def events_path(account_id: str, connector_id: str) -> str:
-    return f"/accounts/{account_id}/magic/connectors/{connector_id}/telemetry/events"
-
-
-def assert_error(response: httpx.Response, status: int, code: int, text: str = "") -> None:
-    """Cloudflare's error envelope, exactly, with the expected status and code."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/json"
-    body = response.json()
-    assert set(body) == {"result", "success", "errors", "messages"}, body
-    assert body["result"] is None and body["success"] is False and body["messages"] == []
-    assert body["errors"][0]["code"] == code, body
-    assert isinstance(body["errors"][0]["message"], str) and body["errors"][0]["message"]
-    assert text.lower() in body["errors"][0]["message"].lower(), body
+def connector_id(live: LiveServer, tenant: Tenant) -> str:
+    return str(create_connector(live.api, tenant)["id"])

@@ -18,11 +18,11 @@ import httpx
 import pytest
 
 from agent.helpers import assert_valid_snapshot
-from conftest import LiveServer, Tenant, free_port, stop_server
 from connector_telemetry import __version__
 from connector_telemetry.service import credentials
 from connector_telemetry.settings import Settings
 from connector_telemetry.store import open_store
+from support import LiveServer, Tenant, free_port, start_server, stop_server
 
 RECORDED = re.compile(r"snapshot recorded t=([0-9.e+]+)")
 
@@ -154,39 +154,6 @@ def test_agent_reports_to_the_service(
     assert pending_records(tmp_path / "spool") == []
 
 
-def serve_on(db: Path, port: int) -> LiveServer:
-    """``ctel serve`` on a port of our choosing (the agent must find it again after a
-    restart; conftest's start_server picks a new port each time)."""
-    log = open(db.with_suffix(".log"), "ab")  # noqa: SIM115 - lives as long as the server
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "connector_telemetry",
-            "serve",
-            "--db",
-            str(db),
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    server = LiveServer(f"http://127.0.0.1:{port}", db, process, log)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        assert process.poll() is None, db.with_suffix(".log").read_text()
-        try:
-            httpx.get(server.api + "/openapi.json", timeout=1)
-            return server
-        except httpx.TransportError:
-            time.sleep(0.05)
-    stop_server(server)
-    raise AssertionError("server did not start: " + db.with_suffix(".log").read_text())
-
-
 @pytest.fixture
 def own_server(tmp_path: Path) -> Iterator[tuple[Path, int, str, str]]:
     """A database with an account and a write token: (db, port, account id, token)."""
@@ -203,7 +170,7 @@ def test_spooled_through_a_server_restart_and_stored_exactly_once(
     own_server: tuple[Path, int, str, str], tmp_path: Path
 ) -> None:
     db, port, account_id, token = own_server
-    server = serve_on(db, port)
+    server = start_server(db, port=port)
     connector = Connector(server.api, account_id, {"Authorization": f"Bearer {token}"})
     spool = tmp_path / "spool"
     process, log = start_agent(server.url, connector, spool)
@@ -211,7 +178,7 @@ def test_spooled_through_a_server_restart_and_stored_exactly_once(
         wait_until("3 snapshots", lambda: len(connector.snapshot_ts()) >= 3)
         stop_server(server)
         wait_until("5 spooled snapshots", lambda: len(pending_records(spool)) >= 5)
-        server = serve_on(db, port)
+        server = start_server(db, port=port)
         wait_until("the replay", lambda: "server answers again" in log.read_text())
         replayed = len(connector.snapshot_ts())
         wait_until("3 more snapshots", lambda: len(connector.snapshot_ts()) >= replayed + 3)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from conftest import start_server, stop_server
+from support import start_server, stop_server
 
 
 def ctel(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

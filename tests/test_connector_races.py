@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import LiveServer, Tenant, events_path, start_server, stop_server
+from support import LiveServer, Tenant, events_path, start_server, stop_server
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import Tenant, assert_error
+from support import Tenant, assert_error
 
 DEFAULTS = {
     "activated": False,

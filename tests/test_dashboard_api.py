@@ -10,11 +10,11 @@ from typing import Any
 import httpx
 from cloudflare import Cloudflare
 
-from conftest import LiveServer, Tenant, assert_error, events_path, start_server, stop_server
 from connector_telemetry.service import credentials
 from connector_telemetry.settings import Settings
 from connector_telemetry.store import open_store
 from connector_telemetry.store.base import Store
+from support import LiveServer, Tenant, assert_error, events_path, start_server, stop_server
 
 T0 = 1_700_000_000
 XSS = "<img src=x onerror=alert(1)>"

@@ -9,8 +9,8 @@ import httpx
 import orjson
 import pytest
 
-from conftest import Tenant, assert_error, events_path
 from connector_telemetry.service.events import KINDS
+from support import Tenant, assert_error, events_path
 
 T0 = 1_700_000_000
 

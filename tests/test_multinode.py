@@ -16,17 +16,10 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import (
-    LiveServer,
-    TemporaryPostgres,
-    Tenant,
-    free_port,
-    make_tenant,
-    start_server,
-    stop_server,
-)
 from connector_telemetry.settings import Settings
 from connector_telemetry.store import open_store
+from connector_telemetry.testing import TemporaryPostgres
+from support import LiveServer, Tenant, free_port, make_tenant, start_server, stop_server
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
 pytestmark = pytest.mark.skipif(

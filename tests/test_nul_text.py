@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import Tenant, assert_error, events_path
+from support import Tenant, assert_error, events_path
 
 
 @pytest.mark.parametrize(

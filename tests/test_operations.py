@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 from contextlib import closing
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -18,19 +17,14 @@ import httpx
 import orjson
 import pytest
 
-from conftest import (
-    LiveServer,
-    TemporaryPostgres,
-    Tenant,
-    make_tenant,
-    start_server,
-    stop_server,
-)
 from connector_telemetry.service import connectors, credentials, events, snapshots
 from connector_telemetry.settings import Settings
 from connector_telemetry.store import open_store
 from connector_telemetry.store.base import Store
-from connector_telemetry.store.sqlite import SCHEMA_VERSION
+from connector_telemetry.store.sql import migrations
+from connector_telemetry.store.sqlite import SQLiteStore
+from connector_telemetry.testing import TemporaryPostgres
+from support import LiveServer, Tenant, make_tenant, start_server, stop_server
 
 
 def ctel(*args: str, check: bool = True, **kw: Any) -> subprocess.CompletedProcess[bytes]:
@@ -122,11 +116,8 @@ def test_export_then_import_is_identical_and_idempotent(tmp_path: Path) -> None:
 def test_upgrade_from_the_first_schema_keeps_data(tmp_path: Path) -> None:
     db = tmp_path / "old.db"
     conn = sqlite3.connect(db)
-    first = (
-        resources.files("connector_telemetry.store") / "migrations" / "0001_initial.sql"
-    ).read_text()
     conn.executescript(
-        first + "CREATE TABLE schema_version (version INTEGER NOT NULL);"
+        migrations("sqlite")[0][1] + "CREATE TABLE schema_version (version INTEGER NOT NULL);"
         "INSERT INTO schema_version VALUES (1);"
     )
     conn.execute("INSERT INTO accounts VALUES ('acc', 'Old', '2026-01-01T00:00:00.000000Z')")
@@ -141,7 +132,7 @@ def test_upgrade_from_the_first_schema_keeps_data(tmp_path: Path) -> None:
     conn.commit()
     conn.close()
     migrated = ctel("db", "migrate", "--db", str(db))
-    assert f"version {SCHEMA_VERSION}".encode() in migrated.stderr
+    assert f"version {SQLiteStore.known_schema_version}".encode() in migrated.stderr
     store = open_store(Settings(db=str(db)))
     connector = store.get_connector("acc", "c1")
     assert connector is not None and connector.notes == "kept"
@@ -151,11 +142,9 @@ def test_upgrade_from_the_first_schema_keeps_data(tmp_path: Path) -> None:
 
 def test_upgrade_from_schema_2_moves_snapshots_to_a_rowid_table(tmp_path: Path) -> None:
     db = tmp_path / "v2.db"
-    folder = resources.files("connector_telemetry.store") / "migrations"
     conn = sqlite3.connect(db)
     conn.executescript(
-        (folder / "0001_initial.sql").read_text()
-        + (folder / "0002_snapshots_interrupts.sql").read_text()
+        "".join(script for _, script in migrations("sqlite")[:2])
         + "CREATE TABLE schema_version (version INTEGER NOT NULL);"
         "INSERT INTO schema_version VALUES (1); INSERT INTO schema_version VALUES (2);"
     )
@@ -171,7 +160,7 @@ def test_upgrade_from_schema_2_moves_snapshots_to_a_rowid_table(tmp_path: Path) 
     conn.commit()
     conn.close()
     migrated = ctel("db", "migrate", "--db", str(db))
-    assert f"version {SCHEMA_VERSION}".encode() in migrated.stderr
+    assert f"version {SQLiteStore.known_schema_version}".encode() in migrated.stderr
     with closing(sqlite3.connect(db)) as check:
         (sql,) = check.execute("SELECT sql FROM sqlite_master WHERE name='snapshots'").fetchone()
         assert "WITHOUT ROWID" not in sql.upper()

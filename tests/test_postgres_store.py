@@ -2,7 +2,7 @@
 and their purge, several writers (processes, servers) on one database, reconnects.
 
 The API behaviour itself is checked by the whole API suite, which runs on both stores
-(see conftest's ``live``)."""
+(see the ``live`` fixture in conftest.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +18,18 @@ import orjson
 import psycopg
 import pytest
 
-from conftest import LiveServer, TemporaryPostgres, make_tenant, start_server, stop_server
 from connector_telemetry.app import create_app
 from connector_telemetry.errors import ConfigError, Conflict, NotFound
 from connector_telemetry.service import connectors, credentials, events, snapshots
 from connector_telemetry.settings import Settings
 from connector_telemetry.store import describe, open_store
+from connector_telemetry.store.base import SchemaTooNew
 from connector_telemetry.store.pg_partitions import MONTHS_FROM, MONTHS_TO
-from connector_telemetry.store.postgres import SCHEMA_VERSION, PostgresStore
-from connector_telemetry.store.sqlite import SchemaTooNew
+from connector_telemetry.store.postgres import PostgresStore
+from connector_telemetry.store.sql import migrations
+from connector_telemetry.store.sqlite import SQLiteStore
+from connector_telemetry.testing import TemporaryPostgres
+from support import LiveServer, make_tenant, start_server, stop_server
 
 JAN, FEB, MAR = 1_704_067_200, 1_706_745_600, 1_709_251_200  # 2024-01-01, -02-01, -03-01
 SNAPSHOT = {
@@ -91,17 +93,14 @@ def record_snapshots(store: PostgresStore, account: str, cid: str, ts: list[floa
 # -- migrations -----------------------------------------------------------------------
 
 
+SCHEMA_VERSION = PostgresStore.known_schema_version
+
+
 def test_both_stores_have_the_same_schema_versions() -> None:
-    """Schema N means the same thing on both stores: each migration has its twin."""
-    store = resources.files("connector_telemetry.store")
-    names = {
-        kind: sorted(
-            f.name.split("_", 1)[0] for f in (store / kind).iterdir() if f.name.endswith(".sql")
-        )
-        for kind in ("migrations", "pg_migrations")
-    }
-    assert names["migrations"] == names["pg_migrations"]
-    assert int(names["pg_migrations"][-1]) == SCHEMA_VERSION
+    """Schema N means the same thing on both stores."""
+    versions = {kind: [v for v, _ in migrations(kind)] for kind in ("sqlite", "postgres")}
+    assert versions["sqlite"] == versions["postgres"] == list(range(1, SCHEMA_VERSION + 1))
+    assert SQLiteStore.known_schema_version == SCHEMA_VERSION
 
 
 def test_migrations_apply_from_zero_and_only_once(url: str) -> None:
@@ -121,9 +120,7 @@ def test_migrations_apply_from_zero_and_only_once(url: str) -> None:
 
 def test_an_older_schema_is_migrated_with_its_data(url: str) -> None:
     """A database left at schema 1 by an older ctel: `ctel db migrate` brings it up."""
-    folder = resources.files("connector_telemetry.store") / "pg_migrations"
-    first = next(f for f in folder.iterdir() if f.name.startswith("0001_"))
-    sql(url, first.read_text())
+    sql(url, migrations("postgres")[0][1])
     sql(url, "CREATE TABLE schema_version (version integer NOT NULL)")
     sql(url, "INSERT INTO schema_version VALUES (1)")
     sql(url, "INSERT INTO accounts VALUES ('old', 'Old account', '2024-01-01T00:00:00Z')")

@@ -1,8 +1,8 @@
 """The official ``cloudflare`` SDK (5.9.x) against the live server: telemetry snapshots,
 interrupts, and what a connector may do with its own license key.
 
-Every scenario runs three ways through test_sdk's ``sdk`` fixture (the sync client,
-``AsyncCloudflare`` on httpx, ``AsyncCloudflare`` on ``DefaultAioHttpClient``), always with
+Every scenario runs three ways through the ``sdk`` fixture (tests/support/sdk.py: the sync
+client, ``AsyncCloudflare`` on httpx, ``AsyncCloudflare`` on ``DefaultAioHttpClient``), always with
 ``_strict_response_validation=True``, so each response must match the SDK's own models.
 Snapshot (and event) ingest is ours, not in the SDK: it is done with plain httpx, and
 everything is read back through the SDK.
@@ -32,9 +32,8 @@ from cloudflare.types.magic_transit.connectors import (
 from cloudflare.types.magic_transit.connectors.snapshots import LatestListResponse
 from pydantic import BaseModel
 
-from conftest import Tenant, assert_error, events_path
-from test_sdk import SDK, T0, UNKNOWN_ID, connectors, event, raises
-from test_sdk import sdk as sdk  # the fixture itself: one run per SDK mode
+from support import Tenant, assert_error, create_connector, events_path, snapshots_path
+from support.sdk import SDK, T0, UNKNOWN_ID, connectors, event, raises
 
 LICENSE_SHAPE = re.compile(r"ctel_lic_[A-Za-z0-9_-]{43}")
 UNKNOWN_LICENSE = "ctel_lic_" + "Zz0_-" * 8 + "abc"  # well formed, never issued
@@ -59,13 +58,7 @@ class Device:
 
 
 def make_device(http: httpx.Client, tenant: Tenant) -> Device:
-    response = http.post(
-        f"/accounts/{tenant.account_id}/magic/connectors",
-        json={"device": {"provision_license": True}},
-        headers=tenant.write,
-    )
-    assert response.status_code == 200, response.text
-    result = response.json()["result"]
+    result = create_connector(str(http.base_url), tenant)
     assert LICENSE_SHAPE.fullmatch(result["license_key"]), result
     return Device(result["id"], result["license_key"])
 
@@ -73,10 +66,6 @@ def make_device(http: httpx.Client, tenant: Tenant) -> Device:
 @pytest.fixture
 def device(http: httpx.Client, tenant: Tenant) -> Device:
     return make_device(http, tenant)
-
-
-def snapshots_path(account_id: str, connector_id: str) -> str:
-    return f"/accounts/{account_id}/magic/connectors/{connector_id}/telemetry/snapshots"
 
 
 def snap(t: float, v: str = "2026.1.0", **fields: Any) -> dict[str, Any]:

@@ -20,7 +20,20 @@ def test_env_and_overrides() -> None:
     assert Settings.from_env({}) == Settings()
 
 
-def test_ci_runs_the_readme_test_command() -> None:
+def test_ci_runs_the_readme_test_commands() -> None:
+    """.ci/run runs the README's two test commands verbatim, each as its own labelled step:
+    the suite, then the slow reliability suite (which the first leaves out)."""
     script = (Path(__file__).parent.parent / ".ci" / "run").read_text().splitlines()
-    command = script[script.index("# The README's test command, verbatim:") + 1]
-    assert command in README.split("```")[3]  # the second command block: the tests
+    readme_block = README.split("```")[3]  # the second command block: the tests
+    commands = [line for line in readme_block.splitlines() if ".venv/bin/python -m pytest" in line]
+    assert len(commands) == 2
+    assert commands[0].endswith('pytest -q -m "not slow"')
+    assert commands[1].endswith("pytest -q -m slow tests/reliability")
+    for marker, command in zip(
+        ("# The README's test command, verbatim:", "# The README's reliability command, verbatim:"),
+        commands,
+        strict=True,
+    ):
+        at = script.index(marker)
+        assert script[at + 1] == command
+        assert script[at - 1].startswith('echo "== step ')

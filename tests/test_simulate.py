@@ -19,7 +19,6 @@ import httpx
 import orjson
 import pytest
 
-from conftest import LiveServer, Tenant
 from connector_telemetry.service.events import KINDS
 from connector_telemetry.service.snapshot_schema import SCHEMA
 from connector_telemetry.simulate import (
@@ -39,6 +38,7 @@ from connector_telemetry.simulate import (
 )
 from connector_telemetry.simulate.send import _encode
 from connector_telemetry.simulate.snapshots import COUNTERS
+from support import LiveServer, Tenant
 
 START = 1_780_000_000.0  # 2026-05-28T20:26:40Z
 SMALL = SimConfig(start=START, seed=7, connectors=2, days=1, interval=3600)

@@ -4,6 +4,7 @@ stores the same bytes when it accepts, and is the path real snapshots take."""
 from __future__ import annotations
 
 import copy
+import typing
 from functools import cache
 from typing import Any
 
@@ -80,3 +81,35 @@ def test_fast_path_never_accepts_what_the_precise_checks_refuse(
     fast = snapshots._fast_batch([copy.deepcopy(item)])
     if fast is not None:
         assert [s.doc for s in fast] == precise([item])
+
+
+def _schema_of(model: type[Any]) -> dict[str, dict[str, tuple[Any, bool]]]:
+    """The SCHEMA table of the SDK's pydantic model and the models it nests."""
+    names = {float: "number", str: "string", bool: "boolean"}
+    found: dict[str, dict[str, tuple[Any, bool]]] = {}
+
+    def walk(model: type[Any], name: str) -> None:
+        fields: dict[str, tuple[Any, bool]] = {}
+        for field_name, info in model.model_fields.items():
+            annotation = info.annotation
+            args = [a for a in typing.get_args(annotation) if a is not type(None)]
+            if typing.get_origin(annotation) is typing.Union:
+                annotation = args[0]
+            if typing.get_origin(annotation) is list:
+                (item,) = typing.get_args(annotation)
+                nested = item.__name__
+                walk(item, nested)
+                fields[info.alias or field_name] = (("array", nested), info.is_required())
+            else:
+                fields[info.alias or field_name] = (names[annotation], info.is_required())
+        found[name] = fields
+
+    walk(model, "Snapshot")
+    return found
+
+
+def test_the_schema_is_the_official_sdks_model() -> None:
+    """service/snapshot_schema.py is the SDK's Snapshot model, field for field."""
+    from cloudflare.types.magic_transit.connectors import SnapshotGetResponse
+
+    assert _schema_of(SnapshotGetResponse) == SCHEMA

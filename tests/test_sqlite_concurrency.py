@@ -1,7 +1,7 @@
 """How the SQLite store shares one file between threads and processes: the event loop's held
-read transaction (store.sqlite.HeldReader) stays exact whatever another connection or process
-commits, and ends when asked; the workers' writer turns (store.sqlite.WriterTurn) follow the
-database's permissions and never stand in the way of a write."""
+read transaction (store.sqlite_held.HeldReader) stays exact whatever another connection or
+process commits, and ends when asked; the workers' writer turns (store.sqlite_turn.WriterTurn)
+follow the database's permissions and never stand in the way of a write."""
 
 from __future__ import annotations
 

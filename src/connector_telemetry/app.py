@@ -1,5 +1,12 @@
-"""``create_app(settings, store)``: the routes, one dispatcher, and ONE place where
-every error (expected or not) becomes Cloudflare's envelope.
+"""``create_app(settings, store)``: the routes, one dispatcher, and one place where
+every error (expected or not, on any route, health checks included) becomes
+Cloudflare's envelope (``App._fail``).
+
+The dispatcher serves each route as it declares itself (api/route.py): it authenticates
+and authorizes by the route's access, parses its declared query, reads its body, runs it
+inline (a read: a plain function, no coroutine) or on the writer thread (``writes``),
+and renders its answer. Every answer leaves through ``prepare`` or ``finish``: the place
+for a per-request hook (metrics, request ids, a request journal, fault injection).
 
 The app is a plain object with ``handle()``; ``__rsgi__`` (granian, production)
 and ``__call__`` (ASGI: tests, uvicorn, anything else) are thin adapters.
@@ -12,10 +19,10 @@ import logging
 import uuid
 from typing import Any
 
-from connector_telemetry import envelope
 from connector_telemetry.api import (
     connectors,
     dashboard,
+    envelope,
     events,
     health,
     interrupts,
@@ -26,7 +33,8 @@ from connector_telemetry.api import (
 from connector_telemetry.api.auth import authorize
 from connector_telemetry.api.context import Context
 from connector_telemetry.api.request import Headers, Request
-from connector_telemetry.api.routing import Route, Router
+from connector_telemetry.api.route import BODY_METHODS, Response, Route
+from connector_telemetry.api.routing import Router
 from connector_telemetry.errors import ApiError, InternalError, PayloadTooLarge, Unavailable
 from connector_telemetry.settings import Settings
 from connector_telemetry.store.base import Store
@@ -35,8 +43,7 @@ from connector_telemetry.web import Web
 log = logging.getLogger("connector_telemetry")
 
 _JSON = [("content-type", "application/json")]
-_BODY_METHODS = frozenset(("POST", "PUT", "PATCH"))
-Response = tuple[int, list[tuple[str, str]], bytes]
+_AUTHENTICATED = frozenset(("read", "write"))
 
 
 class App:
@@ -49,12 +56,13 @@ class App:
             *snapshots.routes(self.ctx),
             *interrupts.routes(self.ctx),
             *tokens.routes(self.ctx),
-            *dashboard.routes(self.ctx),  # issue 9
+            *health.routes(self.ctx),
+            *dashboard.routes(self.ctx),
+            *Web(settings.prefix).routes(),  # the dashboard's page and files, at the root
         ]
         routes.append(openapi.route(lambda: self.openapi))
         self.openapi = openapi.document(routes, settings.prefix)
         self.router = Router(settings.prefix, routes)
-        self.web = Web(settings.prefix)  # issue 9: the dashboard's page and assets
         self._holding = False
 
     def prepare(
@@ -62,32 +70,27 @@ class App:
     ) -> Response | tuple[Route, Request]:
         """Route and authenticate. Reads are answered right here, with no coroutine;
         what needs the body or the writer thread goes on to ``finish``."""
-        if path in health.CHECKS:
-            return health.answer(self.ctx, method, path)
-        if self.web.handles(path):  # ISSUE 9 HOOK: the dashboard, outside the API prefix
-            page = self.web.answer(
-                method, path, headers.get("accept-encoding", ""), headers.get("if-none-match", "")
-            )
-            if page is not None:
-                return page
+        route = None
         try:
             route, params = self.router.match(method, path)
             req = Request(method, path, query, headers, b"")
             req.params = params
-            if route.access in ("read", "write"):
+            if route.access in _AUTHENTICATED:
                 principal = self.ctx.auth.authenticate(headers)
                 authorize(principal, route, params)
                 req.principal = principal
-            if route.is_async or method in _BODY_METHODS:
+            if route.deferred:
                 return route, req
-            return 200, _JSON, route.handler(req)  # type: ignore[return-value]
+            if route.query:
+                req.args = route.parse_query(req)
+            return route.respond(route.handler(req))
         except Exception as exc:
-            return self._fail(exc, method, path)
+            return self._fail(exc, method, path, route)
 
     async def finish(self, route: Route, req: Request, body: Any) -> Response:
         """``body`` is an awaitable returning the request body."""
         try:
-            if req.method in _BODY_METHODS:
+            if req.method in BODY_METHODS:
                 length = req.headers.get("content-length")
                 limit = self.settings.max_body_bytes
                 if length and length.isdigit() and int(length) > limit:
@@ -95,11 +98,13 @@ class App:
                 req.body = await body()
                 if len(req.body) > limit:  # sent without Content-Length
                     raise PayloadTooLarge(f"request body over {limit} bytes")
-            if route.is_async:
-                return 200, _JSON, await route.handler(req)  # type: ignore[misc]
-            return 200, _JSON, route.handler(req)  # type: ignore[return-value]
+            if route.query:
+                req.args = route.parse_query(req)
+            if route.writes:
+                return route.respond(await self.ctx.write(route.handler, req))
+            return route.respond(route.handler(req))
         except Exception as exc:
-            return self._fail(exc, req.method, req.path)
+            return self._fail(exc, req.method, req.path, route)
 
     async def handle(
         self, method: str, path: str, query: str, headers: Headers, body: Any
@@ -109,8 +114,9 @@ class App:
             return prepared
         return await self.finish(prepared[0], prepared[1], body)
 
-    def _fail(self, exc: Exception, method: str, path: str) -> Response:
-        """The one place an exception becomes an answer."""
+    def _fail(self, exc: Exception, method: str, path: str, route: Route | None) -> Response:
+        """The one place an exception becomes an answer: Cloudflare's envelope, with the
+        route's own headers (``Cache-Control`` on health checks), no body for HEAD."""
         if isinstance(exc, ApiError):
             err = exc
         elif isinstance(exc, self.ctx.store.unavailable_errors):
@@ -122,13 +128,16 @@ class App:
                 "unexpected error on %s %s (request %s)", method, path, request_id, exc_info=exc
             )
             err = InternalError(f"internal error, request id {request_id}")
-        return err.status, _JSON + err.headers, envelope.error_body(err)
+        if route is None:
+            return err.status, _JSON + err.headers, envelope.error_body(err)
+        body = b"" if route.method == "HEAD" else envelope.error_body(err)
+        return err.status, [*_JSON, *route.headers, *err.headers], body
 
     # -- RSGI (granian) ---------------------------------------------------------
 
     def _hold_reads(self) -> None:
         """Reads on this (the event loop's) thread share a read transaction until the
-        loop's next turn (see ``store.sqlite.HeldReader``)."""
+        loop's next turn (see ``store.sqlite_held.HeldReader``)."""
         self._holding = True
         loop = asyncio.get_running_loop()
         store = self.ctx.store

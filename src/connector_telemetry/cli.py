@@ -14,12 +14,11 @@ from typing import Any
 
 from connector_telemetry import __version__, agent
 from connector_telemetry.errors import ApiError, ConfigError
+from connector_telemetry.models import PERMISSION_LABELS, PERMISSION_NAMES
 from connector_telemetry.service import credentials
-from connector_telemetry.service.models import PERMISSION_LABELS, PERMISSION_NAMES
 from connector_telemetry.settings import Settings
 from connector_telemetry.store import open_store
-from connector_telemetry.store.base import Store
-from connector_telemetry.store.sqlite import SchemaTooNew
+from connector_telemetry.store.base import SchemaTooNew, Store
 
 
 def _err(*parts: object) -> None:
@@ -117,7 +116,7 @@ def cmd_users_create(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from connector_telemetry.service.progress import Progress
+    from connector_telemetry.progress import Progress
     from connector_telemetry.service.transfer import export_account
 
     _, store = _store(args)
@@ -132,7 +131,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from connector_telemetry.service.progress import Progress
+    from connector_telemetry.progress import Progress
     from connector_telemetry.service.transfer import import_account
 
     _, store = _store(args)

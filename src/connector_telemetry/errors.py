@@ -1,6 +1,6 @@
 """Every error the API can answer with, as a typed exception.
 
-Deep code raises one of these; exactly one place (``envelope.error_body``, called
+Deep code raises one of these; exactly one place (``api.envelope.error_body``, called
 by the app's dispatcher) renders it into Cloudflare's v4 envelope. The tree::
 
     ApiError                      status  code

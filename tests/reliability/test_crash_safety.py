@@ -36,10 +36,18 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from reliability_support import create_connector, hard_kill, report, size
 
-from conftest import STORES, Tenant, events_path, fresh_db, start_server, stop_server
 from connector_telemetry.testing import TemporaryPostgres, postgres_bindir
+from support import (
+    STORES,
+    Tenant,
+    create_connector,
+    events_path,
+    fresh_db,
+    start_server,
+    stop_server,
+)
+from support.reliability import hard_kill, report, size
 
 pytestmark = pytest.mark.slow
 
@@ -324,7 +332,7 @@ def test_sigkill_during_concurrent_ingest(
     ledger = Ledger()
     server = start_server(store.db, workers=WORKERS, log_path=log)
     try:
-        connector_id = create_connector(server.api, tenant)
+        connector_id = create_connector(server.api, tenant)["id"]
     finally:
         stop_server(server)
     events = events_path(tenant.account_id, connector_id)

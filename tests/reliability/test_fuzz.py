@@ -40,7 +40,6 @@ import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase
-from reliability_support import create_connector, report, size
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -48,10 +47,20 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from conftest import STORES, LiveServer, Tenant, events_path, fresh_db, start_server, stop_server
-from connector_telemetry.api.routing import Route
+from connector_telemetry.api.route import Route
 from connector_telemetry.app import create_app
 from connector_telemetry.settings import Settings
+from support import (
+    STORES,
+    LiveServer,
+    Tenant,
+    create_connector,
+    events_path,
+    fresh_db,
+    start_server,
+    stop_server,
+)
+from support.reliability import report, size
 
 pytestmark = pytest.mark.slow
 
@@ -71,7 +80,7 @@ SCHEMATHESIS_CHECKS = [
 def app_routes() -> list[Route]:
     with tempfile.TemporaryDirectory() as folder:
         app = create_app(Settings(db=f"{folder}/r.db"))
-        routes = list(app.router.routes)
+        routes = [route for route in app.router.routes if route.mount == "api"]
         app.ctx.close()
     return routes
 
@@ -313,7 +322,9 @@ class OperationFuzzer:
             and case.path_parameters.get("connector_id") == self.connector_id
         ):
             env = self.env
-            case.path_parameters["connector_id"] = create_connector(env.server.api, env.tenant)
+            case.path_parameters["connector_id"] = create_connector(env.server.api, env.tenant)[
+                "id"
+            ]
         response = case.call(
             base_url=self.env.server.api, headers=self.headers, session=self.session, timeout=60
         )
@@ -334,7 +345,7 @@ class OperationFuzzer:
 def test_fuzz_operation(fuzz_env: FuzzEnv, route: Route, credentials: str) -> None:
     api, tenant = fuzz_env.server.api, fuzz_env.tenant
     operation = fuzz_env.schema[route.template][route.method]
-    connector_id = create_connector(api, tenant)
+    connector_id = create_connector(api, tenant)["id"]
     seeded = httpx.post(
         api + events_path(tenant.account_id, connector_id),
         json=[{"e": {"k": "Init"}, "t": t, "n": 0, "v": "2.0"} for t in range(5)],

@@ -24,9 +24,9 @@ from urllib.parse import urlsplit
 
 import orjson
 import pytest
-from reliability_support import children, create_connector, report, size, vm_rss_kb
 
-from conftest import Tenant, events_path, start_server, stop_server
+from support import Tenant, create_connector, events_path, start_server, stop_server
+from support.reliability import children, report, size, vm_rss_kb
 
 pytestmark = pytest.mark.slow
 
@@ -242,7 +242,7 @@ def test_soak_mixed_load(
     db, tenant = fresh
     server = start_server(db, workers=WORKERS, log_path=tmp_path / "ctel.log")
     try:
-        connector_id = create_connector(server.api, tenant)
+        connector_id = create_connector(server.api, tenant)["id"]
         history = [
             {"e": {"k": KINDS[n], "seq": t}, "t": T0 + t, "n": n, "v": "2.0"}
             for t in range(HISTORY // 5)
@@ -323,5 +323,5 @@ def test_soak_mixed_load(
     too_much = {pid: f"{100 * g:.1f}%" for pid, g in growth.items() if g >= MAX_RSS_GROWTH}
     assert too_much == {}, f"worker RSS grew by 10% or more: {too_much}"
     # Checkpoints keep up although the workers hold read transactions between commits
-    # (store.sqlite.HeldReader): the log is reused from its start, not grown without end.
+    # (store.sqlite_held.HeldReader): the log is reused from its start, not grown without end.
     assert wal is None or wal < MAX_WAL_MB, f"the WAL grew to {wal:.1f} MB"

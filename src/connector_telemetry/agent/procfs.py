@@ -2,8 +2,9 @@
 
 Every function takes the procfs root (``"/proc"`` on a host, a fixture directory in
 tests) and returns the file's content parsed in the kernel's own terms (the names
-the file uses); :mod:`.snapshot` maps them to the reference's field names. A file
-the host does not have gives ``None`` (or an empty result), never made-up values.
+the file uses); :mod:`.scalars` and :mod:`.arrays` map them to the reference's field
+names. A file the host does not have gives ``None`` (or an empty result), never made-up
+values.
 Nothing here knows about HTTP, the spool or the snapshot's wire names.
 """
 
@@ -362,7 +363,7 @@ def read_net_route(procfs: str) -> list[RouteEntry]:
 
 def read_fib_trie_local_addresses(procfs: str) -> list[ipaddress.IPv4Address]:
     """The host's own IPv4 addresses: the leaves marked ``/32 host LOCAL``. fib_trie does
-    not say which interface holds them; :func:`.snapshot.interfaces` matches them to the
+    not say which interface holds them; :func:`.arrays.interfaces` matches them to the
     connected routes of /proc/net/route."""
     text = read_text(os.path.join(procfs, "net", "fib_trie"))
     found: dict[ipaddress.IPv4Address, None] = {}

@@ -13,10 +13,10 @@ from collections.abc import Callable
 from typing import Any
 
 from connector_telemetry.api.request import Headers
-from connector_telemetry.api.routing import Route
+from connector_telemetry.api.route import Route
 from connector_telemetry.errors import Forbidden, InvalidHeaders, MissingCredentials
+from connector_telemetry.models import Principal
 from connector_telemetry.service import credentials
-from connector_telemetry.service.models import Principal
 from connector_telemetry.store.base import Store
 
 _CACHE_MAX = 10_000

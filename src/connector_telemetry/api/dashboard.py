@@ -1,5 +1,4 @@
-"""ISSUE 9 HOOK: the routes the dashboard needs beyond Cloudflare's, kept in this one module
-so they can move to the route declarations of the refactored server as they are.
+"""The routes the dashboard needs beyond Cloudflare's (its files are served by ``web/``).
 
 - List Accounts (Cloudflare's ``GET /accounts``): which accounts a pasted credential may
   use, and whether it may write there (the dashboard's sign-in).
@@ -11,11 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from connector_telemetry import envelope
+from connector_telemetry.api import envelope
 from connector_telemetry.api.context import Context
-from connector_telemetry.api.request import Request, query_limit, query_number, query_range
-from connector_telemetry.api.routing import Route
+from connector_telemetry.api.events import FROM, TO
+from connector_telemetry.api.request import Request
+from connector_telemetry.api.route import CURSOR, Param, Raw, Route, choice, limit, number
+from connector_telemetry.api.schemas import ERROR_ITEM
 from connector_telemetry.errors import InvalidQuery
+from connector_telemetry.numbers import parse_query_number
 from connector_telemetry.service import credentials, fleet, series
 
 FLEET_SUMMARY = "/accounts/{account_id}/magic/connectors/telemetry/summary"
@@ -24,19 +26,37 @@ SNAPSHOT_SERIES = (
 )
 
 
+def whole(name: str, default: int, maximum: int) -> Param:
+    """A whole number from 1 to ``maximum`` (Cloudflare's ``page``, ``per_page``)."""
+
+    def parse(raw: str | None) -> int:
+        if raw is None:
+            return default
+        value = parse_query_number(raw)
+        if value is None or not value.is_integer() or not 1 <= value <= maximum:
+            raise InvalidQuery(f"{name}: must be a whole number from 1 to {maximum}, got {raw!r}")
+        return int(value)
+
+    return Param(name, {"type": "integer", "minimum": 1, "maximum": maximum}, parse=parse)
+
+
+ACCOUNTS_QUERY = (
+    whole("page", 1, 1_000_000),
+    whole("per_page", 20, 50),
+    Param("name", {"type": "string"}),
+    choice("direction", ("asc", "desc"), "direction"),
+)
+
+
 def routes(ctx: Context) -> list[Route]:
     store = ctx.store
 
     def list_accounts(req: Request) -> bytes:
         principal = ctx.auth.authenticate(req.headers)
-        query = req.query()
-        page = query_limit(query, 1, 1_000_000, name="page")
-        per_page = query_limit(query, 20, 50, name="per_page")
-        direction = query.get("direction", "asc")
-        if direction not in ("asc", "desc"):
-            raise InvalidQuery(f"direction: must be asc or desc, got {direction!r}")
-        accounts = credentials.list_accounts(store, principal, query.get("name"))
-        if direction == "desc":
+        args = req.args
+        page, per_page = args["page"], args["per_page"]
+        accounts = credentials.list_accounts(store, principal, args["name"])
+        if args["direction"] == "desc":
             accounts.reverse()
         shown = accounts[(page - 1) * per_page : page * per_page]
         info = {
@@ -48,23 +68,37 @@ def routes(ctx: Context) -> list[Route]:
         }
         return envelope.ok_with_info(shown, info)
 
-    def fleet_summary(req: Request) -> bytes:
-        since = query_number(req.query(), "changed_since", required=False)
-        return envelope.ok(fleet.fleet_summary(store, req.account_id, since))
+    def fleet_summary(req: Request) -> Any:
+        return fleet.fleet_summary(store, req.account_id, req.args["changed_since"])
 
-    def snapshot_series(req: Request) -> bytes:
-        query = req.query()
-        t_from, t_to = query_range(query)
-        limit = query_limit(query, series.LIMIT_DEFAULT, series.LIMIT_MAX)
-        spec = series.SeriesQuery(t_from, t_to, limit)
-        cursor = query.get("cursor") or None
-        return envelope.ok(
-            series.snapshot_series(store, req.account_id, req.connector_id, spec, cursor)
-        )
+    def snapshot_series(req: Request) -> Any:
+        args = req.args
+        spec = series.SeriesQuery(args["from"], args["to"], args["limit"])
+        return series.snapshot_series(store, req.account_id, req.connector_id, spec, args["cursor"])
 
     return [
-        Route("GET", "/accounts", list_accounts, "self", "accounts.list", "List Accounts"),
-        Route("GET", FLEET_SUMMARY, fleet_summary, "read", "fleet.summary", "Fleet summary (ctel)"),
+        Route(
+            "GET",
+            "/accounts",
+            list_accounts,
+            "self",
+            "accounts.list",
+            "List Accounts",
+            result=ACCOUNT_LIST,
+            query=ACCOUNTS_QUERY,
+            answer=Raw("application/json"),
+            errors=("400", "403"),
+        ),
+        Route(
+            "GET",
+            FLEET_SUMMARY,
+            fleet_summary,
+            "read",
+            "fleet.summary",
+            "Fleet summary (ctel)",
+            result=FLEET_RESULT,
+            query=(number("changed_since", required=False),),
+        ),
         Route(
             "GET",
             SNAPSHOT_SERIES,
@@ -72,11 +106,13 @@ def routes(ctx: Context) -> list[Route]:
             "read",
             "snapshots.series",
             "Snapshot series (ctel)",
+            result=SERIES_RESULT,
+            query=(FROM, TO, CURSOR, limit(series.LIMIT_DEFAULT, series.LIMIT_MAX)),
         ),
     ]
 
 
-# -- what the OpenAPI document says of these routes (merged by api.openapi) --------------
+# -- the results' schemas ------------------------------------------------------------------
 
 _NUM = {"type": "number"}
 _NULLABLE_NUM = {"type": "number", "nullable": True}
@@ -84,7 +120,7 @@ _COLUMN = {"type": "array", "items": _NULLABLE_NUM}
 
 
 def _named(key: str, *columns: str) -> dict[str, Any]:
-    props: dict[str, Any] = {key: {"type": "string"}, **dict.fromkeys(columns, _COLUMN)}
+    props: dict[str, Any] = {key: {"type": "string"}, **{c: _COLUMN for c in columns}}
     return {"type": "array", "items": {"type": "object", "required": [key], "properties": props}}
 
 
@@ -109,81 +145,79 @@ _SNAPSHOT_SUMMARY = {
         },
     },
 }
-OPENAPI_RESULTS: dict[str, Any] = {
-    "accounts.list": {
-        "type": "array",
-        "items": {
-            "type": "object",
-            "required": ["id", "name", "type"],
-            "properties": {
-                "id": {"type": "string"},
-                "name": {"type": "string"},
-                "type": {"type": "string", "enum": ["standard", "enterprise"]},
-                "created_on": {"type": "string"},
-                "permissions": {"type": "object"},
-            },
+_ACCOUNTS = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "required": ["id", "name", "type"],
+        "properties": {
+            "id": {"type": "string"},
+            "name": {"type": "string"},
+            "type": {"type": "string", "enum": ["standard", "enterprise"]},
+            "created_on": {"type": "string"},
+            "permissions": {"type": "object"},
         },
     },
-    "fleet.summary": {
-        "type": "object",
-        "required": ["as_of", "connectors"],
-        "properties": {
-            "as_of": _NUM,
-            "connectors": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["id", "activated", "notes", "device", "snapshot", "failure"],
-                    "properties": {
-                        "id": {"type": "string"},
-                        "activated": {"type": "boolean"},
-                        "notes": {"type": "string"},
-                        "device": {"type": "object"},
-                        "last_heartbeat": {"type": "string"},
-                        "last_seen_version": {"type": "string"},
-                        "snapshot": _SNAPSHOT_SUMMARY,
-                        "failure": {
-                            "type": "object",
-                            "nullable": True,
-                            "properties": {"t": _NUM, "n": _NUM, "k": {"type": "string"}},
-                        },
+}
+#: List Accounts' whole body (Cloudflare's paged envelope, with ``result_info``).
+ACCOUNT_LIST: dict[str, Any] = {
+    "type": "object",
+    "required": ["result", "success", "errors", "messages", "result_info"],
+    "properties": {
+        "result": _ACCOUNTS,
+        "result_info": {
+            "type": "object",
+            "properties": {
+                key: {"type": "integer"}
+                for key in ("page", "per_page", "count", "total_count", "total_pages")
+            },
+        },
+        "success": {"type": "boolean"},
+        "errors": {"type": "array", "items": ERROR_ITEM},
+        "messages": {"type": "array"},
+    },
+}
+FLEET_RESULT: dict[str, Any] = {
+    "type": "object",
+    "required": ["as_of", "connectors"],
+    "properties": {
+        "as_of": _NUM,
+        "connectors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["id", "activated", "notes", "device", "snapshot", "failure"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "activated": {"type": "boolean"},
+                    "notes": {"type": "string"},
+                    "device": {"type": "object"},
+                    "last_heartbeat": {"type": "string"},
+                    "last_seen_version": {"type": "string"},
+                    "snapshot": _SNAPSHOT_SUMMARY,
+                    "failure": {
+                        "type": "object",
+                        "nullable": True,
+                        "properties": {"t": _NUM, "n": _NUM, "k": {"type": "string"}},
                     },
                 },
             },
         },
     },
-    "snapshots.series": {
-        "type": "object",
-        "required": ["count", "t", "cpu", "load", "memory", "tunnels", "mounts", "interfaces"],
-        "properties": {
-            "count": _NUM,
-            "cursor": {"type": "string"},
-            "t": {"type": "array", "items": _NUM},
-            "cpu": _COLUMN,
-            "memory": _COLUMN,
-            "load": {"type": "object", "additionalProperties": _COLUMN},
-            "tunnels": {"type": "object", "additionalProperties": _COLUMN},
-            "mounts": _named("name", "used"),
-            "interfaces": _named("name", "rx", "tx"),
-            "thermals": _named("label", "celsius"),
-        },
+}
+SERIES_RESULT: dict[str, Any] = {
+    "type": "object",
+    "required": ["count", "t", "cpu", "load", "memory", "tunnels", "mounts", "interfaces"],
+    "properties": {
+        "count": _NUM,
+        "cursor": {"type": "string"},
+        "t": {"type": "array", "items": _NUM},
+        "cpu": _COLUMN,
+        "memory": _COLUMN,
+        "load": {"type": "object", "additionalProperties": _COLUMN},
+        "tunnels": {"type": "object", "additionalProperties": _COLUMN},
+        "mounts": _named("name", "used"),
+        "interfaces": _named("name", "rx", "tx"),
+        "thermals": _named("label", "celsius"),
     },
 }
-_WHOLE = {"type": "integer", "minimum": 1}
-OPENAPI_QUERIES: dict[str, list[tuple[str, bool, dict[str, Any]]]] = {
-    "accounts.list": [
-        ("page", False, _WHOLE),
-        ("per_page", False, {"type": "integer", "minimum": 1, "maximum": 50}),
-        ("name", False, {"type": "string"}),
-        ("direction", False, {"type": "string", "enum": ["asc", "desc"]}),
-    ],
-    "fleet.summary": [("changed_since", False, _NUM)],
-    "snapshots.series": [
-        ("from", True, _NUM),
-        ("to", True, _NUM),
-        ("cursor", False, {"type": "string"}),
-        ("limit", False, {"type": "integer", "minimum": 1, "maximum": series.LIMIT_MAX}),
-    ],
-}
-#: List Accounts authenticates itself, and refuses license keys and unknown tokens (403).
-OPENAPI_ERRORS: dict[str, tuple[str, ...]] = {"accounts.list": ("400", "403")}

@@ -2,56 +2,58 @@
 
 from __future__ import annotations
 
-from connector_telemetry import envelope
-from connector_telemetry.api.context import Context
-from connector_telemetry.api.request import Request, query_limit, query_range
-from connector_telemetry.api.routing import Route
-from connector_telemetry.errors import InvalidQuery
+from typing import Any
+
+from connector_telemetry.api.context import INGEST_RESULT, Context
+from connector_telemetry.api.request import Request
+from connector_telemetry.api.route import CURSOR, Route, choice, limit, number, ref
 from connector_telemetry.service import events
+
+FROM, TO = number("from", required=True), number("to", required=True)
+KIND = choice("k", events.KINDS, "event kind")
+LIST_LIMIT = limit(events.LIST_LIMIT_DEFAULT, events.LIST_LIMIT_MAX)
+LATEST_LIMIT = limit(events.LATEST_LIMIT_DEFAULT, events.LATEST_LIMIT_MAX)
 
 
 def routes(ctx: Context) -> list[Route]:
     store = ctx.store
     base = "/accounts/{account_id}/magic/connectors/{connector_id}/telemetry/events"
 
-    async def record_events(req: Request) -> bytes:
-        return await ctx.record(req, events.parse_batch, events.record_events)
-
-    def list_events(req: Request) -> bytes:
-        query = req.query()
-        t_from, t_to = query_range(query)
-        kind = query.get("k")
-        if kind is not None and kind not in events.KINDS:
-            raise InvalidQuery(f"k: unknown event kind {kind!r}")
-        spec = events.ListQuery(
-            t_from,
-            t_to,
-            kind,
-            query_limit(query, events.LIST_LIMIT_DEFAULT, events.LIST_LIMIT_MAX),
-        )
-        cursor = query.get("cursor") or None
-        result = events.list_events(store, req.account_id, req.connector_id, spec, cursor)
-        return envelope.ok(result)
+    def list_events(req: Request) -> Any:
+        args = req.args
+        spec = events.ListQuery(args["from"], args["to"], args["k"], args["limit"])
+        return events.list_events(store, req.account_id, req.connector_id, spec, args["cursor"])
 
     def latest_events(req: Request) -> bytes:
-        limit = query_limit(req.query(), events.LATEST_LIMIT_DEFAULT, events.LATEST_LIMIT_MAX)
-        return envelope.ok_raw(events.latest_events(store, req.account_id, req.connector_id, limit))
+        return events.latest_events(store, req.account_id, req.connector_id, req.args["limit"])
 
     def get_event(req: Request) -> bytes:
         keys = req.params["event_t.event_n"]
-        return envelope.ok_raw(events.get_event(store, req.account_id, req.connector_id, keys))
+        return events.get_event(store, req.account_id, req.connector_id, keys)
 
     return [
         Route(
             "POST",
             base,
-            record_events,
+            ctx.ingest(events.parse_batch, events.record_events),
             "write",
             "events.record",
             "Record Events (ctel)",
+            result=INGEST_RESULT,
+            body=ctx.batch(ref("NewEvent")),
+            writes=True,
             device=True,
         ),
-        Route("GET", base, list_events, "read", "events.list", "List Events"),
+        Route(
+            "GET",
+            base,
+            list_events,
+            "read",
+            "events.list",
+            "List Events",
+            result=ref("EventList"),
+            query=(FROM, TO, CURSOR, KIND, LIST_LIMIT),
+        ),
         Route(
             "GET",
             base + "/latest",
@@ -59,6 +61,16 @@ def routes(ctx: Context) -> list[Route]:
             "read",
             "events.latest.list",
             "Get latest Events",
+            result=ref("EventLatest"),
+            query=(LATEST_LIMIT,),
         ),
-        Route("GET", base + "/{event_t}.{event_n}", get_event, "read", "events.get", "Get Event"),
+        Route(
+            "GET",
+            base + "/{event_t}.{event_n}",
+            get_event,
+            "read",
+            "events.get",
+            "Get Event",
+            result=ref("RecordedEvent"),
+        ),
     ]

@@ -3,10 +3,11 @@ license key is its check-in (pending interrupts are returned and marked triggere
 
 from __future__ import annotations
 
-from connector_telemetry import envelope
+from typing import Any
+
 from connector_telemetry.api.context import Context
 from connector_telemetry.api.request import Request
-from connector_telemetry.api.routing import Route
+from connector_telemetry.api.route import Body, Route, ref
 from connector_telemetry.service import interrupts
 
 
@@ -14,26 +15,41 @@ def routes(ctx: Context) -> list[Route]:
     store = ctx.store
     base = "/accounts/{account_id}/magic/connectors/{connector_id}/interrupts"
 
-    async def create_interrupt(req: Request) -> bytes:
+    def create_interrupt(req: Request) -> Any:
         body = req.json()
-        interrupt = await ctx.write(
-            interrupts.create_interrupt, store, req.account_id, req.connector_id, body
-        )
-        return envelope.ok(interrupt.to_wire())
+        return interrupts.create_interrupt(store, req.account_id, req.connector_id, body).to_wire()
 
-    async def list_interrupts(req: Request) -> bytes:
+    def list_interrupts(req: Request) -> Any:
         assert req.principal is not None
         if req.principal.kind == "device":
-            found = await ctx.write(
-                interrupts.pick_up_interrupts, store, req.account_id, req.connector_id
-            )
+            found = interrupts.pick_up_interrupts(store, req.account_id, req.connector_id)
         else:
             found = interrupts.list_interrupts(store, req.account_id, req.connector_id)
-        return envelope.ok([i.to_wire() for i in found])
+        return [i.to_wire() for i in found]
 
     return [
-        Route("POST", base, create_interrupt, "write", "interrupts.create", "Create an Interrupt"),
         Route(
-            "GET", base, list_interrupts, "read", "interrupts.list", "List Interrupts", device=True
+            "POST",
+            base,
+            create_interrupt,
+            "write",
+            "interrupts.create",
+            "Create an Interrupt",
+            result=ref("Interrupt"),
+            body=Body(ref("InterruptCreate")),
+            writes=True,
+        ),
+        # The connector's check-in marks what it picks up: a write (listing with a token
+        # runs on the writer thread too, and changes nothing).
+        Route(
+            "GET",
+            base,
+            list_interrupts,
+            "read",
+            "interrupts.list",
+            "List Interrupts",
+            result={"type": "array", "items": ref("Interrupt")},
+            writes=True,
+            device=True,
         ),
     ]

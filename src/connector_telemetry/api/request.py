@@ -3,14 +3,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
 import orjson
 
-from connector_telemetry.errors import BadRequest, InvalidJson, InvalidQuery, UnsupportedMediaType
-from connector_telemetry.numbers import parse_query_number
-from connector_telemetry.service.models import Principal
+from connector_telemetry.errors import InvalidJson, InvalidQuery, UnsupportedMediaType
+from connector_telemetry.models import Principal
+
+_NO_ARGS: Mapping[str, Any] = MappingProxyType({})
 
 
 class Headers(Protocol):
@@ -18,7 +21,16 @@ class Headers(Protocol):
 
 
 class Request:
-    __slots__ = ("body", "headers", "method", "params", "path", "principal", "query_string")
+    __slots__ = (
+        "args",
+        "body",
+        "headers",
+        "method",
+        "params",
+        "path",
+        "principal",
+        "query_string",
+    )
 
     def __init__(
         self, method: str, path: str, query_string: str, headers: Headers, body: bytes
@@ -28,7 +40,8 @@ class Request:
         self.query_string = query_string
         self.headers = headers
         self.body = body
-        self.params: dict[str, Any] = {}
+        self.params: dict[str, Any] = {}  # path parameters, converted (see api.route)
+        self.args: Mapping[str, Any] = _NO_ARGS  # the route's query parameters, parsed
         self.principal: Principal | None = None
 
     @property
@@ -70,38 +83,3 @@ class Request:
                 raise InvalidQuery(f"query parameter {key!r} is given more than once")
             found[key] = value
         return found
-
-
-def query_number(query: dict[str, str], name: str, *, required: bool) -> float | None:
-    raw = query.get(name)
-    if raw is None:
-        if required:
-            raise InvalidQuery(f"{name}: required query parameter (epoch seconds) is missing")
-        return None
-    value = parse_query_number(raw)
-    if value is None:
-        raise InvalidQuery(f"{name}: expected a number, got {raw!r}")
-    return value
-
-
-def query_range(query: dict[str, str]) -> tuple[float, float]:
-    """The required ``from`` and ``to`` of a telemetry list."""
-    t_from = query_number(query, "from", required=True)
-    t_to = query_number(query, "to", required=True)
-    assert t_from is not None and t_to is not None
-    return t_from, t_to
-
-
-def query_limit(query: dict[str, str], default: int, maximum: int, name: str = "limit") -> int:
-    """A whole number from 1 to ``maximum`` (``limit``, or another such parameter)."""
-    value = query_number(query, name, required=False)
-    if value is None:
-        return default
-    if not value.is_integer() or not 1 <= value <= maximum:
-        raise InvalidQuery(
-            f"{name}: must be a whole number from 1 to {maximum}, got {query[name]!r}"
-        )
-    return int(value)
-
-
-__all__ = ["BadRequest", "Request", "query_limit", "query_number", "query_range"]

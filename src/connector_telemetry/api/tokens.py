@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from connector_telemetry import envelope
 from connector_telemetry.api.auth import bearer_secret
 from connector_telemetry.api.context import Context
 from connector_telemetry.api.request import Request
-from connector_telemetry.api.routing import Route
+from connector_telemetry.api.route import Envelope, Route, ref
 from connector_telemetry.errors import (
     InvalidAccessToken,
     InvalidApiToken,
@@ -21,7 +20,7 @@ _VALID = {"code": 10000, "message": "This API Token is valid and active", "type"
 
 
 def routes(ctx: Context) -> list[Route]:
-    def verify(req: Request, account_id: str | None) -> bytes:
+    def verify(req: Request, account_id: str | None) -> Any:
         header = req.headers.get("authorization")
         if header is None:
             if req.headers.get("x-auth-key") is None and req.headers.get("x-auth-email") is None:
@@ -37,13 +36,15 @@ def routes(ctx: Context) -> list[Route]:
         result: dict[str, Any] = {"id": token.id, "status": "active"}
         if token.expires_on is not None:
             result["expires_on"] = token.expires_on
-        return envelope.ok_with_messages(result, [_VALID])
+        return result
 
-    def verify_user_token(req: Request) -> bytes:
+    def verify_user_token(req: Request) -> Any:
         return verify(req, None)
 
-    def verify_account_token(req: Request) -> bytes:
+    def verify_account_token(req: Request) -> Any:
         return verify(req, req.account_id)
+
+    answer = Envelope(messages=(_VALID,))
 
     return [
         Route(
@@ -53,6 +54,8 @@ def routes(ctx: Context) -> list[Route]:
             "self",
             "user.tokens.verify",
             "Verify Token",
+            result=ref("TokenVerify"),
+            answer=answer,
         ),
         Route(
             "GET",
@@ -61,5 +64,7 @@ def routes(ctx: Context) -> list[Route]:
             "self",
             "accounts.tokens.verify",
             "Verify Token (account-owned)",
+            result=ref("TokenVerify"),
+            answer=answer,
         ),
     ]

@@ -51,7 +51,7 @@ def bootstrap(settings: Settings, store: Store, demo: bool) -> None:
 def _fill_demo(settings: Settings, account_id: str, token: str) -> str:
     """Three connectors and a week of history from the simulator, sent through the API
     to an in-process app (the server is not listening yet)."""
-    from connector_telemetry.service import clock
+    from connector_telemetry import clock
     from connector_telemetry.simulate import SimConfig, default_start, simulate
     from connector_telemetry.simulate.inprocess import BASE, client_for
 

@@ -1,95 +1,23 @@
-"""Connectors: validation of create / update (PUT) / edit (PATCH) bodies, and the
-operations themselves. PUT replaces every settable field (omitted ones return to
+"""Connectors: create / update (PUT) / edit (PATCH) bodies (their settable fields are
+checked by the connector's table of fields, models/connector.py; the device here), and
+the operations themselves. PUT replaces every settable field (omitted ones return to
 their defaults); PATCH changes only the fields it names."""
 
 from __future__ import annotations
 
-import math
-import re
 import secrets
-from datetime import date
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from connector_telemetry import clock
 from connector_telemetry.errors import BadRequest, Conflict, NotFound, check_text
-from connector_telemetry.service import clock
+from connector_telemetry.models import DEVICE_TYPES, Connector
+from connector_telemetry.models.connector import check_settable, settable
 from connector_telemetry.service.credentials import digest, new_id
-from connector_telemetry.service.models import DAYS, DEVICE_TYPES, Connector
 from connector_telemetry.store.base import Store
 
-SETTABLE = (
-    "activated",
-    "interrupt_window_days_of_week",
-    "interrupt_window_duration_hours",
-    "interrupt_window_embargo_dates",
-    "interrupt_window_hour_of_day",
-    "notes",
-    "timezone",
-)
-NOTES_MAX = 4096
-EMBARGO_MAX = 100
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
-
-
-def _number(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise BadRequest(f"{name}: expected a number, got {value!r}")
-    return float(value)
-
-
-def _check_field(name: str, value: Any) -> Any:
-    """Validate one settable field; return its stored form."""
-    if name == "activated":
-        if not isinstance(value, bool):
-            raise BadRequest(f"activated: expected a boolean, got {value!r}")
-        return value
-    if name == "interrupt_window_days_of_week":
-        if not isinstance(value, list) or not all(isinstance(d, str) for d in value):
-            raise BadRequest(f"{name}: expected an array of day names")
-        for i, day in enumerate(value):
-            if day not in DAYS:
-                raise BadRequest(f"{name}[{i}]: {day!r} is not one of {', '.join(DAYS)}")
-        if len(set(value)) != len(value):
-            raise BadRequest(f"{name}: a day is listed twice")
-        return list(value)
-    if name == "interrupt_window_duration_hours":
-        hours = _number(name, value)
-        if not 1 <= hours <= 24:
-            raise BadRequest(f"{name}: must be between 1 and 24, got {value!r}")
-        return hours
-    if name == "interrupt_window_hour_of_day":
-        hour = _number(name, value)
-        if not 0 <= hour < 24:
-            raise BadRequest(f"{name}: must be at least 0 and less than 24, got {value!r}")
-        return hour
-    if name == "interrupt_window_embargo_dates":
-        if not isinstance(value, list):
-            raise BadRequest(f"{name}: expected an array of YYYY-MM-DD dates")
-        if len(value) > EMBARGO_MAX:
-            raise BadRequest(f"{name}: at most {EMBARGO_MAX} dates, got {len(value)}")
-        for i, day in enumerate(value):
-            if not isinstance(day, str) or not _DATE.match(day):
-                raise BadRequest(f"{name}[{i}]: expected a YYYY-MM-DD date, got {day!r}")
-            try:
-                date.fromisoformat(day)
-            except ValueError as exc:
-                raise BadRequest(f"{name}[{i}]: {day!r} is not a calendar date") from exc
-        return list(value)
-    if name == "notes":
-        if not isinstance(value, str):
-            raise BadRequest(f"notes: expected a string, got {value!r}")
-        if len(value) > NOTES_MAX:
-            raise BadRequest(f"notes: at most {NOTES_MAX} characters")
-        return check_text("notes", value)
-    if name == "timezone":
-        if not isinstance(value, str) or not value:
-            raise BadRequest(f"timezone: expected an IANA time zone name, got {value!r}")
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise BadRequest(f"timezone: unknown IANA time zone {value!r}") from exc
-        return value
-    raise AssertionError(name)
+SETTABLE = settable()
+#: Most characters of a ``device.id`` or ``device.serial_number`` given at creation.
+DEVICE_ID_MAX = 128
 
 
 def _check_body(body: Any, allowed: tuple[str, ...]) -> dict[str, Any]:
@@ -98,7 +26,7 @@ def _check_body(body: Any, allowed: tuple[str, ...]) -> dict[str, Any]:
     for key in body:
         if key not in allowed:
             raise BadRequest(f"{key}: unknown field (allowed: {', '.join(allowed)})")
-    return {k: _check_field(k, v) for k, v in body.items() if k in SETTABLE}
+    return check_settable(body)
 
 
 def _check_device(device: Any) -> dict[str, Any]:
@@ -115,9 +43,9 @@ def _check_device(device: Any) -> dict[str, Any]:
     if key in ("id", "serial_number"):
         if isinstance(value, str):
             check_text(f"device.{key}", value)
-        if not isinstance(value, str) or not value.strip() or len(value) > 128:
+        if not isinstance(value, str) or not value.strip() or len(value) > DEVICE_ID_MAX:
             raise BadRequest(
-                f"device.{key}: expected a non-empty string of at most 128 "
+                f"device.{key}: expected a non-empty string of at most {DEVICE_ID_MAX} "
                 f"characters, got {value!r}"
             )
     elif key == "provision_license":

@@ -14,6 +14,7 @@ import secrets
 import uuid
 from typing import Any
 
+from connector_telemetry import clock
 from connector_telemetry.errors import (
     BadRequest,
     Forbidden,
@@ -22,8 +23,7 @@ from connector_telemetry.errors import (
     UnknownApiKey,
     check_text,
 )
-from connector_telemetry.service import clock
-from connector_telemetry.service.models import PERMISSION_NAMES, Principal, Token, User
+from connector_telemetry.models import PERMISSION_NAMES, Principal, Token, User
 from connector_telemetry.store.base import Store
 
 TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{40}\Z")
@@ -139,7 +139,7 @@ def user_principal(store: Store, email: str, key: str) -> Principal:
 def list_accounts(
     store: Store, principal: Principal, name: str | None = None
 ) -> list[dict[str, Any]]:
-    """The accounts a token or user key may use (ISSUE 9: the dashboard's sign-in), by id,
+    """The accounts a token or user key may use (the dashboard's sign-in), by id,
     as Cloudflare's Account objects, each with what the credential may do there in
     ``permissions.magic_wan`` (Cloudflare's membership style); ``name``: only those whose
     name contains it (case-insensitive)."""

@@ -10,17 +10,12 @@ from typing import Any
 import msgspec
 import orjson
 
+from connector_telemetry import clock
 from connector_telemetry.errors import BadRequest, NotFound, check_text
+from connector_telemetry.models import IngestResult, NewEvent
 from connector_telemetry.numbers import wire
-from connector_telemetry.service import clock
-from connector_telemetry.service.ingest import (
-    NDJSON,
-    decode_cursor,
-    encode_cursor,
-    fingerprint,
-    read_items,
-)
-from connector_telemetry.service.models import IngestResult, NewEvent
+from connector_telemetry.service.cursors import decode_cursor, encode_cursor, fingerprint
+from connector_telemetry.service.ingest import NDJSON, read_items
 from connector_telemetry.store.base import Store
 
 KINDS: tuple[str, ...] = (

@@ -16,9 +16,10 @@ from typing import Any
 
 import orjson
 
+from connector_telemetry import clock
+from connector_telemetry.models import FleetRow, NewSnapshot
 from connector_telemetry.numbers import wire
-from connector_telemetry.service import clock, readings
-from connector_telemetry.service.models import FleetRow, NewSnapshot
+from connector_telemetry.service import readings
 from connector_telemetry.store.base import Store
 
 #: How far back ``changed_since`` looks before the time asked for: ingest stamps the

@@ -1,17 +1,15 @@
 """What event and snapshot ingest share: reading a JSON array or NDJSON body, and
-the opaque keyset cursors of the telemetry lists."""
+parsing and recording it as one step (on the writer thread)."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import orjson
 
-from connector_telemetry.errors import BadRequest, BatchTooLarge, InvalidCursor, InvalidJson
-from connector_telemetry.service.models import IngestResult
+from connector_telemetry.errors import BadRequest, BatchTooLarge, InvalidJson
+from connector_telemetry.models import IngestResult
 from connector_telemetry.store.base import Store
 
 T = TypeVar("T")
@@ -66,27 +64,3 @@ def record_body(
     because the loop thread no longer holds the GIL while the writer, which gives it up
     around every row SQLite steps, waits to get it back."""
     return record(store, account_id, connector_id, parse(body, content_type, max_items))
-
-
-def fingerprint(*query: object) -> bytes:
-    return hashlib.blake2b(orjson.dumps([repr(q) for q in query]), digest_size=6).digest()
-
-
-def encode_cursor(query: bytes, key: tuple[float, ...]) -> str:
-    raw = orjson.dumps(list(key)) + b"|" + query
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(query: bytes, cursor: str, size: int) -> tuple[float, ...]:
-    """The key a cursor continues after; 400 unless we issued it for this very query."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        body, mark, issued_for = raw[:-7], raw[-7:-6], raw[-6:]
-        key = tuple(float(x) for x in orjson.loads(body))
-        if mark != b"|" or len(key) != size:
-            raise ValueError
-    except (ValueError, TypeError, orjson.JSONDecodeError) as exc:
-        raise InvalidCursor(f"cursor: not a cursor issued by this service: {cursor!r}") from exc
-    if issued_for != query:
-        raise InvalidCursor("cursor: issued for another query; repeat the same from, to and k")
-    return key

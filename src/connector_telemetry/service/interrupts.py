@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from connector_telemetry import clock
 from connector_telemetry.errors import BadRequest
-from connector_telemetry.service import clock
-from connector_telemetry.service.models import Interrupt
+from connector_telemetry.models import Interrupt
 from connector_telemetry.store.base import Store
 
 ACTIONS = ("reboot", "restart", "shutdown")

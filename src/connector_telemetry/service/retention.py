@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from connector_telemetry.service import clock
+from connector_telemetry import clock
 from connector_telemetry.store.base import Store
 
 BATCH = 5000

@@ -17,7 +17,7 @@ from typing import Any
 
 from connector_telemetry.numbers import wire
 from connector_telemetry.service import readings
-from connector_telemetry.service.ingest import decode_cursor, encode_cursor, fingerprint
+from connector_telemetry.service.cursors import decode_cursor, encode_cursor, fingerprint
 from connector_telemetry.service.readings import Reading
 from connector_telemetry.store.base import Store
 

@@ -1,6 +1,7 @@
-"""The Snapshot object of Cloudflare"s API (reference §4.10.1): every field, its JSON
-type and whether it is required, per object. Generated from the official SDK"s
-model (cloudflare 5.9.0, ``SnapshotGetResponse``); regenerate rather than edit."""
+"""The Snapshot object of Cloudflare's API (reference §4.10.1): every field, its JSON
+type and whether it is required, per object. Written from the official SDK's model
+(cloudflare 5.9.0, ``SnapshotGetResponse``); tests/test_snapshot_validation.py checks it
+against that model field for field, so a new SDK's model is a failing test to follow."""
 
 from __future__ import annotations
 

@@ -10,16 +10,13 @@ from typing import Any
 import msgspec
 import orjson
 
+from connector_telemetry import clock
 from connector_telemetry.errors import BadRequest, NotFound, check_text
+from connector_telemetry.models import IngestResult, NewSnapshot
 from connector_telemetry.numbers import wire
-from connector_telemetry.service import clock, fleet
-from connector_telemetry.service.ingest import (
-    decode_cursor,
-    encode_cursor,
-    fingerprint,
-    read_items,
-)
-from connector_telemetry.service.models import IngestResult, NewSnapshot
+from connector_telemetry.service import fleet
+from connector_telemetry.service.cursors import decode_cursor, encode_cursor, fingerprint
+from connector_telemetry.service.ingest import read_items
 from connector_telemetry.service.snapshot_schema import SCHEMA
 from connector_telemetry.store.base import Store
 
@@ -120,7 +117,7 @@ def parse_batch(body: bytes, content_type: str, max_items: int) -> list[NewSnaps
 def record_snapshots(
     store: Store, account_id: str, connector_id: str, snapshots: list[NewSnapshot]
 ) -> IngestResult:
-    fleet.mark_newest(snapshots)  # issue 9: the fleet summary's health records
+    fleet.mark_newest(snapshots)  # the fleet summary's health records (issue 9)
     return store.record_snapshots(account_id, connector_id, snapshots, clock.now())
 
 

@@ -10,40 +10,44 @@ lines. Documents are embedded as JSON exactly as stored.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 import orjson
 
+from connector_telemetry import clock
 from connector_telemetry.errors import BadRequest
+from connector_telemetry.models import Connector
+from connector_telemetry.models.connector import table
 from connector_telemetry.numbers import wire
-from connector_telemetry.service import clock
-from connector_telemetry.service.models import Connector
-from connector_telemetry.service.progress import Progress
 from connector_telemetry.store.base import Store
 
 FORMAT, VERSION = "ctel-export", 1
 PAGE = 5000
-_CONNECTOR_FIELDS = (
-    "activated",
-    "interrupt_window_days_of_week",
-    "interrupt_window_duration_hours",
-    "interrupt_window_embargo_dates",
-    "interrupt_window_hour_of_day",
-    "notes",
-    "timezone",
-    "device_id",
-    "device_serial",
-    "device_type",
-    "last_updated",
-    "last_heartbeat",
-    "last_seen_version",
-)
 
 
-def _connector_line(c: Connector) -> dict[str, Any]:
-    fields = {name: getattr(c, name) for name in _CONNECTOR_FIELDS}
-    fields["license_key_hash"] = c.license_key_hash.hex() if c.license_key_hash else None
+class Progress(Protocol):
+    """What an export or import reports its progress to (the CLI's bar)."""
+
+    def advance(self, count: int = 1, note: str = "") -> None: ...
+    def close(self) -> None: ...
+
+
+def connector_record(c: Connector) -> dict[str, Any]:
+    """A connector's line: its id, and every other field of its table but the account."""
+    fields = {
+        name: f.codec.to_export(getattr(c, name)) for name, f in table(type(c)).items() if not f.key
+    }
     return {"type": "connector", "id": c.id, "fields": fields}
+
+
+def connector_from_record(
+    account_id: str, record: dict[str, Any], model: type[Connector] = Connector
+) -> Connector:
+    """The connector of a ``connector`` line (fields it lacks take their defaults: an
+    export made before the field existed)."""
+    fields = table(model)
+    given = {name: fields[name].codec.from_export(v) for name, v in record["fields"].items()}
+    return model(account_id=account_id, id=record["id"], **given)
 
 
 def export_account(store: Store, account_id: str, out: BinaryIO, progress: Progress) -> int:
@@ -59,7 +63,7 @@ def export_account(store: Store, account_id: str, out: BinaryIO, progress: Progr
     out.write(orjson.dumps(header) + b"\n")
     lines = 0
     for connector in store.list_connectors(account_id, None):
-        out.write(orjson.dumps(_connector_line(connector)) + b"\n")
+        out.write(orjson.dumps(connector_record(connector)) + b"\n")
         lines += 1
         after: tuple[float, float] | None = None
         while rows := store.export_events(account_id, connector.id, after, PAGE):
@@ -145,15 +149,8 @@ def import_account(store: Store, stream: Iterable[bytes], progress: Progress) ->
         try:
             if kind == "connector":
                 flush()
-                current = record["id"]
-                fields = dict(record["fields"])
-                key = fields.pop("license_key_hash")
-                connector = Connector(
-                    account_id=account_id,
-                    id=current,
-                    **fields,
-                    license_key_hash=bytes.fromhex(key) if key else None,
-                )
+                connector = connector_from_record(account_id, record)
+                current = connector.id
                 if store.import_connector(connector):
                     counts["connectors"] += 1
                 else:

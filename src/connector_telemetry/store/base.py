@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from connector_telemetry.service.models import (
+from connector_telemetry.models import (
     Connector,
     EventMeta,
     FleetRow,
@@ -21,6 +21,10 @@ from connector_telemetry.service.models import (
     Token,
     User,
 )
+
+
+class SchemaTooNew(Exception):
+    """The database's schema is newer than this ctel knows: refused, never touched."""
 
 
 class Store(Protocol):
@@ -43,7 +47,7 @@ class Store(Protocol):
     # accounts and credentials
     def create_account(self, account_id: str, name: str, created_at: str) -> None: ...
     def account_exists(self, account_id: str) -> bool: ...
-    #: ISSUE 9 HOOK: ``(id, name, created_at)`` of the accounts among these that exist.
+    #: ``(id, name, created_at)`` of the accounts among these that exist (List Accounts).
     def get_accounts(self, account_ids: list[str]) -> list[tuple[str, str, str]]: ...
     def create_token(self, token: Token, secret_hash: bytes) -> None: ...
     def list_tokens(self) -> list[Token]: ...
@@ -65,7 +69,7 @@ class Store(Protocol):
         self, account_id: str, connector_id: str, change: Callable[[Connector], None]
     ) -> Connector | None: ...
     def delete_connector(self, account_id: str, connector_id: str) -> Connector | None: ...
-    #: ISSUE 9 HOOK: every connector of the account with its fleet summary columns (only
+    #: Every connector of the account with its fleet summary columns (store/fleet.py; only
     #: those whose heartbeat or settings changed at or after ``changed_since``, RFC 3339).
     def fleet_summary(self, account_id: str, changed_since: str | None) -> list[FleetRow]: ...
 
@@ -153,4 +157,4 @@ class Store(Protocol):
     ) -> int: ...
 
 
-__all__ = ["Permission", "Store"]
+__all__ = ["Permission", "SchemaTooNew", "Store"]

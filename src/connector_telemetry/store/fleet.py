@@ -1,50 +1,85 @@
-"""The fleet summary's columns on the connectors table (schema 4), for both stores.
-
-ISSUE 9 HOOK: kept in one module, written once for both drivers (``conn`` is a sqlite3 or
-psycopg connection inside the caller's write transaction; ``ph`` its placeholder), so it
-can move into the shared SQL base as it is.
+"""The fleet summary's columns on the connectors table (schema 4), for both stores: the
+``FleetSummary`` part of ``SQLStore`` (its statements are in ``store.sql``), and the rules.
 
 Ingest keeps, per connector, the health records of its two newest snapshots
 (``health_t, health`` and ``health_prev_t, health_prev``) and the key and kind of its
-newest failure event (``failure_t, failure_n, failure_k``). A connector whose snapshots
-predate schema 4 has ``health_t = -1`` and no record until it reports again (the service
-then computes its records from its two newest snapshots at read time).
+newest failure event (``failure_t, failure_n, failure_k``), inside the batch's write
+transaction. A connector whose snapshots predate schema 4 has ``health_t = -1`` and no
+record until it reports again (the service then computes its records from its two newest
+snapshots at read time).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from operator import attrgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from connector_telemetry.service.models import FAILURE_KINDS, FleetRow, NewEvent, NewSnapshot
+from connector_telemetry.models import FAILURE_KINDS, FleetRow, NewEvent, NewSnapshot
 
-FLEET_COLUMNS = (
-    "account_id, id, activated, notes, device_id, device_type, device_serial, last_heartbeat, "
-    "last_seen_version, health_t, health, health_prev_t, health_prev, failure_t, failure_n, "
-    "failure_k"
-)
+if TYPE_CHECKING:
+    from connector_telemetry.store.sql import SQL, Connection, Cursor
+
 #: ``health_t`` of a connector whose records were never computed (snapshots from before 4).
 UNKNOWN = -1.0
 
 Health = tuple[float, bytes]
 
 
-def fleet_sql(ph: str, changed_since: bool) -> str:
-    sql = f"SELECT {FLEET_COLUMNS} FROM connectors WHERE account_id={ph}"
-    if changed_since:
-        # RFC 3339 strings of one fixed shape sort as the times they name.
-        sql += f" AND (last_heartbeat >= {ph} OR last_updated >= {ph})"
-    return sql + " ORDER BY pk"
+class FleetSummary:
+    """What ``SQLStore`` does for the fleet summary (mixed into it)."""
+
+    sql: ClassVar[SQL]
+
+    def _read(self, query: str, args: Any = ()) -> Cursor:
+        raise NotImplementedError
+
+    def get_accounts(self, account_ids: list[str]) -> list[tuple[str, str, str]]:
+        found = []
+        for account_id in sorted(set(account_ids)):
+            row = self._read(self.sql.account, (account_id,)).fetchone()
+            if row is not None:
+                found.append((str(row[0]), str(row[1]), str(row[2])))
+        return found
+
+    def fleet_summary(self, account_id: str, changed_since: str | None) -> list[FleetRow]:
+        if changed_since is None:
+            cursor = self._read(self.sql.fleet_summary, (account_id,))
+        else:
+            args = (account_id, changed_since, changed_since)
+            cursor = self._read(self.sql.fleet_summary_since, args)
+        return [fleet_row(row) for row in cursor.fetchall()]
+
+    def _keep_health(self, conn: Connection, cpk: int, snapshots: list[NewSnapshot]) -> None:
+        """After a snapshot batch is inserted: keep the two newest health records."""
+        batch = [(s.t, s.summary) for s in snapshots if s.summary is not None]
+        if not batch:
+            return
+        row = conn.execute(self.sql.health_records, (cpk,)).fetchone()
+        stored = (
+            None if row[1] is None else (float(row[0]), bytes(row[1])),
+            None if row[3] is None else (float(row[2]), bytes(row[3])),
+        )
+        latest, previous = merge_health(stored, batch)
+        if (latest, previous) == stored:
+            return
+        assert latest is not None
+        prev_t, prev = (None, None) if previous is None else previous
+        conn.execute(self.sql.keep_health, (latest[0], latest[1], prev_t, prev, cpk))
+
+    def _keep_failure(
+        self, conn: Connection, cpk: int, rows: Sequence[Sequence[Any]], t: int, n: int, k: int
+    ) -> None:
+        """After an event batch with a failure (``has_failure``) is inserted: keep its
+        newest failure, if it is newer than the one kept. ``rows`` are the batch's rows,
+        whose columns ``t``, ``n`` and ``k`` hold those."""
+        newest = newest_failure(rows, t, n, k)
+        if newest is not None:
+            nt, nn, nk = newest
+            conn.execute(self.sql.keep_failure, (nt, nn, nk, cpk, nt, nt, nn))
 
 
-def fleet_args(account_id: str, changed_since: str | None) -> tuple[str, ...]:
-    if changed_since is None:
-        return (account_id,)
-    return (account_id, changed_since, changed_since)
-
-
-def fleet_row(row: tuple[Any, ...]) -> FleetRow:
+def fleet_row(row: Sequence[Any]) -> FleetRow:
     (account_id, cid, activated, notes, device_id, device_type, serial, heartbeat, version,
      health_t, health, prev_t, prev, failure_t, failure_n, failure_k) = row  # fmt: skip
     return FleetRow(
@@ -77,61 +112,15 @@ def merge_health(
     return newest[0], newest[1]
 
 
-def keep_health(conn: Any, ph: str, cpk: int, snapshots: list[NewSnapshot]) -> None:
-    """After a snapshot batch is inserted: keep the two newest health records."""
-    batch = [(s.t, s.summary) for s in snapshots if s.summary is not None]
-    if not batch:
-        return
-    row = conn.execute(
-        f"SELECT health_t, health, health_prev_t, health_prev FROM connectors WHERE pk={ph}",
-        (cpk,),
-    ).fetchone()
-    stored = (
-        None if row[1] is None else (float(row[0]), bytes(row[1])),
-        None if row[3] is None else (float(row[2]), bytes(row[3])),
-    )
-    latest, previous = merge_health(stored, batch)
-    if (latest, previous) == stored:
-        return
-    assert latest is not None
-    conn.execute(
-        f"UPDATE connectors SET health_t={ph}, health={ph}, health_prev_t={ph}, "
-        f"health_prev={ph} WHERE pk={ph}",
-        (
-            latest[0],
-            latest[1],
-            None if previous is None else previous[0],
-            None if previous is None else previous[1],
-            cpk,
-        ),
-    )
-
-
 def has_failure(events: Sequence[NewEvent]) -> bool:
     """Whether a batch has a failure event: asked before the write lock is taken, so that
-    the common batch, without one, costs the lock nothing."""
+    the common batch, without one, costs the lock nothing (one pass in C)."""
     return not FAILURE_KINDS.isdisjoint(map(attrgetter("k"), events))
 
 
 def newest_failure(
     rows: Sequence[Sequence[Any]], t: int, n: int, k: int
 ) -> tuple[float, float, str] | None:
-    """``(t, n, k)`` of the newest failure event among ``rows`` (whose columns ``t``, ``n``
-    and ``k`` hold those)."""
+    """``(t, n, k)`` of the newest failure event among ``rows``."""
     failures = [(row[t], row[n], row[k]) for row in rows if row[k] in FAILURE_KINDS]
     return max(failures) if failures else None
-
-
-def keep_failure(
-    conn: Any, ph: str, cpk: int, rows: Sequence[Sequence[Any]], t: int, n: int, k: int
-) -> None:
-    """After an event batch is inserted: keep its newest failure, if it is newer."""
-    newest = newest_failure(rows, t, n, k)
-    if newest is None:
-        return
-    nt, nn, nk = newest
-    conn.execute(
-        f"UPDATE connectors SET failure_t={ph}, failure_n={ph}, failure_k={ph} WHERE pk={ph} "
-        f"AND (failure_t IS NULL OR failure_t < {ph} OR (failure_t = {ph} AND failure_n < {ph}))",
-        (nt, nn, nk, cpk, nt, nt, nn),
-    )

@@ -1,8 +1,9 @@
-"""Ingest on PostgreSQL (used by store.postgres): locking the connector, numbering,
-inserting a batch in one statement, telling duplicates from conflicts, the heartbeat.
+"""Ingest on PostgreSQL (used by store.postgres): numbering, inserting a batch in one
+statement, telling duplicates from conflicts.
 
-Every function runs inside the caller's transaction, after (or as) the connector row
-lock, so what it reads stays true until commit whatever other processes do.
+Every function runs inside the caller's transaction, after the connector row lock
+(``SQLStore._lock_connector``), so what it reads stays true until commit whatever other
+processes do.
 """
 
 from __future__ import annotations
@@ -11,49 +12,15 @@ from typing import Any
 
 import psycopg
 
-from connector_telemetry.errors import Conflict, NotFound
-from connector_telemetry.service.clock import rfc3339
-from connector_telemetry.service.models import NewEvent, NewSnapshot, same_content
-from connector_telemetry.store.rows import newest_version, number_events, unnumbered_times
+from connector_telemetry.models import NewEvent, NewSnapshot, same_content
+from connector_telemetry.store.rows import (
+    number_events,
+    stored_event_conflict,
+    stored_snapshot_conflict,
+    unnumbered_times,
+)
 
 Conn = psycopg.Connection[Any]
-
-
-def lock_connector(conn: Conn, account_id: str, connector_id: str) -> tuple[int, Any]:
-    """The connector's pk and last_seen_t, its row locked until commit: the one
-    place where writers of the same connector, in any process, take turns."""
-    if "\x00" in connector_id:  # PostgreSQL text cannot hold one: no such connector
-        raise NotFound(f"connector {connector_id} not found")
-    row = conn.execute(
-        "SELECT pk, last_seen_t FROM connectors WHERE account_id=%s AND id=%s FOR UPDATE",
-        (account_id, connector_id),
-    ).fetchone()
-    if row is None:
-        raise NotFound(f"connector {connector_id} not found")
-    return int(row[0]), row[1]
-
-
-def heartbeat(
-    conn: Conn,
-    cpk: int,
-    last_seen_t: float | None,
-    items: list[NewEvent] | list[NewSnapshot],
-    collected_at: float,
-) -> None:
-    """Ingest is a sign of life; the newest item's version is the one last seen,
-    unless telemetry recorded later was already seen (an agent replaying its spool)."""
-    now = rfc3339(collected_at)
-    newest = newest_version(items)
-    if newest is not None:
-        newest_t, newest_v = newest
-        if last_seen_t is None or newest_t >= last_seen_t:
-            conn.execute(
-                "UPDATE connectors SET last_heartbeat=%s, last_seen_version=%s, "
-                "last_seen_t=%s WHERE pk=%s",
-                (now, newest_v, newest_t, cpk),
-            )
-            return
-    conn.execute("UPDATE connectors SET last_heartbeat=%s WHERE pk=%s", (now, cpk))
 
 
 def number_and_dedupe(
@@ -106,11 +73,7 @@ def insert_events(
     index_of = {(ev.t, ev.n): ev.index for ev in events if ev.n is not None}
     for t, n, _, doc in old:
         if not same_content(stored[(t, n)], doc):
-            index = index_of.get((t, n), "?")
-            raise Conflict(
-                f"events[{index}]: an event with t={t:g} and n={n:g} is already "
-                "stored with different content"
-            )
+            raise stored_event_conflict(index_of.get((t, n), "?"), t, n)
     return len(old)
 
 
@@ -137,8 +100,5 @@ def insert_snapshots(conn: Conn, cpk: int, snaps: list[NewSnapshot], collected_a
     )
     for snap in old:
         if not same_content(stored[snap.t], snap.doc):
-            raise Conflict(
-                f"snapshots[{snap.index}]: a snapshot with t={snap.t:g} "
-                "is already stored with different content"
-            )
+            raise stored_snapshot_conflict(snap.index, snap.t)
     return len(old)

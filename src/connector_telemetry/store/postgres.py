@@ -26,43 +26,32 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from importlib import resources
 from typing import Any, TypeVar
 
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from connector_telemetry.errors import ConfigError, Conflict, NotFound
-from connector_telemetry.service.models import (
-    Connector,
-    EventMeta,
-    FleetRow,
-    IngestResult,
-    Interrupt,
-    NewEvent,
-    NewSnapshot,
-    Token,
-    User,
-)
-from connector_telemetry.store import describe, fleet
+from connector_telemetry.errors import ConfigError
+from connector_telemetry.models import IngestResult, NewEvent, NewSnapshot
+from connector_telemetry.store import describe
 from connector_telemetry.store import pg_ingest as ingest
+from connector_telemetry.store.common import SQLStore
+from connector_telemetry.store.fleet import has_failure
 from connector_telemetry.store.pg_partitions import Partitions, is_missing_partition
-from connector_telemetry.store.rows import (
-    CONNECTOR_COLUMNS,
-    ConnectorPks,
-    changed_connector,
-    connector_from_row,
-    connector_update_sql,
-    connector_values,
-    dedupe_snapshots,
-)
-from connector_telemetry.store.sqlite import SchemaTooNew
+from connector_telemetry.store.rows import ConnectorPks, dedupe_snapshots, newest_version
+from connector_telemetry.store.sql import Dialect
 
 T = TypeVar("T")
 Conn = psycopg.Connection[Any]
 Params = Sequence[Any] | Mapping[str, Any]
 
-_CONNECTOR_VALUES = ", ".join(["%s"] * 16)
+#: Exported rows, stored unless their key already is: one statement per batch.
+_IMPORT = {
+    "events": "INSERT INTO events (cpk, t, n, a, k, doc) SELECT %b, * FROM unnest("
+    "%b::float8[], %b::float8[], %b::float8[], %b::text[], %b::bytea[]) ON CONFLICT DO NOTHING",
+    "snapshots": "INSERT INTO snapshots (cpk, t, a, doc) SELECT %b, * FROM unnest("
+    "%b::float8[], %b::float8[], %b::bytea[]) ON CONFLICT DO NOTHING",
+}
 #: Lock key (pg_advisory_xact_lock) that serializes migrations across processes ("ctelmigr").
 _MIGRATION_LOCK = 0x6374656C6D696772
 #: After the reader failed to connect, fail fast for this long instead of retrying on
@@ -70,21 +59,23 @@ _MIGRATION_LOCK = 0x6374656C6D696772
 _RECONNECT_PAUSE = 1.0
 
 
-def _migrations() -> list[tuple[int, str]]:
-    folder = resources.files("connector_telemetry.store") / "pg_migrations"
-    found = []
-    for entry in folder.iterdir():
-        if entry.name.endswith(".sql"):
-            found.append((int(entry.name.split("_", 1)[0]), entry.read_text()))
-    return sorted(found)
+def _run_script(conn: Conn, script: str) -> None:
+    conn.execute(script.encode())  # several statements: sent as one simple query
 
 
-SCHEMA_VERSION = _migrations()[-1][0]
+POSTGRES = Dialect(
+    name="postgres",
+    placeholder="%s",
+    row_locks=True,
+    schema_table_exists="SELECT 1 WHERE to_regclass('schema_version') IS NOT NULL",
+    unique_violation=psycopg.errors.UniqueViolation,
+    run_script=_run_script,
+)
 
 
-class PostgresStore:
+class PostgresStore(SQLStore):
+    dialect = POSTGRES
     unavailable_errors: tuple[type[Exception], ...] = (psycopg.OperationalError,)
-    known_schema_version = SCHEMA_VERSION
 
     def __init__(
         self,
@@ -117,7 +108,7 @@ class PostgresStore:
         )
         self._pool_lock = threading.Lock()
         self._pool_open = False
-        self._pks = ConnectorPks(self._read_pk)
+        self._pks = ConnectorPks(self._connector_pk)
         self._partitions = Partitions()
 
     # -- connections ----------------------------------------------------------
@@ -158,36 +149,24 @@ class PostgresStore:
                 raise
             return conn
 
-    def _read(
-        self, query: str, args: Params | None = None, *, binary: bool = False
-    ) -> psycopg.Cursor[Any]:
+    def _read(self, query: str, args: Params | None = None) -> psycopg.Cursor[Any]:
         """One statement on the reader, through this thread's cursor (its results must
-        be consumed before the thread's next read). A connection lost since the last
-        read (a server restart, a failover, an idle timeout) is replaced and the
-        statement sent again, once: reads are idempotent."""
+        be consumed before the thread's next read), with binary results. A connection
+        lost since the last read (a server restart, a failover, an idle timeout) is
+        replaced and the statement sent again, once: reads are idempotent."""
         cur = self._cursor()
         try:
-            return cur.execute(query, args, binary=binary)
+            return cur.execute(query, args, binary=True)
         except psycopg.OperationalError:
             if not cur.connection.closed:
                 raise
-        return self._cursor().execute(query, args, binary=binary)
+        return self._cursor().execute(query, args, binary=True)
 
     def _cursor(self) -> psycopg.Cursor[Any]:
         cur: psycopg.Cursor[Any] | None = getattr(self._local, "cursor", None)
         if cur is None or cur.connection is not self._reader or cur.connection.closed:
             cur = self._local.cursor = self.reader.cursor()
         return cur
-
-    def _read_pk(self, account_id: str, connector_id: str) -> int:
-        if "\x00" in connector_id:
-            raise NotFound(f"connector {connector_id} not found")
-        row = self._read(
-            "SELECT pk FROM connectors WHERE account_id=%s AND id=%s", (account_id, connector_id)
-        ).fetchone()
-        if row is None:
-            raise NotFound(f"connector {connector_id} not found")
-        return int(row[0])
 
     @contextmanager
     def _connection(self) -> Iterator[Conn]:
@@ -233,24 +212,9 @@ class PostgresStore:
 
     # -- schema ---------------------------------------------------------------
 
-    @staticmethod
-    def _schema_version(conn: Conn) -> int:
-        row = conn.execute("SELECT to_regclass('schema_version') IS NOT NULL").fetchone()
-        if row is None or not row[0]:
-            return 0
-        got = conn.execute("SELECT max(version) FROM schema_version").fetchone()
-        return int(got[0] or 0) if got else 0
-
-    def schema_version(self) -> int:
-        row = self._read("SELECT to_regclass('schema_version') IS NOT NULL").fetchone()
-        if row is None or not row[0]:
-            return 0
-        got = self._read("SELECT max(version) FROM schema_version").fetchone()
-        return int(got[0] or 0) if got else 0
-
-    def migrate(self) -> int:
-        """Apply every migration newer than the database's schema; return the version.
-        Several processes may call this at once: they take turns on an advisory lock."""
+    @contextmanager
+    def _migration(self) -> Iterator[Conn]:
+        """Several processes may migrate at once: they take turns on an advisory lock."""
         try:
             conn = self._connect()
         except psycopg.OperationalError as exc:
@@ -258,25 +222,8 @@ class PostgresStore:
         with conn, conn.transaction():
             conn.execute("SET LOCAL statement_timeout = 0")  # a migration takes its time
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-            conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)")
-            current = self._schema_version(conn)
-            if current > SCHEMA_VERSION:
-                raise SchemaTooNew(
-                    f"{self.name} has schema version {current}, newer than this ctel "
-                    f"knows ({SCHEMA_VERSION}); upgrade connector-telemetry"
-                )
-            for version, script in _migrations():
-                if version > current:
-                    conn.execute(script.encode())
-                    conn.execute("INSERT INTO schema_version VALUES (%s)", (version,))
+            yield conn
         self._partitions.forget()
-        return max(current, SCHEMA_VERSION)
-
-    def ping(self) -> None:
-        self._read("SELECT 1").fetchone()
-
-    def is_empty(self) -> bool:
-        return self._read("SELECT 1 FROM accounts LIMIT 1").fetchone() is None
 
     def hold_reads(self, on_begin: Callable[[], None]) -> None:
         """Nothing to gain: a PostgreSQL statement costs a round trip either way."""
@@ -284,267 +231,25 @@ class PostgresStore:
     def end_reads(self) -> None:
         pass
 
-    def credentials_version(self) -> int:
-        row = self._read("SELECT version FROM credentials_version").fetchone()
-        return int(row[0]) if row else 0
-
-    @staticmethod
-    def _bump_credentials(conn: Conn) -> None:
-        conn.execute("UPDATE credentials_version SET version = version + 1")
-
-    # -- accounts and credentials --------------------------------------------
-
-    def create_account(self, account_id: str, name: str, created_at: str) -> None:
-        with self._write() as conn:
-            cur = conn.execute(
-                "INSERT INTO accounts VALUES (%s, %s, %s) ON CONFLICT (id) DO NOTHING",
-                (account_id, name, created_at),
-            )
-            if cur.rowcount != 1:
-                raise Conflict(f"account {account_id} already exists")
-
-    def get_accounts(self, account_ids: list[str]) -> list[tuple[str, str, str]]:
-        # ISSUE 9 HOOK (List Accounts): ``(id, name, created_at)`` of those that exist, by id.
-        found = []
-        for account_id in sorted(set(account_ids)):
-            row = self._read(
-                "SELECT id, name, created_at FROM accounts WHERE id=%s", (account_id,)
-            ).fetchone()
-            if row is not None:
-                found.append((str(row[0]), str(row[1]), str(row[2])))
-        return found
-
-    def account_exists(self, account_id: str) -> bool:
-        row = self._read("SELECT 1 FROM accounts WHERE id=%s", (account_id,)).fetchone()
-        return row is not None
-
-    def create_token(self, token: Token, secret_hash: bytes) -> None:
-        with self._write() as conn:
-            conn.execute(
-                "INSERT INTO tokens VALUES (%s, %s, %s, %s, %s, %s, %s, NULL)",
-                (
-                    token.id,
-                    token.account_id,
-                    token.name,
-                    token.permission,
-                    secret_hash,
-                    token.created_at,
-                    token.expires_on,
-                ),
-            )
-            self._bump_credentials(conn)
-
-    def list_tokens(self) -> list[Token]:
-        rows = self._read(
-            "SELECT id, account_id, name, permission, created_at, expires_on, revoked_at "
-            "FROM tokens ORDER BY created_at, id"
-        ).fetchall()
-        return [Token(*row) for row in rows]
-
-    def revoke_token(self, token_id: str, revoked_at: str) -> bool:
-        with self._write() as conn:
-            cur = conn.execute(
-                "UPDATE tokens SET revoked_at=%s WHERE id=%s AND revoked_at IS NULL",
-                (revoked_at, token_id),
-            )
-            self._bump_credentials(conn)
-            return cur.rowcount == 1
-
-    def find_token(self, secret_hash: bytes) -> tuple[Token, bytes] | None:
-        row = self._read(
-            "SELECT id, account_id, name, permission, created_at, expires_on, revoked_at, "
-            "secret_hash FROM tokens WHERE secret_hash=%s",
-            (secret_hash,),
-            binary=True,
-        ).fetchone()
-        return None if row is None else (Token(*row[:7]), row[7])
-
-    def create_user(self, user: User, created_at: str) -> None:
-        with self._write() as conn:
-            cur = conn.execute(
-                "INSERT INTO users VALUES (%s, %s, %s, %s) ON CONFLICT (email) DO NOTHING",
-                (user.id, user.email, user.key_hash, created_at),
-            )
-            if cur.rowcount != 1:
-                raise Conflict(f"a user with email {user.email} already exists")
-            conn.execute(
-                "INSERT INTO user_accounts SELECT %s, unnest(%s::text[])",
-                (user.id, list(user.account_ids)),
-            )
-            self._bump_credentials(conn)
-
-    def find_license(self, key_hash: bytes) -> tuple[str, str] | None:
-        row = self._read(
-            "SELECT account_id, id FROM connectors WHERE license_key_hash=%s", (key_hash,)
-        ).fetchone()
-        return None if row is None else (row[0], row[1])
-
-    def find_user(self, email: str) -> User | None:
-        row = self._read(
-            "SELECT id, email, key_hash, ARRAY(SELECT account_id FROM user_accounts "
-            "WHERE user_id = users.id ORDER BY account_id) FROM users WHERE email=%s",
-            (email,),
-            binary=True,
-        ).fetchone()
-        return None if row is None else User(row[0], row[1], row[2], tuple(row[3]))
-
-    # -- connectors -----------------------------------------------------------
-
-    def list_connectors(self, account_id: str, device_type: str | None) -> list[Connector]:
-        query = f"SELECT {CONNECTOR_COLUMNS} FROM connectors WHERE account_id=%s"
-        args: tuple[str, ...] = (account_id,)
-        if device_type is not None:
-            query += " AND device_type=%s"
-            args += (device_type,)
-        rows = self._read(query + " ORDER BY pk", args, binary=True).fetchall()
-        return [connector_from_row(row) for row in rows]
-
-    def create_connector(self, connector: Connector) -> bool:
-        with self._write() as conn:
-            # Creations in one account take turns (across nodes too), so that two
-            # connectors can never claim the same device.
-            conn.execute("SELECT 1 FROM accounts WHERE id=%s FOR UPDATE", (connector.account_id,))
-            if conn.execute(
-                "SELECT 1 FROM connectors WHERE account_id=%s "
-                "AND (device_id=%s OR device_serial=%s)",
-                (connector.account_id, connector.device_id, connector.device_serial),
-            ).fetchone():
-                return False
-            conn.execute(
-                f"INSERT INTO connectors ({CONNECTOR_COLUMNS}) VALUES ({_CONNECTOR_VALUES})",
-                connector_values(connector),
-            )
-            self._bump_credentials(conn)
-            return True
-
-    def get_connector(self, account_id: str, connector_id: str) -> Connector | None:
-        if "\x00" in connector_id:
-            return None
-        row = self._read(
-            f"SELECT {CONNECTOR_COLUMNS} FROM connectors WHERE account_id=%s AND id=%s",
-            (account_id, connector_id),
-            binary=True,
-        ).fetchone()
-        return None if row is None else connector_from_row(row)
-
-    def change_connector(
-        self, account_id: str, connector_id: str, change: Callable[[Connector], None]
-    ) -> Connector | None:
-        if "\x00" in connector_id:
-            return None
-        with self._write() as conn:
-            row = conn.execute(
-                f"SELECT {CONNECTOR_COLUMNS} FROM connectors WHERE account_id=%s AND id=%s "
-                "FOR UPDATE",
-                (account_id, connector_id),
-                binary=True,
-            ).fetchone()
-            if row is None:
-                return None
-            connector, params = changed_connector(row, change)
-            conn.execute(connector_update_sql("%s"), params)
-            self._bump_credentials(conn)
-            return connector
-
-    def delete_connector(self, account_id: str, connector_id: str) -> Connector | None:
-        if "\x00" in connector_id:
-            return None
-        with self._write() as conn:
-            row = conn.execute(
-                f"DELETE FROM connectors WHERE account_id=%s AND id=%s "
-                f"RETURNING pk, {CONNECTOR_COLUMNS}",
-                (account_id, connector_id),
-                binary=True,
-            ).fetchone()
-            if row is None:
-                return None
-            # Telemetry has no foreign key (see the schema): it goes here, in the
-            # same transaction. An ingest holding the row lock finishes first.
-            conn.execute("DELETE FROM events WHERE cpk=%s", (row[0],))
-            conn.execute("DELETE FROM snapshots WHERE cpk=%s", (row[0],))
-            self._bump_credentials(conn)
-            return connector_from_row(row[1:])
-
-    def fleet_summary(self, account_id: str, changed_since: str | None) -> list[FleetRow]:
-        # ISSUE 9 HOOK: the fleet summary's read (see store.fleet).
-        rows = self._read(
-            fleet.fleet_sql("%s", changed_since is not None),
-            fleet.fleet_args(account_id, changed_since),
-            binary=True,
-        ).fetchall()
-        return [fleet.fleet_row(row) for row in rows]
-
     # -- telemetry events -----------------------------------------------------
 
     def record_events(
         self, account_id: str, connector_id: str, events: list[NewEvent], collected_at: float
     ) -> IngestResult:
-        failing = fleet.has_failure(events)  # issue 9
+        newest = newest_version(events)
+        failing = has_failure(events)  # the fleet summary's newest failure (issue 9)
 
         def work(conn: Conn) -> IngestResult:
-            cpk, last_seen_t = ingest.lock_connector(conn, account_id, connector_id)
+            cpk, last_seen_t = self._lock_connector(conn, account_id, connector_id)
             rows = ingest.number_and_dedupe(conn, cpk, events)
             duplicates = len(events) - len(rows)
             duplicates += ingest.insert_events(conn, cpk, rows, collected_at, events)
-            ingest.heartbeat(conn, cpk, last_seen_t, events, collected_at)
-            if failing:  # issue 9
-                fleet.keep_failure(conn, "%s", cpk, rows, 0, 1, 2)
+            self._heartbeat(conn, cpk, last_seen_t, newest, collected_at)
+            if failing:
+                self._keep_failure(conn, cpk, rows, 0, 1, 2)
             return IngestResult(accepted=len(events) - duplicates, duplicates=duplicates)
 
         return self._telemetry_write("events", (ev.t for ev in events), work)
-
-    def list_events(
-        self,
-        account_id: str,
-        connector_id: str,
-        t_from: float,
-        t_to: float,
-        kind: str | None,
-        after: tuple[float, float] | None,
-        limit: int,
-    ) -> list[EventMeta]:
-        cpk = self._pks.get(account_id, connector_id)
-        # With a cursor, start at the cursor's t (never before from: the cursor is bound to
-        # the query): the scan seeks there and partitions before it are pruned.
-        query = "SELECT a, k, n, t FROM events WHERE cpk=%s AND t>=%s AND t<=%s"
-        args: list[object] = [cpk, t_from if after is None else after[0], t_to]
-        if kind is not None:
-            query += " AND k=%s"
-            args.append(kind)
-        if after is not None:
-            query += " AND (t, n) > (%s, %s)"
-            args += after
-        query += " ORDER BY t, n LIMIT %s"
-        args.append(limit)
-        found = [EventMeta(*row) for row in self._read(query, args, binary=True)]
-        if not found:
-            self._pks.recheck(account_id, connector_id)
-        return found
-
-    def latest_events(self, account_id: str, connector_id: str, limit: int) -> list[bytes]:
-        cpk = self._pks.get(account_id, connector_id)
-        rows = self._read(
-            "SELECT doc FROM events WHERE cpk=%s ORDER BY t DESC, n DESC LIMIT %s",
-            (cpk, limit),
-            binary=True,
-        ).fetchall()
-        if not rows:
-            self._pks.recheck(account_id, connector_id)
-        return [doc for (doc,) in rows]
-
-    def get_event(
-        self, account_id: str, connector_id: str, keys: list[tuple[float, float]]
-    ) -> bytes | None:
-        cpk = self._pks.get(account_id, connector_id)
-        execute = self._read
-        for t, n in keys:
-            row = execute(
-                "SELECT doc FROM events WHERE cpk=%s AND t=%s AND n=%s", (cpk, t, n), binary=True
-            ).fetchone()
-            if row is not None:
-                return row[0]  # type: ignore[no-any-return]
-        self._pks.recheck(account_id, connector_id)
-        return None
 
     # -- telemetry snapshots --------------------------------------------------
 
@@ -555,189 +260,38 @@ class PostgresStore:
         snapshots: list[NewSnapshot],
         collected_at: float,
     ) -> IngestResult:
+        newest = newest_version(snapshots)
+
         def work(conn: Conn) -> IngestResult:
-            cpk, last_seen_t = ingest.lock_connector(conn, account_id, connector_id)
+            cpk, last_seen_t = self._lock_connector(conn, account_id, connector_id)
             unique = dedupe_snapshots(snapshots)
             duplicates = len(snapshots) - len(unique)
             duplicates += ingest.insert_snapshots(conn, cpk, unique, collected_at)
-            ingest.heartbeat(conn, cpk, last_seen_t, snapshots, collected_at)
-            fleet.keep_health(conn, "%s", cpk, snapshots)  # issue 9
+            self._heartbeat(conn, cpk, last_seen_t, newest, collected_at)
+            self._keep_health(conn, cpk, snapshots)
             return IngestResult(accepted=len(snapshots) - duplicates, duplicates=duplicates)
 
         return self._telemetry_write("snapshots", (snap.t for snap in snapshots), work)
 
-    def list_snapshots(
-        self,
-        account_id: str,
-        connector_id: str,
-        t_from: float,
-        t_to: float,
-        after: float | None,
-        limit: int,
-    ) -> list[tuple[float, float]]:
-        cpk = self._pks.get(account_id, connector_id)
-        query = "SELECT a, t FROM snapshots WHERE cpk=%s AND t>=%s AND t<=%s"
-        args: list[object] = [cpk, t_from, t_to]
-        if after is not None:
-            query += " AND t > %s"
-            args.append(after)
-        rows = self._read(query + " ORDER BY t LIMIT %s", [*args, limit], binary=True).fetchall()
-        if not rows:
-            self._pks.recheck(account_id, connector_id)
-        return [(a, t) for a, t in rows]
+    # -- retention and import -------------------------------------------------
 
-    def latest_snapshots(self, account_id: str, connector_id: str, limit: int) -> list[bytes]:
-        cpk = self._pks.get(account_id, connector_id)
-        rows = self._read(
-            "SELECT doc FROM snapshots WHERE cpk=%s ORDER BY t DESC LIMIT %s",
-            (cpk, limit),
-            binary=True,
-        ).fetchall()
-        if not rows:
-            self._pks.recheck(account_id, connector_id)
-        return [doc for (doc,) in rows]
-
-    def get_snapshot(self, account_id: str, connector_id: str, t: float) -> bytes | None:
-        cpk = self._pks.get(account_id, connector_id)
-        row = self._read(
-            "SELECT doc FROM snapshots WHERE cpk=%s AND t=%s", (cpk, t), binary=True
-        ).fetchone()
-        if row is None:
-            self._pks.recheck(account_id, connector_id)
-            return None
-        return row[0]  # type: ignore[no-any-return]
-
-    # -- interrupts -----------------------------------------------------------
-
-    def create_interrupt(
-        self, account_id: str, connector_id: str, action: str, purge: bool, submitted_at: str
-    ) -> Interrupt:
-        with self._write() as conn:
-            cpk, _ = ingest.lock_connector(conn, account_id, connector_id)
-            try:
-                row = conn.execute(
-                    "INSERT INTO interrupts (cpk, action, purge, submitted_at) "
-                    "VALUES (%s, %s, %s, %s) RETURNING id",
-                    (cpk, action, purge, submitted_at),
-                ).fetchone()
-            except psycopg.errors.UniqueViolation:
-                raise Conflict(
-                    f"connector {connector_id} already has a pending interrupt; it must be "
-                    "picked up before another is submitted"
-                ) from None
-            return Interrupt(int(row[0]) if row else 0, action, purge, submitted_at)
-
-    def list_interrupts(self, account_id: str, connector_id: str) -> list[Interrupt]:
-        cpk = self._read_pk(account_id, connector_id)
-        rows = self._read(
-            "SELECT id, action, purge, submitted_at, triggered_at FROM interrupts "
-            "WHERE cpk=%s ORDER BY id",
-            (cpk,),
-            binary=True,
-        ).fetchall()
-        return [Interrupt(int(r[0]), r[1], bool(r[2]), r[3], r[4]) for r in rows]
-
-    def pick_up_interrupts(
-        self, account_id: str, connector_id: str, triggered_at: str
-    ) -> list[Interrupt]:
-        with self._write() as conn:
-            cpk, _ = ingest.lock_connector(conn, account_id, connector_id)
-            rows = conn.execute(
-                "UPDATE interrupts SET triggered_at=%s WHERE cpk=%s AND triggered_at IS NULL "
-                "RETURNING id, action, purge, submitted_at",
-                (triggered_at, cpk),
-                binary=True,
-            ).fetchall()
-            conn.execute("UPDATE connectors SET last_heartbeat=%s WHERE pk=%s", (triggered_at, cpk))
-        picked = sorted(rows, key=lambda r: int(r[0]))
-        return [Interrupt(int(r[0]), r[1], bool(r[2]), r[3], triggered_at) for r in picked]
-
-    # -- retention, export and import ----------------------------------------
-
-    def purge_telemetry(self, before_t: float, batch: int) -> int:
+    def _drop_telemetry_before(self, before_t: float) -> int:
         """Whole months before ``before_t`` are detached and dropped (cheap, however
-        large; counted); the rest goes in bounded deletes, one short transaction each."""
+        large; counted)."""
         with self._connection() as conn:
-            gone = self._partitions.drop_below(conn, before_t)
-            for table, key in (("events", "cpk, t, n"), ("snapshots", "cpk, t")):
-                if gone >= batch:
-                    break
-                cur = conn.execute(
-                    f"DELETE FROM {table} WHERE t < %s AND ({key}) IN "
-                    f"(SELECT {key} FROM {table} WHERE t < %s LIMIT %s)",
-                    (before_t, before_t, batch - gone),
-                )
-                gone += cur.rowcount
-        return gone
+            return self._partitions.drop_below(conn, before_t)
 
-    def export_events(
-        self, account_id: str, connector_id: str, after: tuple[float, float] | None, limit: int
-    ) -> list[tuple[float, float, float, str, bytes]]:
-        cpk = self._read_pk(account_id, connector_id)
-        query = "SELECT t, n, a, k, doc FROM events WHERE cpk=%s"
-        args: list[object] = [cpk]
-        if after is not None:
-            query += " AND (t, n) > (%s, %s)"
-            args += after
-        rows = self._read(query + " ORDER BY t, n LIMIT %s", [*args, limit], binary=True)
-        return [tuple(row) for row in rows]
-
-    def export_snapshots(
-        self, account_id: str, connector_id: str, after: float | None, limit: int
-    ) -> list[tuple[float, float, bytes]]:
-        cpk = self._read_pk(account_id, connector_id)
-        query = "SELECT t, a, doc FROM snapshots WHERE cpk=%s"
-        args: list[object] = [cpk]
-        if after is not None:
-            query += " AND t > %s"
-            args.append(after)
-        rows = self._read(query + " ORDER BY t LIMIT %s", [*args, limit], binary=True)
-        return [tuple(row) for row in rows]
-
-    def import_connector(self, connector: Connector) -> bool:
-        with self._write() as conn:
-            cur = conn.execute(
-                f"INSERT INTO connectors ({CONNECTOR_COLUMNS}) VALUES ({_CONNECTOR_VALUES}) "
-                "ON CONFLICT (account_id, id) DO NOTHING",
-                connector_values(connector),
-            )
-            if cur.rowcount != 1:
-                return False
-            self._bump_credentials(conn)
-            return True
-
-    def import_events(
-        self, account_id: str, connector_id: str, rows: list[tuple[float, float, float, str, bytes]]
+    def _import(
+        self, account_id: str, connector_id: str, table: str, rows: Sequence[tuple[Any, ...]]
     ) -> int:
         def work(conn: Conn) -> int:
-            cpk, _ = ingest.lock_connector(conn, account_id, connector_id)
+            cpk, _ = self._lock_connector(conn, account_id, connector_id)
             if not rows:
                 return 0
             columns = [list(column) for column in zip(*rows, strict=True)]
-            cur = conn.execute(
-                "INSERT INTO events (cpk, t, n, a, k, doc) SELECT %b, * FROM unnest("
-                "%b::float8[], %b::float8[], %b::float8[], %b::text[], %b::bytea[]) "
-                "ON CONFLICT DO NOTHING",
-                (cpk, *columns),
-            )
-            fleet.keep_failure(conn, "%s", cpk, rows, 0, 1, 3)  # issue 9
-            return cur.rowcount
+            added = conn.execute(_IMPORT[table], (cpk, *columns)).rowcount
+            if table == "events":  # (t, n, a, k, doc): the fleet summary's newest failure
+                self._keep_failure(conn, cpk, rows, 0, 1, 3)
+            return int(added)
 
-        return self._telemetry_write("events", (row[0] for row in rows), work)
-
-    def import_snapshots(
-        self, account_id: str, connector_id: str, rows: list[tuple[float, float, bytes]]
-    ) -> int:
-        def work(conn: Conn) -> int:
-            cpk, _ = ingest.lock_connector(conn, account_id, connector_id)
-            if not rows:
-                return 0
-            columns = [list(column) for column in zip(*rows, strict=True)]
-            cur = conn.execute(
-                "INSERT INTO snapshots (cpk, t, a, doc) SELECT %b, * FROM unnest("
-                "%b::float8[], %b::float8[], %b::bytea[]) ON CONFLICT DO NOTHING",
-                (cpk, *columns),
-            )
-            return cur.rowcount
-
-        return self._telemetry_write("snapshots", (row[0] for row in rows), work)
+        return self._telemetry_write(table, (row[0] for row in rows), work)

@@ -1,6 +1,7 @@
 """What both stores share that is not SQL: the connectors table's columns and how a row
-maps to and from a ``Connector``, and how an ingest batch is numbered and deduplicated
-before it is inserted."""
+maps to and from a ``Connector`` (both from the connector's table of fields,
+models/connector.py), how an ingest batch is numbered and deduplicated before it is
+inserted, and the conflicts with what is stored."""
 
 from __future__ import annotations
 
@@ -8,86 +9,49 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import orjson
-
 from connector_telemetry.errors import Conflict
-from connector_telemetry.service.models import (
+from connector_telemetry.models import (
     Connector,
     NewEvent,
     NewSnapshot,
     event_doc,
     same_content,
 )
+from connector_telemetry.models.connector import table
 
-CONNECTOR_COLUMNS = (
-    "account_id, id, activated, days_of_week, duration_hours, embargo_dates, hour_of_day, "
-    "notes, timezone, device_id, device_serial, device_type, last_updated, last_heartbeat, "
-    "last_seen_version, license_key_hash"
-)
+
+def columns(model: type[Connector] = Connector) -> tuple[str, ...]:
+    """The connectors table's columns, in the order of the model's fields (its table)."""
+    return tuple(f.column for f in table(model).values())
+
+
+CONNECTOR_COLUMNS = ", ".join(columns())
 
 
 def changed_connector(
     row: tuple[Any, ...], change: Callable[[Connector], None]
 ) -> tuple[Connector, tuple[object, ...]]:
     """The connector read as ``row`` after ``change``, and the parameters of
-    ``connector_update_sql`` that write it back."""
+    ``SQL.update_connector`` that write it back: every column but the key, then the key."""
     connector = connector_from_row(row)
     change(connector)
     values = connector_values(connector)
     return connector, (*values[2:], row[0], row[1])
 
 
-def connector_update_sql(placeholder: str) -> str:
-    """``UPDATE connectors SET ...`` of every column but the key, in the driver's
-    placeholder style (``?`` or ``%s``); values: ``connector_values(c)[2:]`` then the key."""
-    columns = [c.strip() for c in CONNECTOR_COLUMNS.split(",")][2:]
-    sets = ", ".join(f"{column}={placeholder}" for column in columns)
-    return f"UPDATE connectors SET {sets} WHERE account_id={placeholder} AND id={placeholder}"
-
-
-def connector_from_row(row: tuple[Any, ...]) -> Connector:
-    (account_id, cid, activated, days, duration, embargo, hour, notes, tz, device_id, serial,
-     device_type, last_updated, heartbeat, version, key_hash) = row  # fmt: skip
-    return Connector(
-        account_id=account_id,
-        id=cid,
-        activated=bool(activated),
-        interrupt_window_days_of_week=orjson.loads(days),
-        interrupt_window_duration_hours=float(duration),
-        interrupt_window_embargo_dates=orjson.loads(embargo),
-        interrupt_window_hour_of_day=float(hour),
-        notes=notes,
-        timezone=tz,
-        device_id=device_id,
-        device_serial=serial,
-        device_type=device_type,
-        last_updated=last_updated,
-        last_heartbeat=heartbeat,
-        last_seen_version=version,
-        license_key_hash=None if key_hash is None else bytes(key_hash),
+def connector_from_row(row: tuple[Any, ...], model: type[Connector] = Connector) -> Connector:
+    fields = table(model)
+    return model(
+        **{
+            name: f.codec.from_column(raw)
+            for (name, f), raw in zip(fields.items(), row, strict=True)
+        }
     )
 
 
 def connector_values(c: Connector) -> tuple[object, ...]:
-    """The row for ``CONNECTOR_COLUMNS``, in that order."""
-    return (
-        c.account_id,
-        c.id,
-        c.activated,
-        orjson.dumps(c.interrupt_window_days_of_week).decode(),
-        c.interrupt_window_duration_hours,
-        orjson.dumps(c.interrupt_window_embargo_dates).decode(),
-        c.interrupt_window_hour_of_day,
-        c.notes,
-        c.timezone,
-        c.device_id,
-        c.device_serial,
-        c.device_type,
-        c.last_updated,
-        c.last_heartbeat,
-        c.last_seen_version,
-        c.license_key_hash,
-    )
+    """The row for ``columns()``, in that order."""
+    return tuple(f.codec.to_column(getattr(c, name)) for name, f in table(type(c)).items())
 
 
 def unnumbered_times(events: list[NewEvent]) -> list[float]:
@@ -165,6 +129,28 @@ def dedupe_snapshots(snapshots: list[NewSnapshot]) -> list[NewSnapshot]:
                 "with different content"
             )
     return list(seen.values())
+
+
+def stored_event_conflict(index: object, t: float, n: float) -> Conflict:
+    """409 for an event whose key is already stored with other content (``index`` is
+    the event's place in the batch, ``?`` when it was numbered by the store)."""
+    return Conflict(
+        f"events[{index}]: an event with t={t:g} and n={n:g} is already "
+        "stored with different content"
+    )
+
+
+def stored_snapshot_conflict(index: int, t: float) -> Conflict:
+    return Conflict(
+        f"snapshots[{index}]: a snapshot with t={t:g} is already stored with different content"
+    )
+
+
+def pending_interrupt_conflict(connector_id: str) -> Conflict:
+    return Conflict(
+        f"connector {connector_id} already has a pending interrupt; it must be "
+        "picked up before another is submitted"
+    )
 
 
 class ConnectorPks:

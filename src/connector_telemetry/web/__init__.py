@@ -16,8 +16,11 @@ import hashlib
 from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
+from typing import Any
 
-Response = tuple[int, list[tuple[str, str]], bytes]
+from connector_telemetry.api.request import Request
+from connector_telemetry.api.route import Prepared, Response, Route
+from connector_telemetry.errors import NotFound
 
 #: No inline script or style, nothing from another origin, never framed.
 CSP = (
@@ -41,7 +44,7 @@ TYPES = {
     ".txt": "text/plain; charset=utf-8",
     ".md": "text/plain; charset=utf-8",
 }
-ASSETS = "/assets/"
+ASSETS = "/assets/"  # then <version>/<file>
 PAGE_PATHS = frozenset(("/", "/index.html"))
 
 
@@ -85,19 +88,16 @@ class Web:
         page = page.replace(b"{{API_PREFIX}}", _attribute(api_prefix.rstrip("/")))
         self.page = _file("index.html", page)
 
-    def answer(
-        self, method: str, path: str, accept_encoding: str, if_none_match: str
-    ) -> Response | None:
-        """The page or an asset; None for anything else (the API's "no route" answer)."""
-        if method not in ("GET", "HEAD"):
-            return None
-        if path in PAGE_PATHS:
+    def answer(self, req: Request) -> Response:
+        """The page or an asset (``NotFound`` for any other file), as the client asked:
+        304 for the ETag it has, gzip if it accepts it, no body for HEAD."""
+        if req.path in PAGE_PATHS:
             found, caching = self.page, "no-cache"
         else:
-            version, _, name = path[len(ASSETS) :].partition("/")
+            version, _, name = req.params["file"].partition("/")
             asset = self.assets.get(name)
             if asset is None:
-                return None
+                raise NotFound(f"no such file: {req.path}")
             found = asset
             # Another release's URL (a node of another version behind the same balancer):
             # this release's file, but not to be kept.
@@ -108,20 +108,40 @@ class Web:
             ("cache-control", caching),
             ("etag", found.etag),
             ("vary", "accept-encoding"),
-            *SECURITY_HEADERS,
         ]
-        if found.etag in (tag.strip() for tag in if_none_match.split(",")):
+        if found.etag in (tag.strip() for tag in req.headers.get("if-none-match", "").split(",")):
             return 304, headers, b""
         body = found.body
-        if found.gzipped is not None and "gzip" in accept_encoding:
+        if found.gzipped is not None and "gzip" in req.headers.get("accept-encoding", ""):
             body = found.gzipped
             headers.append(("content-encoding", "gzip"))
         headers.append(("content-length", str(len(body))))
-        return 200, headers, b"" if method == "HEAD" else body
+        return 200, headers, b"" if req.method == "HEAD" else body
 
-    @staticmethod
-    def handles(path: str) -> bool:
-        return path in PAGE_PATHS or path.startswith(ASSETS)
+    def routes(self) -> list[Route]:
+        """``/``, ``/index.html`` and ``/assets/<version>/<file>`` at the server's root."""
+        common: dict[str, Any] = {
+            "mount": "root",
+            "head": True,
+            "answer": Prepared("text/html"),
+            "headers": tuple(SECURITY_HEADERS),
+            "result": {"type": "string"},
+        }
+        return [
+            Route("GET", "/", self.answer, "public", "dashboard", "The dashboard", **common),
+            Route(
+                "GET", "/index.html", self.answer, "public", "dashboard.index", "The same", **common
+            ),
+            Route(
+                "GET",
+                ASSETS + "{file}",
+                self.answer,
+                "public",
+                "dashboard.assets",
+                "The dashboard's files",
+                **common,
+            ),
+        ]
 
 
 def _attribute(value: str) -> bytes:

@@ -1,4 +1,5 @@
-"""Time, in one place, so tests can reason about it."""
+"""Time as ctel reads and writes it: epoch seconds (``now``), and RFC 3339 strings in UTC
+with microseconds for the API's timestamps."""
 
 from __future__ import annotations
 

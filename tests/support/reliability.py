@@ -3,8 +3,6 @@
 Sizes: CI runs the reduced size; ``CTEL_FULL=1`` in the environment runs the full size
 (``CTEL_FULL=1 python -m pytest tests/reliability -q``).
 
-This is deliberately not a ``conftest.py``: a second module named ``conftest`` would shadow
-tests/conftest.py for the ``from conftest import ...`` lines of the other test modules.
 """
 
 from __future__ import annotations
@@ -16,10 +14,9 @@ import subprocess
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
-from conftest import LiveServer, Tenant
+from support.server import LiveServer
 
 FULL = os.environ.get("CTEL_FULL", "").strip() not in ("", "0")
 
@@ -27,20 +24,6 @@ FULL = os.environ.get("CTEL_FULL", "").strip() not in ("", "0")
 def size(ci: int, full: int) -> int:
     """The CI size, or the full one under ``CTEL_FULL=1``."""
     return full if FULL else ci
-
-
-# -- connectors (databases and tenants: conftest.fresh_db) --------------------------------
-
-
-def create_connector(api: str, tenant: Tenant) -> str:
-    response = httpx.post(
-        f"{api}/accounts/{tenant.account_id}/magic/connectors",
-        json={"device": {"provision_license": True}},
-        headers=tenant.write,
-        timeout=30,
-    )
-    assert response.status_code == 200, response.text
-    return str(response.json()["result"]["id"])
 
 
 # -- processes --------------------------------------------------------------------------

@@ -9,17 +9,17 @@ import orjson
 
 from connector_telemetry.errors import ApiError
 
-_OK_HEAD = b'{"result":'
-_OK_TAIL = b',"success":true,"errors":[],"messages":[]}'
+OK_HEAD = b'{"result":'
+OK_TAIL = b',"success":true,"errors":[],"messages":[]}'
 
 
 def ok(result: Any) -> bytes:
-    return _OK_HEAD + orjson.dumps(result) + _OK_TAIL
+    return OK_HEAD + orjson.dumps(result) + OK_TAIL
 
 
 def ok_raw(result_json: bytes) -> bytes:
     """Wrap an already serialized ``result`` (the hot path: stored event documents)."""
-    return _OK_HEAD + result_json + _OK_TAIL
+    return OK_HEAD + result_json + OK_TAIL
 
 
 def ok_with_messages(result: Any, messages: list[dict[str, Any]]) -> bytes:

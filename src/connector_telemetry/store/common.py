@@ -1,0 +1,421 @@
+"""``SQLStore``: the ``Store`` methods both stores share, written once on the shared SQL
+(``store.sql``). A store provides its connections (``_read`` for reads on the calling
+thread, ``_write`` for one write transaction, ``_migration`` for the schema's) and what
+is genuinely its own: ingest and import (batch inserts), held reads, partitions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, ClassVar
+
+from connector_telemetry.clock import rfc3339
+from connector_telemetry.errors import Conflict, NotFound
+from connector_telemetry.models import Connector, EventMeta, Interrupt, Token, User
+from connector_telemetry.store.base import SchemaTooNew
+from connector_telemetry.store.fleet import FleetSummary
+from connector_telemetry.store.rows import (
+    ConnectorPks,
+    changed_connector,
+    connector_from_row,
+    connector_values,
+    pending_interrupt_conflict,
+)
+from connector_telemetry.store.sql import SQL, Connection, Cursor, Dialect, migrations
+
+
+class SQLStore(FleetSummary):
+    dialect: ClassVar[Dialect]
+    sql: ClassVar[SQL]
+    #: The newest schema version this code knows (the dialect's last migration).
+    known_schema_version: int
+    #: How the store is named in messages (a path, or a URL with its password masked).
+    name: str
+    _pks: ConnectorPks
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "dialect" in cls.__dict__:
+            cls.sql = SQL().adapted(cls.dialect)
+            cls.known_schema_version = migrations(cls.dialect.name)[-1][0]
+
+    # -- what each store provides -------------------------------------------------
+
+    def _read(self, query: str, args: Any = ()) -> Cursor:
+        """One statement on the calling thread's read connection."""
+        raise NotImplementedError
+
+    @property
+    def _execute(self) -> Callable[..., Cursor]:
+        """``_read`` for the hot reads: ``_read`` itself, or (SQLite) the read connection's
+        own ``execute``, one Python call less per statement."""
+        return self._read
+
+    def _write(self) -> AbstractContextManager[Connection]:
+        """A connection inside one write transaction (committed on exit)."""
+        raise NotImplementedError
+
+    def _import(
+        self, account_id: str, connector_id: str, table: str, rows: Sequence[tuple[Any, ...]]
+    ) -> int:
+        """Store exported rows of ``table`` (their columns after ``cpk``), skipping keys
+        already stored; how many were new."""
+        raise NotImplementedError
+
+    def _migration(self) -> AbstractContextManager[Connection]:
+        """A connection inside the transaction that migrates the schema (one process
+        at a time)."""
+        raise NotImplementedError
+
+    # -- schema ---------------------------------------------------------------------
+
+    def schema_version(self) -> int:
+        return self._schema_version(self._read)
+
+    def _schema_version(self, execute: Callable[..., Any]) -> int:
+        if execute(self.dialect.schema_table_exists).fetchone() is None:
+            return 0
+        got = execute(self.sql.schema_version).fetchone()
+        return int(got[0] or 0) if got else 0
+
+    def migrate(self) -> int:
+        """Apply every migration newer than the database's schema; return the version."""
+        known = self.known_schema_version
+        with self._migration() as conn:
+            conn.execute(self.sql.create_schema_version)
+            current = self._schema_version(conn.execute)
+            if current > known:
+                raise SchemaTooNew(
+                    f"{self.name} has schema version {current}, newer than this ctel "
+                    f"knows ({known}); upgrade connector-telemetry"
+                )
+            for version, script in migrations(self.dialect.name):
+                if version > current:
+                    self.dialect.run_script(conn, script)
+                    conn.execute(self.sql.add_schema_version, (version,))
+        return max(current, known)
+
+    def ping(self) -> None:
+        self._read(self.sql.ping).fetchone()
+
+    def is_empty(self) -> bool:
+        return self._read(self.sql.any_account).fetchone() is None
+
+    def credentials_version(self) -> int:
+        row = self._read(self.sql.credentials_version).fetchone()
+        return int(row[0]) if row else 0
+
+    def _bump_credentials(self, conn: Connection) -> None:
+        conn.execute(self.sql.bump_credentials)
+
+    # -- accounts and credentials -----------------------------------------------------
+
+    def create_account(self, account_id: str, name: str, created_at: str) -> None:
+        with self._write() as conn:
+            if conn.execute(self.sql.insert_account, (account_id, name, created_at)).rowcount != 1:
+                raise Conflict(f"account {account_id} already exists")
+
+    def account_exists(self, account_id: str) -> bool:
+        return self._read(self.sql.account_exists, (account_id,)).fetchone() is not None
+
+    def create_token(self, token: Token, secret_hash: bytes) -> None:
+        with self._write() as conn:
+            conn.execute(
+                self.sql.insert_token,
+                (
+                    token.id,
+                    token.account_id,
+                    token.name,
+                    token.permission,
+                    secret_hash,
+                    token.created_at,
+                    token.expires_on,
+                ),
+            )
+            self._bump_credentials(conn)
+
+    def list_tokens(self) -> list[Token]:
+        return [Token(*row) for row in self._read(self.sql.list_tokens).fetchall()]
+
+    def revoke_token(self, token_id: str, revoked_at: str) -> bool:
+        with self._write() as conn:
+            revoked: int = conn.execute(self.sql.revoke_token, (revoked_at, token_id)).rowcount
+            self._bump_credentials(conn)
+            return revoked == 1
+
+    def find_token(self, secret_hash: bytes) -> tuple[Token, bytes] | None:
+        row = self._read(self.sql.find_token, (secret_hash,)).fetchone()
+        return None if row is None else (Token(*row[:7]), bytes(row[7]))
+
+    def create_user(self, user: User, created_at: str) -> None:
+        with self._write() as conn:
+            row = (user.id, user.email, user.key_hash, created_at)
+            if conn.execute(self.sql.insert_user, row).rowcount != 1:
+                raise Conflict(f"a user with email {user.email} already exists")
+            for account_id in user.account_ids:
+                conn.execute(self.sql.insert_user_account, (user.id, account_id))
+            self._bump_credentials(conn)
+
+    def find_user(self, email: str) -> User | None:
+        row = self._read(self.sql.find_user, (email,)).fetchone()
+        if row is None:
+            return None
+        accounts = self._read(self.sql.user_accounts, (row[0],)).fetchall()
+        return User(row[0], row[1], bytes(row[2]), tuple(a for (a,) in accounts))
+
+    def find_license(self, key_hash: bytes) -> tuple[str, str] | None:
+        row = self._read(self.sql.find_license, (key_hash,)).fetchone()
+        return None if row is None else (row[0], row[1])
+
+    # -- connectors -------------------------------------------------------------------
+
+    def list_connectors(self, account_id: str, device_type: str | None) -> list[Connector]:
+        if device_type is None:
+            found = self._read(self.sql.list_connectors, (account_id,))
+        else:
+            found = self._read(self.sql.list_connectors_of_type, (account_id, device_type))
+        return [connector_from_row(row) for row in found.fetchall()]
+
+    def create_connector(self, connector: Connector) -> bool:
+        with self._write() as conn:
+            conn.execute(self.sql.lock_account, (connector.account_id,))
+            device = (connector.account_id, connector.device_id, connector.device_serial)
+            if conn.execute(self.sql.device_taken, device).fetchone():
+                return False
+            conn.execute(self.sql.insert_connector, connector_values(connector))
+            self._bump_credentials(conn)
+            return True
+
+    def get_connector(self, account_id: str, connector_id: str) -> Connector | None:
+        if "\x00" in connector_id:  # PostgreSQL text cannot hold one: no such connector
+            return None
+        row = self._read(self.sql.get_connector, (account_id, connector_id)).fetchone()
+        return None if row is None else connector_from_row(row)
+
+    def change_connector(
+        self, account_id: str, connector_id: str, change: Callable[[Connector], None]
+    ) -> Connector | None:
+        if "\x00" in connector_id:
+            return None
+        with self._write() as conn:
+            row = conn.execute(self.sql.lock_connector_row, (account_id, connector_id)).fetchone()
+            if row is None:
+                return None
+            connector, params = changed_connector(row[1:], change)
+            conn.execute(self.sql.update_connector, params)
+            self._bump_credentials(conn)
+            return connector
+
+    def delete_connector(self, account_id: str, connector_id: str) -> Connector | None:
+        """The connector and, in the same transaction, its telemetry and interrupts (an
+        ingest holding the row lock finishes first)."""
+        if "\x00" in connector_id:
+            return None
+        with self._write() as conn:
+            row = conn.execute(self.sql.lock_connector_row, (account_id, connector_id)).fetchone()
+            if row is None:
+                return None
+            conn.execute(self.sql.delete_events, (row[0],))
+            conn.execute(self.sql.delete_snapshots, (row[0],))
+            conn.execute(self.sql.delete_connector, (row[0],))  # interrupts: ON DELETE CASCADE
+            self._bump_credentials(conn)
+            return connector_from_row(row[1:])
+
+    def import_connector(self, connector: Connector) -> bool:
+        with self._write() as conn:
+            if conn.execute(self.sql.insert_connector, connector_values(connector)).rowcount != 1:
+                return False
+            self._bump_credentials(conn)
+            return True
+
+    def _connector_pk(self, account_id: str, connector_id: str) -> int:
+        """The connector's pk, read now (``self._pks`` caches it for the hot reads)."""
+        if "\x00" not in connector_id:
+            row = self._read(self.sql.connector_pk, (account_id, connector_id)).fetchone()
+            if row is not None:
+                return int(row[0])
+        raise NotFound(f"connector {connector_id} not found")
+
+    def _lock_connector(
+        self, conn: Connection, account_id: str, connector_id: str
+    ) -> tuple[int, Any]:
+        """The connector's pk and ``last_seen_t``, its row locked until commit."""
+        if "\x00" not in connector_id:
+            row = conn.execute(self.sql.lock_connector, (account_id, connector_id)).fetchone()
+            if row is not None:
+                return int(row[0]), row[1]
+        raise NotFound(f"connector {connector_id} not found")
+
+    def _heartbeat(
+        self,
+        conn: Connection,
+        cpk: int,
+        last_seen_t: float | None,
+        newest: tuple[float, str] | None,
+        collected_at: float,
+    ) -> None:
+        """Ingest is a sign of life; the newest item's version (``newest``: its ``t`` and
+        ``v``, see ``rows.newest_version``) is the one last seen, unless telemetry
+        recorded later was already seen (an agent replaying its spool)."""
+        now = rfc3339(collected_at)
+        if newest is not None and (last_seen_t is None or newest[0] >= last_seen_t):
+            conn.execute(self.sql.heartbeat_and_version, (now, newest[1], newest[0], cpk))
+        else:
+            conn.execute(self.sql.heartbeat, (now, cpk))
+
+    # -- telemetry reads ----------------------------------------------------------------
+
+    def _telemetry(
+        self, account_id: str, connector_id: str, query: str, args: tuple[Any, ...]
+    ) -> list[Any]:
+        """The rows of a read of one connector's telemetry, its pk from the cache. An empty
+        answer is checked against the connector itself: a pk cached for a connector since
+        deleted must answer 404, not an empty list (pks are never reused)."""
+        cpk = self._pks.get(account_id, connector_id)
+        rows = self._execute(query, (cpk, *args)).fetchall()
+        if not rows:
+            self._pks.recheck(account_id, connector_id)
+        return rows
+
+    def list_events(
+        self,
+        account_id: str,
+        connector_id: str,
+        t_from: float,
+        t_to: float,
+        kind: str | None,
+        after: tuple[float, float] | None,
+        limit: int,
+    ) -> list[EventMeta]:
+        sql, ids = self.sql, (account_id, connector_id)
+        if after is None:
+            if kind is None:
+                rows = self._telemetry(*ids, sql.list_events, (t_from, t_to, limit))
+            else:
+                query = sql.list_events_of_kind
+                rows = self._telemetry(*ids, query, (t_from, t_to, kind, limit))
+        elif kind is None:
+            rows = self._telemetry(*ids, sql.list_events_after, (*after, after[0], t_to, limit))
+        else:
+            query = sql.list_events_of_kind_after
+            rows = self._telemetry(*ids, query, (*after, after[0], t_to, kind, limit))
+        return [EventMeta(*row) for row in rows]
+
+    def latest_events(self, account_id: str, connector_id: str, limit: int) -> list[bytes]:
+        rows = self._telemetry(account_id, connector_id, self.sql.latest_events, (limit,))
+        return [doc for (doc,) in rows]
+
+    def get_event(
+        self, account_id: str, connector_id: str, keys: list[tuple[float, float]]
+    ) -> bytes | None:
+        """The hot path: one indexed lookup per way of reading the event id."""
+        cpk = self._pks.get(account_id, connector_id)
+        execute, query = self._execute, self.sql.get_event
+        for t, n in keys:
+            row = execute(query, (cpk, t, n)).fetchone()
+            if row is not None:
+                return row[0]  # type: ignore[no-any-return]
+        self._pks.recheck(account_id, connector_id)
+        return None
+
+    def list_snapshots(
+        self,
+        account_id: str,
+        connector_id: str,
+        t_from: float,
+        t_to: float,
+        after: float | None,
+        limit: int,
+    ) -> list[tuple[float, float]]:
+        if after is None:
+            query, start = self.sql.list_snapshots, t_from
+        else:
+            query, start = self.sql.list_snapshots_after, after
+        rows = self._telemetry(account_id, connector_id, query, (start, t_to, limit))
+        return [(a, t) for a, t in rows]
+
+    def latest_snapshots(self, account_id: str, connector_id: str, limit: int) -> list[bytes]:
+        rows = self._telemetry(account_id, connector_id, self.sql.latest_snapshots, (limit,))
+        return [doc for (doc,) in rows]
+
+    def get_snapshot(self, account_id: str, connector_id: str, t: float) -> bytes | None:
+        rows = self._telemetry(account_id, connector_id, self.sql.get_snapshot, (t,))
+        return rows[0][0] if rows else None
+
+    # -- interrupts -------------------------------------------------------------------
+
+    def create_interrupt(
+        self, account_id: str, connector_id: str, action: str, purge: bool, submitted_at: str
+    ) -> Interrupt:
+        with self._write() as conn:
+            cpk, _ = self._lock_connector(conn, account_id, connector_id)
+            try:
+                conn.execute(self.sql.insert_interrupt, (cpk, action, purge, submitted_at))
+            except self.dialect.unique_violation:
+                raise pending_interrupt_conflict(connector_id) from None
+            (row,) = conn.execute(self.sql.pending_interrupts, (cpk,)).fetchall()
+            return Interrupt(int(row[0]), action, purge, submitted_at)
+
+    def list_interrupts(self, account_id: str, connector_id: str) -> list[Interrupt]:
+        cpk = self._connector_pk(account_id, connector_id)
+        rows = self._read(self.sql.list_interrupts, (cpk,)).fetchall()
+        return [Interrupt(int(r[0]), r[1], bool(r[2]), r[3], r[4]) for r in rows]
+
+    def pick_up_interrupts(
+        self, account_id: str, connector_id: str, triggered_at: str
+    ) -> list[Interrupt]:
+        with self._write() as conn:
+            cpk, _ = self._lock_connector(conn, account_id, connector_id)
+            rows = conn.execute(self.sql.pending_interrupts, (cpk,)).fetchall()
+            conn.execute(self.sql.trigger_interrupts, (triggered_at, cpk))
+            conn.execute(self.sql.heartbeat, (triggered_at, cpk))
+        return [Interrupt(int(r[0]), r[1], bool(r[2]), r[3], triggered_at) for r in rows]
+
+    # -- retention and export -----------------------------------------------------------
+
+    def _drop_telemetry_before(self, before_t: float) -> int:
+        """Drop whole stretches of telemetry before ``before_t`` where the store keeps
+        them apart (PostgreSQL's month partitions); returns how many rows went."""
+        return 0
+
+    def purge_telemetry(self, before_t: float, batch: int) -> int:
+        """Whole stretches first where the store has them, then bounded deletes, one
+        short write transaction each, so ingest is never blocked for long."""
+        gone = self._drop_telemetry_before(before_t)
+        for query in (self.sql.purge_events, self.sql.purge_snapshots):
+            if gone >= batch:
+                break
+            with self._write() as conn:
+                gone += conn.execute(query, (before_t, before_t, batch - gone)).rowcount
+        return gone
+
+    def export_events(
+        self, account_id: str, connector_id: str, after: tuple[float, float] | None, limit: int
+    ) -> list[tuple[float, float, float, str, bytes]]:
+        cpk = self._connector_pk(account_id, connector_id)
+        if after is None:
+            found = self._read(self.sql.export_events, (cpk, limit))
+        else:
+            found = self._read(self.sql.export_events_after, (cpk, *after, limit))
+        return [tuple(row) for row in found.fetchall()]
+
+    def export_snapshots(
+        self, account_id: str, connector_id: str, after: float | None, limit: int
+    ) -> list[tuple[float, float, bytes]]:
+        cpk = self._connector_pk(account_id, connector_id)
+        if after is None:
+            found = self._read(self.sql.export_snapshots, (cpk, limit))
+        else:
+            found = self._read(self.sql.export_snapshots_after, (cpk, after, limit))
+        return [tuple(row) for row in found.fetchall()]
+
+    def import_events(
+        self, account_id: str, connector_id: str, rows: list[tuple[float, float, float, str, bytes]]
+    ) -> int:
+        return self._import(account_id, connector_id, "events", rows)
+
+    def import_snapshots(
+        self, account_id: str, connector_id: str, rows: list[tuple[float, float, bytes]]
+    ) -> int:
+        return self._import(account_id, connector_id, "snapshots", rows)

@@ -1,4 +1,0 @@
--- connector-telemetry schema 3. On SQLite, snapshots moved to a rowid table (see
--- migrations/0003). PostgreSQL always keeps rows in a heap with the primary key as a
--- separate B-tree: nothing to change; the number keeps both schemas' versions in step.
-SELECT 1;

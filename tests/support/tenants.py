@@ -1,0 +1,55 @@
+"""Tenants: an account with its credentials, one per test, so tests can share a server."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from connector_telemetry.service import credentials
+from connector_telemetry.settings import Settings
+from connector_telemetry.store import open_store
+from connector_telemetry.store.base import Store
+
+
+@dataclass
+class Tenant:
+    account_id: str
+    write_token: str
+    read_token: str
+    email: str
+    api_key: str
+
+    @property
+    def write(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.write_token}"}
+
+    @property
+    def read(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.read_token}"}
+
+    @property
+    def legacy(self) -> dict[str, str]:
+        return {"X-Auth-Email": self.email, "X-Auth-Key": self.api_key}
+
+
+def make_tenant(store: Store) -> Tenant:
+    account_id = credentials.create_account(store)
+    _, write = credentials.create_token(store, account_id, "Magic WAN Write")
+    _, read = credentials.create_token(store, account_id, "Magic WAN Read")
+    email = f"user-{account_id[:12]}@example.com"
+    key = credentials.create_user(store, email, [account_id])
+    return Tenant(account_id, write, read, email, key)
+
+
+def fresh_db(folder: Path, url: str | None = None) -> tuple[str, Tenant]:
+    """A new, migrated database (a SQLite file in ``folder``, or the empty PostgreSQL
+    database at ``url``) with one tenant (whose account also keeps ``ctel serve`` from
+    bootstrapping its own)."""
+    db = url or str(folder / "ctel.db")
+    store = open_store(Settings(db=db))
+    try:
+        store.migrate()
+        tenant = make_tenant(store)
+    finally:
+        store.close()
+    return db, tenant
