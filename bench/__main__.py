@@ -24,7 +24,7 @@ from bench.report import machine, markdown
 HERE = Path(__file__).parent
 DATA = HERE / ".data"
 RESULTS = HERE / "results"
-PARTS = ("get", "ingest", "scale", "snapshots", "postgres")
+PARTS = ("get", "ingest", "scale", "snapshots", "postgres", "dashboard")
 
 
 def fleet(size: int, kind: str = "events") -> fixtures.Fleet:
@@ -169,6 +169,15 @@ def bench_postgres(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def bench_dashboard(args: argparse.Namespace) -> dict[str, Any]:
+    """The dashboard in Chromium: the fleet page with 10,000 connectors, a week of
+    one-minute snapshots drawn, the bytes of a first load (bench/dashboard.py)."""
+    from bench import dashboard
+
+    DATA.mkdir(exist_ok=True)
+    return dashboard.run(DATA / "dashboard.db", args.workers, args.browser_rounds)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument(
@@ -201,6 +210,9 @@ def main() -> int:
         help="PostgreSQL: event counts built for scale; the largest serves Get Event",
     )
     parser.add_argument(
+        "--browser-rounds", type=int, default=5, help="dashboard: page loads per figure"
+    )
+    parser.add_argument(
         "--results",
         type=Path,
         default=RESULTS,
@@ -223,6 +235,7 @@ def main() -> int:
         "scale": ("scale", "scale", bench_scale),
         "snapshots": ("snapshots", "snapshots", bench_snapshots),
         "postgres": ("postgres", "postgresql", bench_postgres),
+        "dashboard": ("dashboard", "dashboard in chromium", bench_dashboard),
     }
     try:
         for part in only:

@@ -101,6 +101,27 @@ SQLITE_BASELINES = [
 PG_BASELINES = [("", "bare psycopg executemany", "none"), ("_copy", "bare psycopg COPY", "none")]
 
 
+def _dashboard(d: dict[str, Any]) -> list[str]:
+    """The dashboard's figures (bench/dashboard.py), medians of ``rounds`` page loads."""
+    f, w = d["fleet_usable_ms"], d["draw_ms"]
+    rounds = d["rounds"]
+    return [
+        f"| Dashboard: fleet page usable, 10,000 connectors (ms after navigation, median of "
+        f"{rounds} first loads in Chromium) | {f['fleet_10000']} | 10 connectors "
+        f"{f['fleet_10']} | {f['fleet_10000'] / max(1, f['fleet_10']):.2f} | <= 1500 ms |",
+        f"| Dashboard: a week of one-minute snapshots (10,080) drawn after arrival (ms, "
+        f"median of {rounds}) | {w['week']} | a day every 5 min (288) {w['day']} | "
+        f"{w['week'] / max(1, w['day']):.2f} | <= 1000 ms |",
+        f"| Dashboard: the week's series fetched (ms, median) | {d['series_load_ms']['week']} | "
+        f"a day {d['series_load_ms']['day']} | | |",
+        f"| Dashboard: bytes transferred on a first load before data, fleet page (gzip; "
+        f"uncompressed) | {d['fleet_bytes']['encoded']:,} | {d['fleet_bytes']['decoded']:,} "
+        "| | < 300,000 |",
+        f"| Dashboard: the same, connector page | {d['connector_bytes']['encoded']:,} | "
+        f"{d['connector_bytes']['decoded']:,} | | < 300,000 |",
+    ]
+
+
 def markdown(report: dict[str, Any]) -> str:
     g, i, s = report.get("get_event"), report.get("ingest"), report.get("scale")
     snap, pg = report.get("snapshots"), report.get("postgres")
@@ -154,6 +175,9 @@ def markdown(report: dict[str, Any]) -> str:
             f"| PostgreSQL: peak RSS per worker (MB, all PostgreSQL parts) | "
             f"{pg['peak_rss_mb']} | | | none |"
         )
+    d = report.get("dashboard")
+    if d:
+        lines += _dashboard(d)
     lines += ["", "Commands:", ""]
     for name, part in (
         ("Get Event", g),

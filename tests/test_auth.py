@@ -62,7 +62,8 @@ def _path(route: Route, account_id: str, connector_id: str) -> str:
 def _call(
     http: httpx.Client, route: Route, account_id: str, connector_id: str, headers: dict[str, str]
 ) -> httpx.Response:
-    query = {"from": 0, "to": 1} if route.operation_id.endswith(".list") else None
+    ranged = route.operation_id.endswith(".list") or route.operation_id == "snapshots.series"
+    query = {"from": 0, "to": 1} if ranged else None
     body: Any = BODIES.get(route.operation_id)
     if route.operation_id == "connectors.create":
         body = {"device": {"serial_number": uuid.uuid4().hex}}

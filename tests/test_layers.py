@@ -6,6 +6,7 @@ checked against the rules below, so a shortcut across layers fails here, not in 
     store/         + shared types                    never service/, api/, app, server, cli
     service/       + store.base (the protocol)       never api/, app, server, cli, a store
     api/           + service/, store.base            never app, server, cli, a store
+    web/           + api/ (routes serving files)     never service/, store/
     agent/, simulate/                                only themselves (and the package's version)
 """
 
@@ -28,6 +29,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "store": (*SHARED, "store"),
     "service": (*SHARED, "service", "store.base"),
     "api": (*SHARED, "api", "service", "store.base"),
+    "web": (*SHARED, "web", "api"),  # the dashboard's files: never store/ (a client of the API)
     "agent": ("", "agent"),
     "simulate": ("", "simulate"),
 }

@@ -21,6 +21,7 @@ from typing import Any
 
 from connector_telemetry.api import (
     connectors,
+    dashboard,
     envelope,
     events,
     health,
@@ -37,6 +38,7 @@ from connector_telemetry.api.routing import Router
 from connector_telemetry.errors import ApiError, InternalError, PayloadTooLarge, Unavailable
 from connector_telemetry.settings import Settings
 from connector_telemetry.store.base import Store
+from connector_telemetry.web import Web
 
 log = logging.getLogger("connector_telemetry")
 
@@ -55,6 +57,8 @@ class App:
             *interrupts.routes(self.ctx),
             *tokens.routes(self.ctx),
             *health.routes(self.ctx),
+            *dashboard.routes(self.ctx),
+            *Web(settings.prefix).routes(),  # the dashboard's page and files, at the root
         ]
         routes.append(openapi.route(lambda: self.openapi))
         self.openapi = openapi.document(routes, settings.prefix)

@@ -212,7 +212,10 @@ def envelope_problems(route: Route, response: schemathesis.Response) -> list[str
         body = orjson.loads(response.content)
     except orjson.JSONDecodeError:
         return [*problems, f"HTTP {status}: body is not JSON"]
-    if not isinstance(body, dict) or set(body) != {"result", "success", "errors", "messages"}:
+    # Cloudflare's paged lists (List Accounts) add ``result_info`` to a success.
+    paged = {"result_info"} if status == 200 else set()
+    envelope = {"result", "success", "errors", "messages"}
+    if not isinstance(body, dict) or set(body) - paged != envelope:
         return [*problems, f"HTTP {status}: body is not the envelope"]
     success = 200 <= status < 300
     if body["success"] is not success:

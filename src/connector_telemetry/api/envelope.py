@@ -31,3 +31,16 @@ def error_body(err: ApiError) -> bytes:
     if err.chain:
         item["error_chain"] = [{"code": c, "message": m} for c, m in err.chain]
     return orjson.dumps({"result": None, "success": False, "errors": [item], "messages": []})
+
+
+def ok_with_info(result: Any, result_info: dict[str, Any]) -> bytes:
+    """A paged list's envelope (Cloudflare's ``result_info``)."""
+    return orjson.dumps(
+        {
+            "result": result,
+            "result_info": result_info,
+            "success": True,
+            "errors": [],
+            "messages": [],
+        }
+    )

@@ -107,7 +107,7 @@ def _operation(route: Route) -> dict[str, Any]:
             },
             **{
                 status: {"description": _ERRORS[status], "content": _ERROR}
-                for status in _ERRORS_BY_ACCESS[route.access]
+                for status in route.errors or _ERRORS_BY_ACCESS[route.access]
             },
         },
     }

@@ -67,6 +67,8 @@ class PathParam:
     name: str
     convert: Callable[[str], Any]
     schemas: dict[str, Schema]
+    #: Whether it may span segments (a connector id with a ``/``; a file's path).
+    spans: bool = False
 
 
 def _account_id(raw: str) -> str | None:
@@ -93,9 +95,12 @@ PATH_PARAMS: dict[str, PathParam] = {
         "connector_id",
         _connector_id,
         {"connector_id": {"type": "string", "minLength": 1, "maxLength": CONNECTOR_ID_MAX}},
+        spans=True,
     ),
     "event_id": PathParam("event_t.event_n", _event_id, {"event_t": _NUMBER, "event_n": _NUMBER}),
     "snapshot_t": PathParam("snapshot_t", parse_decimal, {"snapshot_t": _NUMBER}),
+    # A file below a root route (the dashboard's assets): looked up, never opened by name.
+    "file": PathParam("file", lambda raw: raw, {"file": {"type": "string"}}, spans=True),
 }
 
 
@@ -203,7 +208,20 @@ class Raw:
         return lambda result: (200, headers, result)
 
 
-Answer = Envelope | Raw
+@dataclass(frozen=True)
+class Prepared:
+    """The handler answers with ``(status, headers, body)`` itself, HEAD included (the
+    dashboard's files: a content type per file, ETag and 304, gzip by Accept-Encoding);
+    the route's own ``headers`` are added."""
+
+    content_type: str = "application/octet-stream"  # (documentation only)
+
+    def responder(self, headers: Headers) -> Callable[[Any], Response]:
+        extra = [h for h in headers if h[0] != "content-type"]
+        return lambda result: (result[0], [*result[1], *extra], result[2])
+
+
+Answer = Envelope | Raw | Prepared
 ENVELOPE = Envelope()
 
 
@@ -226,6 +244,8 @@ class Route:
     answer: Answer = ENVELOPE
     headers: tuple[tuple[str, str], ...] = ()
     head: bool = False
+    #: The error statuses it answers, when not those of its ``access`` (api/openapi.py).
+    errors: tuple[str, ...] | None = None
 
     #: Whether the dispatcher finishes it in a coroutine (a body to read, or the writer).
     deferred: bool = field(init=False)
@@ -235,7 +255,8 @@ class Route:
     def __post_init__(self) -> None:
         object.__setattr__(self, "deferred", self.writes or self.method in BODY_METHODS)
         headers = [("content-type", self.answer.content_type), *self.headers]
-        if self.method == "HEAD":  # the GET route's answer, without a body
+        if self.method == "HEAD" and not isinstance(self.answer, Prepared):
+            # the GET route's answer, without a body
             object.__setattr__(self, "respond", lambda result: (200, headers, b""))
         else:
             object.__setattr__(self, "respond", self.answer.responder(headers))

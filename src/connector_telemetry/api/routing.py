@@ -2,7 +2,8 @@
 
 Servers hand us the percent-decoded path (granian's RSGI has no raw path), so a
 connector id such as ``a/b`` arrives as two segments. Templates are therefore
-matched as regular expressions in which ``{connector_id}`` may span segments
+matched as regular expressions in which ``{connector_id}`` (and a root route's
+``{file}``) may span segments
 (shortest match first), tried most specific first: ``.../events/latest`` before
 ``.../events/{event_t}.{event_n}`` before ``.../{connector_id}``. The template
 decides the route; the method then picks among that template's routes (405 with
@@ -34,8 +35,9 @@ def _unroutable(path: str) -> UnroutableId:
 def _pattern(template: str) -> re.Pattern[str]:
     out = []
     for segment in template.strip("/").split("/"):
-        if segment == "{connector_id}":
-            out.append("(?P<connector_id>.+?)")
+        name = segment[1:-1]
+        if segment.startswith("{") and name in PATH_PARAMS and PATH_PARAMS[name].spans:
+            out.append(f"(?P<{name}>.+?)")
         elif segment == "{event_t}.{event_n}":
             out.append("(?P<event_id>[^/]+)")
         elif segment.startswith("{"):

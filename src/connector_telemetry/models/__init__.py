@@ -10,6 +10,7 @@ from connector_telemetry.models.access import (
     User,
 )
 from connector_telemetry.models.connector import DAYS, DEVICE_TYPES, Connector
+from connector_telemetry.models.fleet import FAILURE_KINDS, FleetRow
 from connector_telemetry.models.telemetry import (
     EventMeta,
     IngestResult,
@@ -23,10 +24,12 @@ from connector_telemetry.models.telemetry import (
 __all__ = [
     "DAYS",
     "DEVICE_TYPES",
+    "FAILURE_KINDS",
     "PERMISSION_LABELS",
     "PERMISSION_NAMES",
     "Connector",
     "EventMeta",
+    "FleetRow",
     "IngestResult",
     "Interrupt",
     "NewEvent",

@@ -29,12 +29,15 @@ class NewEvent:
 
 
 class NewSnapshot:
-    """One validated snapshot of an ingest batch, serialized as it will be served."""
+    """One validated snapshot of an ingest batch, serialized as it will be served.
+    ``summary``: its health record (``service.fleet``) when it is among the batch's two
+    newest, which the store keeps on the connector's row if they are its newest."""
 
-    __slots__ = ("doc", "index", "t", "v")
+    __slots__ = ("doc", "index", "summary", "t", "v")
 
     def __init__(self, index: int, t: float, v: str, doc: bytes) -> None:
         self.index, self.t, self.v, self.doc = index, t, v, doc
+        self.summary: bytes | None = None
 
 
 @dataclass(frozen=True)

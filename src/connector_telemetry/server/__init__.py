@@ -96,7 +96,8 @@ def serve(settings: Settings, demo: bool = False) -> int:
         store.close()
     print(
         f"ctel: serving {describe(settings.db)} on http://{settings.host}:{settings.port}"
-        f"{settings.prefix} with {settings.worker_count} worker(s)",
+        f"{settings.prefix} with {settings.worker_count} worker(s); "
+        f"the dashboard at http://{settings.host}:{settings.port}/",
         file=sys.stderr,
         flush=True,
     )

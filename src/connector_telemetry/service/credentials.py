@@ -12,10 +12,12 @@ import hmac
 import re
 import secrets
 import uuid
+from typing import Any
 
 from connector_telemetry import clock
 from connector_telemetry.errors import (
     BadRequest,
+    Forbidden,
     InvalidAccessToken,
     NotFound,
     UnknownApiKey,
@@ -132,3 +134,28 @@ def user_principal(store: Store, email: str, key: str) -> Principal:
     if user is None or not hmac.compare_digest(user.key_hash, wanted):
         raise UnknownApiKey()
     return Principal("user", user.id, dict.fromkeys(user.account_ids, "write"))
+
+
+def list_accounts(
+    store: Store, principal: Principal, name: str | None = None
+) -> list[dict[str, Any]]:
+    """The accounts a token or user key may use (the dashboard's sign-in), by id,
+    as Cloudflare's Account objects, each with what the credential may do there in
+    ``permissions.magic_wan`` (Cloudflare's membership style); ``name``: only those whose
+    name contains it (case-insensitive)."""
+    if principal.kind == "device":
+        raise Forbidden()
+    grants = principal.grants
+    wanted = None if name is None else name.lower()
+    return [
+        {
+            "id": account_id,
+            "name": account_name,
+            "type": "standard",
+            "created_on": created_at,
+            "settings": {"enforce_twofactor": False},
+            "permissions": {"magic_wan": {"read": True, "write": grants[account_id] == "write"}},
+        }
+        for account_id, account_name, created_at in store.get_accounts(list(grants))
+        if wanted is None or wanted in account_name.lower()
+    ]

@@ -14,6 +14,7 @@ from connector_telemetry import clock
 from connector_telemetry.errors import BadRequest, NotFound, check_text
 from connector_telemetry.models import IngestResult, NewSnapshot
 from connector_telemetry.numbers import wire
+from connector_telemetry.service import fleet
 from connector_telemetry.service.cursors import decode_cursor, encode_cursor, fingerprint
 from connector_telemetry.service.ingest import read_items
 from connector_telemetry.service.snapshot_schema import SCHEMA
@@ -116,6 +117,7 @@ def parse_batch(body: bytes, content_type: str, max_items: int) -> list[NewSnaps
 def record_snapshots(
     store: Store, account_id: str, connector_id: str, snapshots: list[NewSnapshot]
 ) -> IngestResult:
+    fleet.mark_newest(snapshots)  # the fleet summary's health records (issue 9)
     return store.record_snapshots(account_id, connector_id, snapshots, clock.now())
 
 

@@ -14,6 +14,7 @@ from connector_telemetry.clock import rfc3339
 from connector_telemetry.errors import Conflict, NotFound
 from connector_telemetry.models import Connector, EventMeta, Interrupt, Token, User
 from connector_telemetry.store.base import SchemaTooNew
+from connector_telemetry.store.fleet import FleetSummary
 from connector_telemetry.store.rows import (
     ConnectorPks,
     changed_connector,
@@ -24,7 +25,7 @@ from connector_telemetry.store.rows import (
 from connector_telemetry.store.sql import SQL, Connection, Cursor, Dialect, migrations
 
 
-class SQLStore:
+class SQLStore(FleetSummary):
     dialect: ClassVar[Dialect]
     sql: ClassVar[SQL]
     #: The newest schema version this code knows (the dialect's last migration).

@@ -32,6 +32,7 @@ from connector_telemetry.models import IngestResult, NewEvent, NewSnapshot
 from connector_telemetry.store import describe
 from connector_telemetry.store import pg_ingest as ingest
 from connector_telemetry.store.common import SQLStore
+from connector_telemetry.store.fleet import has_failure
 from connector_telemetry.store.pg_connections import Reader, Writers, connect
 from connector_telemetry.store.pg_partitions import Partitions, is_missing_partition
 from connector_telemetry.store.rows import ConnectorPks, dedupe_snapshots, newest_version
@@ -183,6 +184,7 @@ class PostgresStore(SQLStore):
         self, account_id: str, connector_id: str, events: list[NewEvent], collected_at: float
     ) -> IngestResult:
         newest = newest_version(events)
+        failing = has_failure(events)  # the fleet summary's newest failure (issue 9)
 
         def work(conn: Conn) -> IngestResult:
             cpk, last_seen_t = self._lock_connector(conn, account_id, connector_id)
@@ -190,6 +192,8 @@ class PostgresStore(SQLStore):
             duplicates = len(events) - len(rows)
             duplicates += ingest.insert_events(conn, cpk, rows, collected_at, events)
             self._heartbeat(conn, cpk, last_seen_t, newest, collected_at)
+            if failing:
+                self._keep_failure(conn, cpk, rows, 0, 1, 2)
             return IngestResult(accepted=len(events) - duplicates, duplicates=duplicates)
 
         return self._telemetry_write("events", (ev.t for ev in events), work)
@@ -211,6 +215,7 @@ class PostgresStore(SQLStore):
             duplicates = len(snapshots) - len(unique)
             duplicates += ingest.insert_snapshots(conn, cpk, unique, collected_at)
             self._heartbeat(conn, cpk, last_seen_t, newest, collected_at)
+            self._keep_health(conn, cpk, snapshots)
             return IngestResult(accepted=len(snapshots) - duplicates, duplicates=duplicates)
 
         return self._telemetry_write("snapshots", (snap.t for snap in snapshots), work)
@@ -231,6 +236,9 @@ class PostgresStore(SQLStore):
             if not rows:
                 return 0
             columns = [list(column) for column in zip(*rows, strict=True)]
-            return conn.execute(_IMPORT[table], (cpk, *columns)).rowcount
+            added = conn.execute(_IMPORT[table], (cpk, *columns)).rowcount
+            if table == "events":  # (t, n, a, k, doc): the fleet summary's newest failure
+                self._keep_failure(conn, cpk, rows, 0, 1, 3)
+            return int(added)
 
         return self._telemetry_write(table, (row[0] for row in rows), work)

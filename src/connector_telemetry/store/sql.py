@@ -24,6 +24,12 @@ _CONNECTOR_VALUES = ", ".join("?" * len(_COLUMNS))
 #: the key (see ``rows.changed_connector``).
 _CONNECTOR_SETS = ", ".join(f"{column}=?" for column in _COLUMNS[2:])
 _INTERRUPT = "SELECT id, action, purge, submitted_at, triggered_at FROM interrupts"
+#: What the fleet summary reads of a connector (store.fleet.fleet_row): schema 4's columns.
+_FLEET = (
+    "account_id, id, activated, notes, device_id, device_type, device_serial, last_heartbeat, "
+    "last_seen_version, health_t, health, health_prev_t, health_prev, failure_t, failure_n, "
+    "failure_k"
+)
 
 
 class Cursor(Protocol):
@@ -191,6 +197,24 @@ class SQL:
     export_snapshots: str = "SELECT t, a, doc FROM snapshots WHERE cpk=? ORDER BY t LIMIT ?"
     export_snapshots_after: str = (
         "SELECT t, a, doc FROM snapshots WHERE cpk=? AND t > ? ORDER BY t LIMIT ?"
+    )
+
+    # -- the fleet summary (issue 9; the rules in store/fleet.py)
+    account: str = "SELECT id, name, created_at FROM accounts WHERE id=?"
+    fleet_summary: str = f"SELECT {_FLEET} FROM connectors WHERE account_id=? ORDER BY pk"
+    fleet_summary_since: str = (
+        f"SELECT {_FLEET} FROM connectors WHERE account_id=? "
+        "AND (last_heartbeat >= ? OR last_updated >= ?) ORDER BY pk"
+    )
+    health_records: str = (
+        "SELECT health_t, health, health_prev_t, health_prev FROM connectors WHERE pk=?"
+    )
+    keep_health: str = (
+        "UPDATE connectors SET health_t=?, health=?, health_prev_t=?, health_prev=? WHERE pk=?"
+    )
+    keep_failure: str = (
+        "UPDATE connectors SET failure_t=?, failure_n=?, failure_k=? WHERE pk=? "
+        "AND (failure_t IS NULL OR failure_t < ? OR (failure_t = ? AND failure_n < ?))"
     )
 
     def adapted(self, dialect: Dialect) -> SQL:

@@ -19,6 +19,7 @@ from typing import Any
 
 from connector_telemetry.models import IngestResult, NewEvent, NewSnapshot, same_content
 from connector_telemetry.store.common import SQLStore
+from connector_telemetry.store.fleet import has_failure
 from connector_telemetry.store.rows import (
     ConnectorPks,
     dedupe_snapshots,
@@ -190,6 +191,7 @@ class SQLiteStore(SQLStore):
         if guess is not None and ready is not None:
             a = collected_at
             prebuilt = [(guess, t, n, a, k, doc) for t, n, k, doc in ready]
+        failing = has_failure(events)  # the fleet summary's newest failure (issue 9)
         with self._write() as conn:
             cpk, last_seen_t = self._ingest_lock(conn, account_id, connector_id)
             if prebuilt is not None and cpk == guess:
@@ -205,6 +207,8 @@ class SQLiteStore(SQLStore):
                 duplicates += self._insert_checking(conn, rows, events)
             conn.execute("RELEASE batch")
             self._heartbeat(conn, cpk, last_seen_t, newest, collected_at)
+            if failing:
+                self._keep_failure(conn, cpk, rows, 1, 2, 4)
             return IngestResult(accepted=len(events) - duplicates, duplicates=duplicates)
 
     def _ingest_lock(
@@ -278,6 +282,7 @@ class SQLiteStore(SQLStore):
                     duplicates += 1
             conn.execute("RELEASE batch")
             self._heartbeat(conn, cpk, last_seen_t, newest, collected_at)
+            self._keep_health(conn, cpk, snapshots)
             return IngestResult(accepted=len(snapshots) - duplicates, duplicates=duplicates)
 
     # -- import ----------------------------------------------------------------
@@ -289,4 +294,6 @@ class SQLiteStore(SQLStore):
             cpk, _ = self._lock_connector(conn, account_id, connector_id)
             before = conn.total_changes
             conn.executemany(_IMPORT[table], [(cpk, *row) for row in rows])
+            if table == "events":  # (t, n, a, k, doc): the fleet summary's newest failure
+                self._keep_failure(conn, cpk, rows, 0, 1, 3)
             return conn.total_changes - before
