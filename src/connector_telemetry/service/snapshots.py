@@ -12,13 +12,9 @@ import orjson
 
 from connector_telemetry.errors import BadRequest, NotFound, check_text
 from connector_telemetry.numbers import wire
+from connector_telemetry.service import body as body_rules
 from connector_telemetry.service import clock
-from connector_telemetry.service.ingest import (
-    decode_cursor,
-    encode_cursor,
-    fingerprint,
-    read_items,
-)
+from connector_telemetry.service.ingest import decode_cursor, encode_cursor, fingerprint
 from connector_telemetry.service.models import IngestResult, NewSnapshot
 from connector_telemetry.service.snapshot_schema import SCHEMA
 from connector_telemetry.store.base import Store
@@ -72,7 +68,7 @@ def check_snapshot(index: int, item: Any) -> NewSnapshot:
         raise BadRequest(f"{where}.a: set by the service (time collected); do not send it")
     check_text(f"{where}.v", item["v"])
     item["t"] = wire(t)
-    return NewSnapshot(index, t, item["v"], orjson.dumps(item))
+    return NewSnapshot(index, t, item["v"], body_rules.encode(item, where))
 
 
 _TYPES: dict[str, Any] = {"number": float, "string": str, "boolean": bool}
@@ -105,16 +101,23 @@ def _fast_batch(items: list[Any]) -> list[NewSnapshot] | None:
         if t < 0 or "a" in item or "\x00" in item["v"]:
             return None
         item["t"] = wire(t)
-        out.append(NewSnapshot(i, t, item["v"], orjson.dumps(item)))
+        out.append(NewSnapshot(i, t, item["v"], body_rules.encode(item, f"snapshots[{i}]")))
     return out
 
 
 def parse_batch(body: bytes, content_type: str, max_items: int) -> list[NewSnapshot]:
-    items = read_items(body, content_type, max_items, "snapshots")
+    items = body_rules.read_items(body, content_type, max_items, "snapshots")
     fast = _fast_batch(items)
     if fast is not None:
+        _check_keys(body, content_type, [snap.doc for snap in fast])  # ``t`` rewritten
         return fast
+    _check_keys(body, content_type, body_rules.encode_all(items, "snapshots"))
     return [check_snapshot(i, item) for i, item in enumerate(items)]
+
+
+def _check_keys(body: bytes, content_type: str, encoded: list[bytes]) -> None:
+    if not body_rules.same_bytes(body, content_type, encoded):
+        body_rules.check_keys(body, content_type, "snapshots", body_rules.colons(encoded))
 
 
 def record_snapshots(
