@@ -1,6 +1,10 @@
 """Shared fixtures: a live ``ctel serve`` on a free port, and helpers that give
 each test its own account, tokens and connector (so tests can share a server).
 
+Every server a test starts has its log watched: a test during which any server logged an
+answer 500 fails (at its teardown), whatever the test itself checked, and so does the run
+when one shows up in a log only after the last test (``SERVER_LOGS``).
+
 The live server (and so every API test) runs once per store: SQLite, then PostgreSQL
 (``$DATABASE_URL`` when set, else a throwaway cluster started from the installed
 binaries). ``CTEL_TEST_STORES=sqlite`` runs SQLite only."""
@@ -36,6 +40,76 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+#: What a 500 leaves in a server's log: ``App._fail``'s line (with the request id and route),
+#: or granian's for an exception that escaped the app.
+SERVER_ERROR_MARKS = (b"unexpected error on ", b"Application callable raised an exception")
+
+
+class ServerLogs:
+    """The logs of every server the tests started, read as they grow, for 500s."""
+
+    def __init__(self) -> None:
+        self.offsets: dict[Path, int] = {}
+        self.pending: list[str] = []  # found in a log that was then reused
+
+    def watch(self, path: Path, *, truncate: bool) -> None:
+        """Call before a server starts writing ``path`` (from its start when ``truncate``,
+        else appending)."""
+        if path in self.offsets:
+            self.pending += self._scan(path)
+        self.offsets[path] = 0 if truncate or not path.exists() else path.stat().st_size
+
+    def errors(self) -> list[str]:
+        """Every 500 logged since the last call."""
+        found, self.pending = self.pending, []
+        for path in self.offsets:
+            found += self._scan(path)
+        return found
+
+    def _scan(self, path: Path) -> list[str]:
+        offset = self.offsets[path]
+        try:
+            with open(path, "rb") as log:
+                if log.seek(0, os.SEEK_END) < offset:  # truncated meanwhile
+                    offset = 0
+                log.seek(offset)
+                text = log.read()
+        except FileNotFoundError:
+            return []
+        complete = text[: text.rfind(b"\n") + 1]
+        self.offsets[path] = offset + len(complete)
+        lines = complete.decode(errors="replace").splitlines()
+        return [
+            f"{path}:\n" + "\n".join(lines[i : i + 25])
+            for i, line in enumerate(lines)
+            if any(mark.decode() in line for mark in SERVER_ERROR_MARKS)
+        ]
+
+
+SERVER_LOGS = ServerLogs()
+
+
+@pytest.fixture(autouse=True)
+def no_server_errors() -> Iterator[None]:
+    """Fails the test during which any server logged a 500 (a 500 a test retried past, or
+    never looked at, included)."""
+    yield
+    errors = SERVER_LOGS.errors()
+    if errors:
+        pytest.fail(f"{len(errors)} answer(s) 500 in server logs:\n\n" + "\n\n".join(errors))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """500s logged after the last test's check (while shared servers stopped) fail the run."""
+    errors = SERVER_LOGS.errors()
+    if errors:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_sep("=", "answers 500 in server logs", red=True)
+            reporter.write_line("\n\n".join(errors))
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 @dataclass
 class LiveServer:
     url: str  # service root, e.g. http://127.0.0.1:PORT
@@ -54,6 +128,7 @@ def start_server(
     """``ctel serve --db db``; its output goes to ``log_path`` (default: beside the file)."""
     port = free_port()
     log_path = log_path or Path(db).with_suffix(".log")
+    SERVER_LOGS.watch(log_path, truncate=True)
     log = open(log_path, "wb")  # noqa: SIM115 - lives as long as the server
     process = subprocess.Popen(
         [

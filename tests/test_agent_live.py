@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from agent.helpers import assert_valid_snapshot
-from conftest import LiveServer, Tenant, free_port, stop_server
+from conftest import SERVER_LOGS, LiveServer, Tenant, free_port, stop_server
 from connector_telemetry import __version__
 from connector_telemetry.service import credentials
 from connector_telemetry.settings import Settings
@@ -157,6 +157,7 @@ def test_agent_reports_to_the_service(
 def serve_on(db: Path, port: int) -> LiveServer:
     """``ctel serve`` on a port of our choosing (the agent must find it again after a
     restart; conftest's start_server picks a new port each time)."""
+    SERVER_LOGS.watch(db.with_suffix(".log"), truncate=False)
     log = open(db.with_suffix(".log"), "ab")  # noqa: SIM115 - lives as long as the server
     process = subprocess.Popen(
         [
