@@ -2,7 +2,7 @@
 
 Ingest (events and snapshots, a JSON array or NDJSON), connectors and interrupts decode
 their bodies here, so every route refuses the same bodies with 400/1001 and a message that
-says what is wrong and where (README, "Request bodies"):
+says what is wrong and where (README: "Request bodies", under "Authentication and errors"):
 
 - not UTF-8 (raw surrogates included): the byte, its line and column;
 - not JSON (truncated, bytes after the value, ``NaN``, an escaped lone surrogate, a number
@@ -190,7 +190,14 @@ def unique_keys(body: bytes, lower_bound: int) -> bool:
     return b"\\" not in body or (b"\\u003a" not in body and b"\\u003A" not in body)
 
 
-def same_bytes(body: bytes, content_type: str, encoded: list[bytes]) -> bool:
+def check_items_keys(body: bytes, content_type: str, noun: str, encoded: list[bytes]) -> None:
+    """``check_keys`` for a batch whose items are ``encoded`` (by ``encode_all``, or as they
+    will be stored): settled at once when the body is exactly those bytes."""
+    if not _same_bytes(body, content_type, encoded):
+        check_keys(body, content_type, noun, colons(encoded))
+
+
+def _same_bytes(body: bytes, content_type: str, encoded: list[bytes]) -> bool:
     """Whether ``body`` is its items' ``encoded`` form, byte for byte, as a JSON array or
     NDJSON (what a client writing compact JSON as orjson does sends): then it repeats no
     key, as no encoding of decoded objects can."""

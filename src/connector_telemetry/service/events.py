@@ -216,9 +216,9 @@ def parse_batch(body: bytes, content_type: str, max_events: int) -> list[NewEven
 def _precise_batch(body: bytes, content_type: str, max_events: int) -> list[NewEvent]:
     """Any batch, checked in Python, naming the index and field of the first problem."""
     items = body_rules.read_items(body, content_type, max_events, "events")
-    encoded = body_rules.encode_all(items, "events")
-    if not body_rules.same_bytes(body, content_type, encoded):
-        body_rules.check_keys(body, content_type, "events", body_rules.colons(encoded))
+    body_rules.check_items_keys(
+        body, content_type, "events", body_rules.encode_all(items, "events")
+    )
     return [check_event(i, item) for i, item in enumerate(items)]
 
 
