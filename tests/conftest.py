@@ -1,7 +1,11 @@
 """The fixtures: a live ``ctel serve`` on a free port, once per store (SQLite, then
 PostgreSQL: ``$DATABASE_URL`` when set, else a throwaway cluster started from the
 installed binaries; ``CTEL_TEST_STORES=sqlite`` runs SQLite only), and each test's own
-tenant and connector, so tests can share a server. The helpers are in tests/support."""
+tenant and connector, so tests can share a server. The helpers are in tests/support.
+
+Every server a test starts has its log watched (``support.server.SERVER_LOGS``): a test
+during which any server logged an answer 500 fails (at its teardown), whatever the test
+itself checked, and so does the run when one shows up in a log only after the last test."""
 
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from connector_telemetry.store import open_store
 from connector_telemetry.store.base import Store
 from connector_telemetry.testing import TemporaryPostgres
 from support import (
+    SERVER_LOGS,
     STORES,
     LiveServer,
     Tenant,
@@ -27,6 +32,28 @@ from support import (
     stop_server,
 )
 from support.sdk import sdk  # noqa: F401 - the fixture: one run per SDK mode
+
+
+@pytest.fixture(autouse=True)
+def no_server_errors() -> Iterator[None]:
+    """Fails the test during which any server logged a 500 (a 500 a test retried past, or
+    never looked at, included)."""
+    yield
+    errors = SERVER_LOGS.errors()
+    if errors:
+        pytest.fail(f"{len(errors)} answer(s) 500 in server logs:\n\n" + "\n\n".join(errors))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """500s logged after the last test's check (while shared servers stopped) fail the run."""
+    errors = SERVER_LOGS.errors()
+    if errors:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_sep("=", "answers 500 in server logs", red=True)
+            reporter.write_line("\n\n".join(errors))
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
 
 # -- PostgreSQL -----------------------------------------------------------------
 

@@ -4,6 +4,7 @@ and only what the server refuses for good is dropped."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import threading
@@ -32,6 +33,8 @@ class FakeServer:
         self.refuse: Callable[[dict[str, Any]], tuple[int, int] | None] = lambda item: None
         self.stored: dict[str, list[Any]] = {"events": [], "snapshots": []}
         self.interrupts: list[dict[str, Any]] = []
+        #: None: reads Content-Encoding: gzip; else the (status, code) it answers such a body
+        self.no_gzip: tuple[int, int] | None = None
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
@@ -41,7 +44,13 @@ class FakeServer:
             found, self.interrupts = self.interrupts, []
             return httpx.Response(200, json={"result": found, "success": True})
         kind = request.url.path.rsplit("/", 1)[1]
-        items = json.loads(request.content)
+        content = request.content
+        if request.headers.get("content-encoding") == "gzip":
+            if self.no_gzip is not None:
+                status, code = self.no_gzip
+                return httpx.Response(status, json={"errors": [{"code": code, "message": "no"}]})
+            content = gzip.decompress(content)
+        items = json.loads(content)
         for item in items:
             refusal = self.refuse(item)
             if refusal is not None:
@@ -141,6 +150,49 @@ def test_a_restart_keeps_pending_records_and_never_reuses_keys(tmp_path: Path) -
     assert kinds == [("Init", 0), ("Leave", 1), ("Init", 2)]
     ts = [s["t"] for s in server.stored["snapshots"]]
     assert len(ts) == 2 and ts[0] < ts[1]
+
+
+def test_bodies_of_1_kib_and_more_go_out_gzip_compressed(tmp_path: Path) -> None:
+    server = FakeServer()
+    agent = _agent(tmp_path, server)
+    agent.start()  # Init: a small body
+    agent.record_snapshot()  # ~4 KB of JSON
+    agent.flush()
+    event, snapshot = (r for r in server.requests if r.method == "POST")
+    assert "content-encoding" not in event.headers
+    assert snapshot.headers["content-encoding"] == "gzip"
+    sent = gzip.decompress(snapshot.content)
+    assert json.loads(sent) == server.stored["snapshots"] and len(snapshot.content) < len(sent) / 2
+
+
+@pytest.mark.parametrize("refusal", [(415, 1415), (400, 1001)])
+def test_a_server_that_does_not_read_gzip_gets_bodies_as_is(
+    tmp_path: Path, refusal: tuple[int, int]
+) -> None:
+    """415, or the 400/1001 of a server that ignores Content-Encoding: the agent resends the
+    batch uncompressed and sends uncompressed from then on; nothing is dropped."""
+    server = FakeServer()
+    server.no_gzip = refusal
+    agent = _agent(tmp_path, server)
+    for _ in range(3):
+        agent.record_snapshot()
+        agent.flush()
+    assert agent.spool.pending() == []
+    assert len(server.stored["snapshots"]) == 3
+    encodings = [r.headers.get("content-encoding") for r in server.requests]
+    assert encodings == ["gzip", None, None, None]
+    assert agent.client.gzip is False
+
+
+def test_a_batch_refused_for_its_content_keeps_gzip_on(tmp_path: Path) -> None:
+    server = FakeServer()
+    server.refuse = lambda item: (400, 1001)  # e.g. not valid UTF-8
+    agent = _agent(tmp_path, server)
+    agent.record_snapshot()
+    agent.flush()
+    assert agent.spool.pending() == []  # refused for good, dropped
+    assert [r.headers.get("content-encoding") for r in server.requests] == ["gzip", None]
+    assert agent.client.gzip is True
 
 
 def test_one_agent_per_spool(tmp_path: Path) -> None:

@@ -32,7 +32,7 @@ from connector_telemetry.api import (
 )
 from connector_telemetry.api.auth import authorize
 from connector_telemetry.api.context import Context
-from connector_telemetry.api.request import Headers, Request
+from connector_telemetry.api.request import Headers, Request, inflated
 from connector_telemetry.api.route import BODY_METHODS, Response, Route
 from connector_telemetry.api.routing import Router
 from connector_telemetry.errors import ApiError, InternalError, PayloadTooLarge, Unavailable
@@ -95,9 +95,10 @@ class App:
                 limit = self.settings.max_body_bytes
                 if length and length.isdigit() and int(length) > limit:
                     raise PayloadTooLarge(f"request body over {limit} bytes")
-                req.body = await body()
-                if len(req.body) > limit:  # sent without Content-Length
+                raw = await body()
+                if len(raw) > limit:  # sent without Content-Length
                     raise PayloadTooLarge(f"request body over {limit} bytes")
+                req.body = inflated(raw, req.headers.get("content-encoding"), limit)
             if route.query:
                 req.args = route.parse_query(req)
             if route.writes:

@@ -9,10 +9,11 @@ from support.api import (
     events_path,
     snapshots_path,
 )
-from support.server import STORES, LiveServer, free_port, start_server, stop_server
+from support.server import SERVER_LOGS, STORES, LiveServer, free_port, start_server, stop_server
 from support.tenants import Tenant, fresh_db, make_tenant
 
 __all__ = [
+    "SERVER_LOGS",
     "STORES",
     "LiveServer",
     "Tenant",

@@ -24,6 +24,55 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+#: What a 500 leaves in a server's log: ``App._fail``'s line (with the request id and route),
+#: or granian's for an exception that escaped the app.
+SERVER_ERROR_MARKS = (b"unexpected error on ", b"Application callable raised an exception")
+
+
+class ServerLogs:
+    """The logs of every server the tests started, read as they grow, for 500s."""
+
+    def __init__(self) -> None:
+        self.offsets: dict[Path, int] = {}
+        self.pending: list[str] = []  # found in a log that was then reused
+
+    def watch(self, path: Path, *, truncate: bool) -> None:
+        """Call before a server starts writing ``path`` (from its start when ``truncate``,
+        else appending)."""
+        if path in self.offsets:
+            self.pending += self._scan(path)
+        self.offsets[path] = 0 if truncate or not path.exists() else path.stat().st_size
+
+    def errors(self) -> list[str]:
+        """Every 500 logged since the last call."""
+        found, self.pending = self.pending, []
+        for path in self.offsets:
+            found += self._scan(path)
+        return found
+
+    def _scan(self, path: Path) -> list[str]:
+        offset = self.offsets[path]
+        try:
+            with open(path, "rb") as log:
+                if log.seek(0, os.SEEK_END) < offset:  # truncated meanwhile
+                    offset = 0
+                log.seek(offset)
+                text = log.read()
+        except FileNotFoundError:
+            return []
+        complete = text[: text.rfind(b"\n") + 1]
+        self.offsets[path] = offset + len(complete)
+        lines = complete.decode(errors="replace").splitlines()
+        return [
+            f"{path}:\n" + "\n".join(lines[i : i + 25])
+            for i, line in enumerate(lines)
+            if any(mark.decode() in line for mark in SERVER_ERROR_MARKS)
+        ]
+
+
+SERVER_LOGS = ServerLogs()
+
+
 @dataclass
 class LiveServer:
     url: str  # service root, e.g. http://127.0.0.1:PORT
@@ -50,6 +99,7 @@ def start_server(
     (default: beside the database file)."""
     port = port or free_port()
     log_path = log_path or Path(db).with_suffix(".log")
+    SERVER_LOGS.watch(log_path, truncate=True)
     log = open(log_path, "wb")  # noqa: SIM115 - lives as long as the server
     process = subprocess.Popen(
         [

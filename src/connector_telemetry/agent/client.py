@@ -9,6 +9,7 @@ with the connector's license key.
 from __future__ import annotations
 
 import enum
+import gzip
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,9 @@ log = logging.getLogger(__name__)
 _CONFIG_CODES = frozenset({9106, 6003, 6111, 7000, 7003})
 #: statuses that say nothing against the batch itself: retry it later
 _RETRY_STATUSES = frozenset({401, 403, 404, 405, 408, 425, 429})
+#: bodies from this size on go out gzip-compressed (README, "Request bodies"); smaller ones
+#: would hardly shrink
+GZIP_FROM_BYTES = 1024
 
 
 def api_root(server: str) -> str:
@@ -41,6 +45,8 @@ class Answer:
     outcome: Outcome
     detail: str  # for the log: status and the server's message, or the network error
     result: Any = None
+    status: int | None = None  # of a refusal
+    code: int | None = None  # its error code
 
 
 def _describe(response: httpx.Response) -> tuple[str, int | None]:
@@ -67,11 +73,18 @@ def classify(response: httpx.Response) -> Answer:
     status = response.status_code
     if status >= 500 or status in _RETRY_STATUSES or (status == 400 and code in _CONFIG_CODES):
         return Answer(Outcome.UNREACHABLE, detail)
-    return Answer(Outcome.REFUSED, detail)
+    return Answer(Outcome.REFUSED, detail, status=status, code=code)
+
+
+def _maybe_encoding(answer: Answer) -> bool:
+    """Whether a refusal may be about the body's compression: 415, or a body that could
+    not be decoded (400, code 1001: what a server that ignores Content-Encoding answers)."""
+    return answer.status == 415 or (answer.status == 400 and answer.code == 1001)
 
 
 class Client:
-    """One connector's view of the service."""
+    """One connector's view of the service. Bodies of 1 KiB and more are sent gzip-compressed
+    while the server takes them."""
 
     def __init__(
         self,
@@ -88,12 +101,29 @@ class Client:
             timeout=timeout,
             transport=transport,
         )
+        self.gzip = True  # until the server shows it does not read gzip
 
     def close(self) -> None:
         self._http.close()
 
     def _call(self, method: str, path: str, content: bytes | None = None) -> Answer:
+        if content is None or not self.gzip or len(content) < GZIP_FROM_BYTES:
+            return self._send(method, path, content, compressed=False)
+        answer = self._send(method, path, gzip.compress(content, 6), compressed=True)
+        if answer.outcome is not Outcome.REFUSED or not _maybe_encoding(answer):
+            return answer
+        # A server that does not read gzip refuses what it cannot decode: send it as is,
+        # and if that goes through, keep sending as is.
+        plain = self._send(method, path, content, compressed=False)
+        if plain.outcome is not Outcome.REFUSED:
+            log.warning("the server does not take gzip (%s); sending bodies as is", answer.detail)
+            self.gzip = False
+        return plain
+
+    def _send(self, method: str, path: str, content: bytes | None, *, compressed: bool) -> Answer:
         headers = {"Content-Type": "application/json"} if content is not None else {}
+        if compressed:
+            headers["Content-Encoding"] = "gzip"
         try:
             response = self._http.request(
                 method, self.base + path, content=content, headers=headers

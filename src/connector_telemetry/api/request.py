@@ -3,15 +3,20 @@
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
-import orjson
-
-from connector_telemetry.errors import InvalidJson, InvalidQuery, UnsupportedMediaType
+from connector_telemetry.errors import (
+    InvalidJson,
+    InvalidQuery,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
 from connector_telemetry.models import Principal
+from connector_telemetry.service import body as body_rules
 
 _NO_ARGS: Mapping[str, Any] = MappingProxyType({})
 
@@ -69,12 +74,7 @@ class Request:
         kind = self.content_type()
         if kind != "application/json" and not kind.endswith("+json"):
             raise UnsupportedMediaType(f"Content-Type must be application/json, got {kind!r}")
-        if not self.body.strip():
-            raise InvalidJson("request body is empty; send a JSON object")
-        try:
-            return orjson.loads(self.body)
-        except orjson.JSONDecodeError as exc:
-            raise InvalidJson(f"request body is not valid JSON: {exc}") from exc
+        return body_rules.read_json(self.body)
 
     def query(self) -> dict[str, str]:
         found: dict[str, str] = {}
@@ -83,3 +83,36 @@ class Request:
                 raise InvalidQuery(f"query parameter {key!r} is given more than once")
             found[key] = value
         return found
+
+
+def inflated(raw: bytes, encoding: str | None, limit: int) -> bytes:
+    """The body as it was before its ``Content-Encoding``: identity, or gzip (one member or
+    several), inflated only up to ``limit`` bytes, so that a decompression bomb costs no more
+    than the largest body accepted (413 past it); 415 for any other encoding."""
+    name = (encoding or "identity").strip().lower()
+    if name == "identity" or not raw:
+        return raw
+    if name not in ("gzip", "x-gzip"):
+        raise UnsupportedMediaType(  # Accept-Encoding: what would do (RFC 9110, 12.5.3)
+            f"Content-Encoding {encoding!r} is not supported; send gzip or an uncompressed body",
+            headers=[("accept-encoding", "gzip")],
+        )
+    parts: list[bytes] = []
+    size = 0
+    pending = raw
+    try:
+        while pending:
+            member = zlib.decompressobj(wbits=31)  # gzip framing only
+            while pending and not member.eof:
+                part = member.decompress(pending, limit + 1 - size)
+                parts.append(part)
+                size += len(part)
+                if size > limit:
+                    raise PayloadTooLarge(f"request body over {limit} bytes once decompressed")
+                pending = member.unconsumed_tail
+            if not member.eof:
+                raise InvalidJson("request body (Content-Encoding: gzip) is truncated")
+            pending = member.unused_data
+    except zlib.error as exc:
+        raise InvalidJson(f"request body is not valid gzip (Content-Encoding): {exc}") from None
+    return b"".join(parts)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 import orjson
@@ -14,8 +14,9 @@ from connector_telemetry import clock
 from connector_telemetry.errors import BadRequest, NotFound, check_text
 from connector_telemetry.models import IngestResult, NewEvent
 from connector_telemetry.numbers import wire
+from connector_telemetry.service import body as body_rules
+from connector_telemetry.service.body import NDJSON
 from connector_telemetry.service.cursors import decode_cursor, encode_cursor, fingerprint
-from connector_telemetry.service.ingest import NDJSON, read_items
 from connector_telemetry.store.base import Store
 
 KINDS: tuple[str, ...] = (
@@ -56,6 +57,7 @@ REQUIRED_PAYLOAD: dict[str, tuple[str, ...]] = {
     **{k: ("tunnel_id",) for k in KINDS if k.startswith("Rekey")},
 }
 _EVENT_KEYS = frozenset(("e", "t", "n", "v"))
+JSON = "application/json"
 LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX = 100, 1000
 LATEST_LIMIT_DEFAULT, LATEST_LIMIT_MAX = 10, 1000
 
@@ -134,43 +136,71 @@ def check_event(index: int, item: Any) -> NewEvent:
     return NewEvent(index, t, n, kind, e, v)
 
 
+#: A payload value the fast path takes: flat, and an integer only within 64 bits, so that
+#: what it accepts decodes the same in orjson (the precise path) and cannot nest too deep.
+_Flat = str | Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)] | float | bool | None
+
+
 class _WireEvent(msgspec.Struct, forbid_unknown_fields=True):
-    e: dict[str, Any]
+    e: dict[str, _Flat]
     t: float
     n: float | None = None
     v: str | None = None
 
 
 _DECODE_BATCH = msgspec.json.Decoder(list[_WireEvent])
+_ENCODE = msgspec.json.Encoder().encode
 
 
 def _fast_batch(body: bytes, max_events: int) -> list[NewEvent] | None:
-    """A JSON array of plain, valid events, decoded and type-checked in C (msgspec);
-    None sends anything else to the precise checks, which name the index and field."""
+    """A JSON array of plain, valid events with flat payloads, decoded and type-checked in
+    C (msgspec); None sends anything else to the precise checks, which name the index and
+    field. Whatever it accepts, the precise checks accept too, and the same way."""
     try:
         items = _DECODE_BATCH.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
         return None
     if not 0 < len(items) <= max_events:
         return None
     out = []
     required = REQUIRED_PAYLOAD
-    try:
-        for i, item in enumerate(items):
-            e, t, n, v = item.e, item.t, item.n, item.v
-            kind = e.get("k")
-            if type(kind) is not str or kind not in _KIND_SET or not 0 <= t < _INF:
-                return None
-            if kind in required and any(type(e.get(f)) is not str for f in required[kind]):
-                return None
-            if n is not None and not 0 <= n < _INF:
-                return None
-            if v is not None and "\x00" in v:
-                return None
-            out.append(NewEvent(i, t, n, kind, e, v))
-    except (TypeError, ValueError, orjson.JSONEncodeError):
-        return None  # e.g. an integer orjson cannot write: the precise path refuses it
+    pairs = 4 * len(items)  # e, t, n and v of every event (less those not given) ...
+    for i, item in enumerate(items):
+        e, t, n, v = item.e, item.t, item.n, item.v
+        kind = e.get("k")
+        if type(kind) is not str or kind not in _KIND_SET or not 0 <= t < _INF:
+            return None
+        if kind in required and any(type(e.get(f)) is not str for f in required[kind]):
+            return None
+        if n is None:
+            pairs -= 1
+        elif not 0 <= n < _INF:
+            return None
+        if v is None:
+            pairs -= 1
+        elif "\x00" in v:
+            return None
+        pairs += len(e)  # ... and every payload's
+        out.append(NewEvent(i, t, n, kind, e, v))
+    if not body_rules.unique_keys(body, pairs):
+        # colons inside strings (a URL) or a repeated key: count those of the documents,
+        # and only if that does not prove it either, look for the key
+        body_rules.check_keys(body, JSON, "events", _colons(out))
     return out
+
+
+def _colons(found: list[NewEvent]) -> int:
+    """The colons of the batch re-encoded: each event's document ``{e, n, t, v}`` holds its
+    pairs and the colons of its strings; one without ``n`` has none yet."""
+    docs = [ev.doc for ev in found]
+    if all(docs):
+        return body_rules.colons(docs)  # type: ignore[arg-type]
+    return sum(
+        ev.doc.count(b":")
+        if ev.doc is not None
+        else _ENCODE(ev.e).count(b":") + 2 + (0 if ev.v is None else 1 + ev.v.count(":"))
+        for ev in found
+    )
 
 
 def parse_batch(body: bytes, content_type: str, max_events: int) -> list[NewEvent]:
@@ -180,7 +210,15 @@ def parse_batch(body: bytes, content_type: str, max_events: int) -> list[NewEven
         fast = _fast_batch(body, max_events)
         if fast is not None:
             return fast
-    items = read_items(body, content_type, max_events, "events")
+    return _precise_batch(body, content_type, max_events)
+
+
+def _precise_batch(body: bytes, content_type: str, max_events: int) -> list[NewEvent]:
+    """Any batch, checked in Python, naming the index and field of the first problem."""
+    items = body_rules.read_items(body, content_type, max_events, "events")
+    body_rules.check_items_keys(
+        body, content_type, "events", body_rules.encode_all(items, "events")
+    )
     return [check_event(i, item) for i, item in enumerate(items)]
 
 

@@ -14,9 +14,9 @@ from connector_telemetry import clock
 from connector_telemetry.errors import BadRequest, NotFound, check_text
 from connector_telemetry.models import IngestResult, NewSnapshot
 from connector_telemetry.numbers import wire
+from connector_telemetry.service import body as body_rules
 from connector_telemetry.service import fleet
 from connector_telemetry.service.cursors import decode_cursor, encode_cursor, fingerprint
-from connector_telemetry.service.ingest import read_items
 from connector_telemetry.service.snapshot_schema import SCHEMA
 from connector_telemetry.store.base import Store
 
@@ -69,7 +69,7 @@ def check_snapshot(index: int, item: Any) -> NewSnapshot:
         raise BadRequest(f"{where}.a: set by the service (time collected); do not send it")
     check_text(f"{where}.v", item["v"])
     item["t"] = wire(t)
-    return NewSnapshot(index, t, item["v"], orjson.dumps(item))
+    return NewSnapshot(index, t, item["v"], body_rules.encode(item, where))
 
 
 _TYPES: dict[str, Any] = {"number": float, "string": str, "boolean": bool}
@@ -102,15 +102,19 @@ def _fast_batch(items: list[Any]) -> list[NewSnapshot] | None:
         if t < 0 or "a" in item or "\x00" in item["v"]:
             return None
         item["t"] = wire(t)
-        out.append(NewSnapshot(i, t, item["v"], orjson.dumps(item)))
+        out.append(NewSnapshot(i, t, item["v"], body_rules.encode(item, f"snapshots[{i}]")))
     return out
 
 
 def parse_batch(body: bytes, content_type: str, max_items: int) -> list[NewSnapshot]:
-    items = read_items(body, content_type, max_items, "snapshots")
+    items = body_rules.read_items(body, content_type, max_items, "snapshots")
     fast = _fast_batch(items)
     if fast is not None:
+        docs = [snap.doc for snap in fast]  # as stored: ``t`` rewritten, without colons
+        body_rules.check_items_keys(body, content_type, "snapshots", docs)
         return fast
+    encoded = body_rules.encode_all(items, "snapshots")
+    body_rules.check_items_keys(body, content_type, "snapshots", encoded)
     return [check_snapshot(i, item) for i, item in enumerate(items)]
 
 
