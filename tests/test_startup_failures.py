@@ -147,7 +147,7 @@ DB_PROBLEMS: list[tuple[Problem, int, str]] = [
     (a_directory, 1, "is a directory, not a database file"),
     (not_a_database, 1, "is not a SQLite database"),
     (corrupt, 1, "is corrupt (database disk image is malformed); restore it from a backup"),
-    (schema_too_new, 1, f"newer than this ctel knows ({SCHEMA_VERSION}); upgrade"),
+    (schema_too_new, 2, f"newer than this ctel knows ({SCHEMA_VERSION}); upgrade"),
 ]
 
 #: (problem, exit code, phrase): met only under file permissions (see ``CONFINE``).
@@ -458,7 +458,7 @@ def test_postgres_problems(
         conn.execute(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
     cases = [
         (dead, 1, "cannot connect to postgresql://ctel:***@/nowhere"),
-        (newer, 1, f"newer than this ctel knows ({SCHEMA_VERSION}); upgrade"),
+        (newer, 2, f"newer than this ctel knows ({SCHEMA_VERSION}); upgrade"),
         (read_only, 1, "is read-only (a standby?), and ctel must write to it"),
         ("postgresql://ctel:secret@[::1/x", 2, "is not a usable PostgreSQL URL"),
     ]

@@ -183,6 +183,28 @@ def cmd_purge(args: argparse.Namespace) -> int:
         time.sleep(args.every)
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    from connector_telemetry.store.backup import backup
+
+    copied = backup(args.settings.db, args.output, force=args.force)
+    _err(
+        f"backed up {args.settings.db} to {copied.path}: {copied.bytes} bytes in "
+        f"{copied.seconds:.2f} s, schema version {copied.schema_version}"
+    )
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from connector_telemetry.store.backup import restore
+
+    copied = restore(args.backup, args.settings.db, force=args.force)
+    _err(
+        f"restored {args.backup} into {copied.path}: {copied.bytes} bytes in "
+        f"{copied.seconds:.2f} s, schema version {copied.schema_version}"
+    )
+    return 0
+
+
 def cmd_db_migrate(args: argparse.Namespace) -> int:
     _, store = _store(args)
     _err(f"schema is at version {store.migrate()}")
@@ -289,6 +311,22 @@ def build_parser() -> argparse.ArgumentParser:
     purge.add_argument("--retention-days", type=float, required=True)
     purge.add_argument("--every", type=_seconds, help="repeat every N seconds (default: once)")
     purge.set_defaults(func=cmd_purge)
+
+    backup = sub.add_parser(
+        "backup", help="copy a SQLite store, even while it serves, to a new file"
+    )
+    _add_db(backup)
+    backup.add_argument("-o", "--output", required=True, help="the backup file to write")
+    backup.add_argument("--force", action="store_true", help="replace an existing file")
+    backup.set_defaults(func=cmd_backup)
+
+    restore = sub.add_parser(
+        "restore", help="replace a (stopped) SQLite store with a backup"
+    )
+    _add_db(restore)
+    restore.add_argument("backup", help="a file written by ctel backup")
+    restore.add_argument("--force", action="store_true", help="replace an existing database")
+    restore.set_defaults(func=cmd_restore)
 
     db = sub.add_parser("db", help="database maintenance").add_subparsers(
         dest="action", required=True

@@ -1,12 +1,13 @@
 """What a failed command tells its user: ``explain(exc, db)`` gives the exit code and
 the one line printed after ``ctel: ``, for every exception a command can end with.
 
-Exit 2: the command line or a ``CTEL_*`` variable is malformed (fix the invocation).
+Exit 2: the command line or a ``CTEL_*`` variable is malformed (fix the invocation), or
+the database's schema is newer than this ctel knows (upgrade ctel; nothing was changed).
 Exit 1: the invocation is well formed but cannot be carried out (an account that does
 not exist, a port in use, a database that cannot be opened or written, an unreachable
-PostgreSQL, a schema newer than this ctel), or an unexpected error, which points at
-``--verbose`` for its traceback. Used by the CLI and by server workers alike, so a
-problem reads the same wherever it is met.
+PostgreSQL), or an unexpected error, which points at ``--verbose`` for its traceback.
+Used by the CLI and by server workers alike, so a problem reads the same wherever it is
+met.
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ def explain(exc: BaseException, db: str | None) -> tuple[int, str]:
         return USAGE, str(exc)
     if isinstance(exc, ApiError):
         return FAILED, exc.message
-    if isinstance(exc, (ResourceError, SchemaTooNew)):
+    if isinstance(exc, SchemaTooNew):
+        return USAGE, str(exc)
+    if isinstance(exc, ResourceError):
         return FAILED, str(exc)
     if db is not None:
         found = problems.explain(db, exc)
