@@ -35,7 +35,7 @@ from connector_telemetry.api.context import Context
 from connector_telemetry.api.request import Headers, Request, inflated
 from connector_telemetry.api.route import BODY_METHODS, Response, Route
 from connector_telemetry.api.routing import Router
-from connector_telemetry.errors import ApiError, InternalError, PayloadTooLarge, Unavailable
+from connector_telemetry.errors import ApiError, InternalError, PayloadTooLarge
 from connector_telemetry.settings import Settings
 from connector_telemetry.store.base import Store
 from connector_telemetry.web import Web
@@ -121,8 +121,8 @@ class App:
         if isinstance(exc, ApiError):
             err = exc
         elif isinstance(exc, self.ctx.store.unavailable_errors):
-            log.warning("store busy on %s %s: %s", method, path, exc)
-            err = Unavailable("the store is busy; retry shortly")
+            err = self.ctx.store.refusal(exc)
+            log.warning("store refused %s %s (%d): %s", method, path, err.status, exc)
         else:
             request_id = uuid.uuid4().hex
             log.error(

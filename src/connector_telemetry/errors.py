@@ -165,6 +165,16 @@ class Unavailable(ApiError):
         super().__init__(message, headers=[("retry-after", "1")])
 
 
+class DiskFull(ApiError):
+    """The disk holding the store is full: nothing of the request was stored. Retrying is
+    welcome once space is freed (the SDK and the agent retry 5xx, after ``retry-after``)."""
+
+    status, code = 507, 1507
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers=[("retry-after", "10")])
+
+
 class InternalError(ApiError):
     """The safety net: an unexpected exception, logged with this request id."""
 

@@ -11,6 +11,7 @@ dropped.
 
 from __future__ import annotations
 
+import errno
 import logging
 import threading
 import time
@@ -109,7 +110,7 @@ class Agent:
         try:
             _, t, n = self.spool.record_event(kind, self.version, **payload)
         except OSError as e:
-            log.error("could not spool event %s: %s", kind, e)
+            log.error("event %s NOT recorded: could not spool it (%s)%s", kind, e, _full(e))
             return
         log.info("event %s recorded t=%r n=%d", kind, t, n)
 
@@ -130,7 +131,9 @@ class Agent:
             self.spool.record_snapshot(body)
         except (OSError, ValueError) as e:
             self.counters.record_failed += 1
-            log.error("could not spool the snapshot t=%r: %s", t, e)
+            log.error(
+                "snapshot t=%r NOT recorded: could not spool it (%s)%s", t, e, _full(e)
+            )
             return None
         log.debug("snapshot recorded t=%r", t)
         return t
@@ -199,3 +202,9 @@ class Agent:
         for interrupt in found:
             run_interrupt(interrupt, self.commands, self.command_timeout, self.stopping)
         return found
+
+
+def _full(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+        return "; the spool's disk is full: free space for the agent to record again"
+    return ""

@@ -90,11 +90,18 @@ class Spool:
         return value if isinstance(value, dict) else {}
 
     def _write_atomic(self, name: str, data: bytes) -> None:
+        """``name`` holds ``data`` whole, or is untouched: a write that fails (a full disk)
+        leaves no partial file behind and raises."""
         tmp = os.path.join(self.directory, f".tmp-{name}")
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
         os.replace(tmp, os.path.join(self.directory, name))
         _fsync_dir(self.directory)
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Protocol
 
+from connector_telemetry.errors import ApiError
 from connector_telemetry.models import (
     Connector,
     EventMeta,
@@ -43,6 +44,8 @@ class Store(Protocol):
     known_schema_version: int
 
     def migrate(self) -> int: ...
+    #: The answer to one of ``unavailable_errors`` (503 busy; SQLite: 507 on a full disk).
+    def refusal(self, exc: Exception) -> ApiError: ...
     #: Raises the driver's error when this process may not write (a read-only file or
     #: standby, no privilege); writes nothing.
     def check_writable(self) -> None: ...

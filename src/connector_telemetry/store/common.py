@@ -11,7 +11,7 @@ from contextlib import AbstractContextManager
 from typing import Any, ClassVar
 
 from connector_telemetry.clock import rfc3339
-from connector_telemetry.errors import Conflict, NotFound
+from connector_telemetry.errors import ApiError, Conflict, NotFound, Unavailable
 from connector_telemetry.models import Connector, EventMeta, Interrupt, Token, User
 from connector_telemetry.store.base import SchemaTooNew
 from connector_telemetry.store.fleet import FleetSummary
@@ -98,6 +98,9 @@ class SQLStore(FleetSummary):
 
     def ping(self) -> None:
         self._read(self.sql.ping).fetchone()
+
+    def refusal(self, exc: Exception) -> ApiError:
+        return Unavailable("the store is busy; retry shortly")
 
     def is_empty(self) -> bool:
         return self._read(self.sql.any_account).fetchone() is None

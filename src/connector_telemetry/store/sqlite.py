@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from connector_telemetry.errors import ApiError, DiskFull
 from connector_telemetry.models import IngestResult, NewEvent, NewSnapshot, same_content
 from connector_telemetry.store.common import SQLStore
 from connector_telemetry.store.fleet import has_failure
@@ -58,10 +59,23 @@ SQLITE = Dialect(
 )
 
 
+def _disk_full(exc: BaseException) -> bool:
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    return name == "SQLITE_FULL" or "database or disk is full" in str(exc)
+
+
 class SQLiteStore(SQLStore):
     dialect = SQLITE
     unavailable_errors: tuple[type[Exception], ...] = (sqlite3.OperationalError,)
     write_timeout: float | None = None
+
+    def refusal(self, exc: Exception) -> ApiError:
+        if _disk_full(exc):
+            return DiskFull(
+                f"the disk holding the database is full ({exc}); nothing of this request "
+                "was stored: retry once space is freed"
+            )
+        return super().refusal(exc)
 
     def __init__(self, path: str, *, busy_timeout_ms: int = 10_000, synchronous: str = "FULL"):
         self.path = self.name = path
