@@ -35,7 +35,13 @@ from connector_telemetry.api.context import Context
 from connector_telemetry.api.request import Headers, Request, inflated
 from connector_telemetry.api.route import BODY_METHODS, Response, Route
 from connector_telemetry.api.routing import Router
-from connector_telemetry.errors import ApiError, InternalError, PayloadTooLarge
+from connector_telemetry.api.throttle import AuthThrottle
+from connector_telemetry.errors import (
+    ApiError,
+    InternalError,
+    PayloadTooLarge,
+    RequestTimeout,
+)
 from connector_telemetry.settings import Settings
 from connector_telemetry.store.base import Store
 from connector_telemetry.web import Web
@@ -64,19 +70,26 @@ class App:
         self.openapi = openapi.document(routes, settings.prefix)
         self.router = Router(settings.prefix, routes)
         self._holding = False
+        self.throttle = AuthThrottle(settings.auth_failures_per_minute, settings.trusted_proxies)
 
     def prepare(
-        self, method: str, path: str, query: str, headers: Headers
+        self, method: str, path: str, query: str, headers: Headers, peer: str = ""
     ) -> Response | tuple[Route, Request]:
         """Route and authenticate. Reads are answered right here, with no coroutine;
-        what needs the body or the writer thread goes on to ``finish``."""
+        what needs the body or the writer thread goes on to ``finish``. ``peer``: the
+        connection's client address (``ip:port``), for the failed-authentication
+        throttle."""
         route = None
         try:
             route, params = self.router.match(method, path)
             req = Request(method, path, query, headers, b"")
             req.params = params
             if route.access in _AUTHENTICATED:
-                principal = self.ctx.auth.authenticate(headers)
+                try:
+                    principal = self.ctx.auth.authenticate(headers)
+                except ApiError as exc:
+                    client = self.throttle.client(peer, headers.get("x-forwarded-for"))
+                    raise self.throttle.failed(client, exc) from None
                 authorize(principal, route, params)
                 req.principal = principal
             if route.deferred:
@@ -95,7 +108,13 @@ class App:
                 limit = self.settings.max_body_bytes
                 if length and length.isdigit() and int(length) > limit:
                     raise PayloadTooLarge(f"request body over {limit} bytes")
-                raw = await body()
+                try:
+                    raw = await asyncio.wait_for(body(), self.settings.body_timeout_seconds)
+                except TimeoutError:
+                    raise RequestTimeout(
+                        f"the request body did not arrive within "
+                        f"{self.settings.body_timeout_seconds:g} s (body_timeout_seconds)"
+                    ) from None
                 if len(raw) > limit:  # sent without Content-Length
                     raise PayloadTooLarge(f"request body over {limit} bytes")
                 req.body = inflated(raw, req.headers.get("content-encoding"), limit)
@@ -108,9 +127,9 @@ class App:
             return self._fail(exc, req.method, req.path, route)
 
     async def handle(
-        self, method: str, path: str, query: str, headers: Headers, body: Any
+        self, method: str, path: str, query: str, headers: Headers, body: Any, peer: str = ""
     ) -> Response:
-        prepared = self.prepare(method, path, query, headers)
+        prepared = self.prepare(method, path, query, headers, peer)
         if len(prepared) == 3:
             return prepared
         return await self.finish(prepared[0], prepared[1], body)
@@ -151,7 +170,9 @@ class App:
     async def __rsgi__(self, scope: Any, proto: Any) -> None:
         if not self._holding:
             self._hold_reads()
-        out = self.prepare(scope.method, scope.path, scope.query_string, scope.headers)
+        out = self.prepare(
+            scope.method, scope.path, scope.query_string, scope.headers, scope.client
+        )
         if len(out) == 2:
             out = await self.finish(out[0], out[1], proto)
         proto.response_bytes(*out)
@@ -193,6 +214,7 @@ class App:
             scope.get("query_string", b"").decode("latin-1"),
             headers,
             read_body,
+            "{}:{}".format(*scope["client"]) if scope.get("client") else "",
         )
         await send(
             {

@@ -21,10 +21,15 @@ by the app's dispatcher) renders it into Cloudflare's v4 envelope. The tree::
     ├── NotFound                  404     1404
     ├── MethodNotAllowed          405     10405
     ├── Conflict                  409     1409  (x-should-retry: false)
+    ├── RequestTimeout            408     1408  the body did not arrive in time
     ├── PayloadTooLarge           413     1413
     ├── UnsupportedMediaType      415     1415
     ├── InternalError             500     1500  (a bug: logged with a request id)
-    └── Unavailable               503     1503  store busy (retry-after: 1)
+    ├── Unavailable               503     1503  store busy (retry-after: 1)
+    └── DiskFull                  507     1507  SQLite's disk is full (retry-after: 10)
+
+(``api.throttle.TooManyFailures``, 429/971, is Cloudflare's rate-limit answer to an address
+that failed to authenticate too often.)
 """
 
 from __future__ import annotations
@@ -146,6 +151,10 @@ class Conflict(ApiError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, headers=[("x-should-retry", "false")])
+
+
+class RequestTimeout(ApiError):
+    status, code = 408, 1408
 
 
 class PayloadTooLarge(ApiError):

@@ -100,6 +100,24 @@ class Setting:
         return "--" + self.name.replace("_", "-")
 
 
+def parse_proxies(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """``10.0.0.1, 10.1.0.0/16`` -> networks; raises ValueError naming a bad entry."""
+    out = []
+    for part in raw.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            out.append(ipaddress.ip_network(part, strict=False))
+        except ValueError:
+            raise ValueError(f"{part!r} is not an IP address or network") from None
+    return tuple(out)
+
+
+def _check_proxies(value: str) -> None:
+    parse_proxies(value)
+
+
 SETTINGS: tuple[Setting, ...] = (
     Setting(
         "db",
@@ -200,6 +218,54 @@ SETTINGS: tuple[Setting, ...] = (
         _number,
         _above_zero,
     ),
+    Setting(
+        "header_timeout_seconds",
+        10.0,
+        "Longest a client may take to send a request's headers (slowloris) before its "
+        "connection is closed.",
+        _number,
+        _above_zero,
+    ),
+    Setting(
+        "max_header_bytes",
+        65_536,
+        "Largest request head (request line and headers) accepted, in bytes; larger is "
+        "refused and the connection closed.",
+        _whole,
+        _at_least(8192),
+    ),
+    Setting(
+        "body_timeout_seconds",
+        30.0,
+        "Longest a client may take to send a request's body once its headers are in "
+        "(408 after it).",
+        _number,
+        _above_zero,
+    ),
+    Setting(
+        "backlog",
+        1024,
+        "Connections the kernel queues for `ctel serve` before it accepts them.",
+        _whole,
+        _at_least(1),
+    ),
+    Setting(
+        "auth_failures_per_minute",
+        60,
+        "Failed authentications one client address may make per minute (per worker) "
+        "before further failures are answered 429; valid credentials are never slowed; "
+        "0 disables.",
+        _whole,
+        _at_least(0, "(0 disables the limit)"),
+    ),
+    Setting(
+        "trusted_proxies",
+        "",
+        "Comma-separated IP addresses or networks of reverse proxies whose "
+        "X-Forwarded-For names the client address; empty: the connection's peer is the client.",
+        str,
+        _check_proxies,
+    ),
 )
 
 
@@ -221,6 +287,12 @@ class Settings:
     statement_timeout_ms: int = 60_000
     log_level: str = "info"
     shutdown_timeout_seconds: float = 30.0
+    header_timeout_seconds: float = 10.0
+    max_header_bytes: int = 65_536
+    body_timeout_seconds: float = 30.0
+    backlog: int = 1024
+    auth_failures_per_minute: int = 60
+    trusted_proxies: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:

@@ -117,7 +117,14 @@ def start_server(
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+        # Tests make many failed authentications from 127.0.0.1 on purpose: the
+        # throttle (tests/reliability/test_hostile_clients.py) is switched on where tested.
+        env={
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            "CTEL_AUTH_FAILURES_PER_MINUTE": "0",
+            **(env or {}),
+        },
     )
     server = LiveServer(f"http://127.0.0.1:{port}", db, process, log)
     deadline = time.monotonic() + 20
