@@ -181,7 +181,7 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
     conn.commit()
     conn.close()
     refused = ctel("serve", "--db", str(db), "--port", str(free_port()), check=False, timeout=30)
-    assert refused.returncode == 1
+    assert refused.returncode == 2
     assert b"schema version 99, newer than this ctel knows" in refused.stderr
 
 

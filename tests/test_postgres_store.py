@@ -157,7 +157,7 @@ def test_a_newer_schema_is_refused_with_a_clear_message(pg: PostgresStore, url: 
             text=True,
             timeout=60,
         )
-        assert done.returncode == 1, done.stderr
+        assert done.returncode == 2, done.stderr
         assert "newer than this ctel knows" in done.stderr and "Traceback" not in done.stderr
 
 
