@@ -24,7 +24,7 @@ from bench.report import machine, markdown
 HERE = Path(__file__).parent
 DATA = HERE / ".data"
 RESULTS = HERE / "results"
-PARTS = ("get", "ingest", "scale", "snapshots", "postgres", "dashboard")
+PARTS = ("get", "ingest", "scale", "snapshots", "postgres", "dashboard", "backup")
 
 
 def fleet(size: int, kind: str = "events") -> fixtures.Fleet:
@@ -178,6 +178,13 @@ def bench_dashboard(args: argparse.Namespace) -> dict[str, Any]:
     return dashboard.run(DATA / "dashboard.db", args.workers, args.browser_rounds)
 
 
+def bench_backup(args: argparse.Namespace) -> dict[str, Any]:
+    """``ctel backup`` of the 100k-snapshot store (~1 GB) vs a plain copy (bench/backup.py)."""
+    from bench import backup
+
+    return backup.run(fleet(args.snapshot_size, "snapshots").db, SCRATCH, args.rounds)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument(
@@ -236,6 +243,7 @@ def main() -> int:
         "snapshots": ("snapshots", "snapshots", bench_snapshots),
         "postgres": ("postgres", "postgresql", bench_postgres),
         "dashboard": ("dashboard", "dashboard in chromium", bench_dashboard),
+        "backup": ("backup", "ctel backup vs a plain copy", bench_backup),
     }
     try:
         for part in only:

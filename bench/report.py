@@ -125,6 +125,7 @@ def _dashboard(d: dict[str, Any]) -> list[str]:
 def markdown(report: dict[str, Any]) -> str:
     g, i, s = report.get("get_event"), report.get("ingest"), report.get("scale")
     snap, pg = report.get("snapshots"), report.get("postgres")
+    backup = report.get("backup")
     m = report["machine"]
     lines = [
         f"# Benchmark results ({report['date']})",
@@ -174,6 +175,12 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append(
             f"| PostgreSQL: peak RSS per worker (MB, all PostgreSQL parts) | "
             f"{pg['peak_rss_mb']} | | | none |"
+        )
+    if backup:
+        lines.append(
+            f"| `ctel backup` of a {backup['database_bytes'] / 1e9:.2f} GB store (s per GB, "
+            f"median of {backup['rounds']}) | {backup['backup_seconds_per_gb']} | plain copy "
+            f"{backup['copy_seconds_per_gb']} | {backup['ratio']} | none |"
         )
     d = report.get("dashboard")
     if d:
