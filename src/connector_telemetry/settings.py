@@ -250,6 +250,14 @@ SETTINGS: tuple[Setting, ...] = (
         _at_least(1),
     ),
     Setting(
+        "max_concurrent_requests",
+        0,
+        "Requests each worker process serves at once; further connections wait in the "
+        "backlog. 0: backlog / workers (granian's default).",
+        _whole,
+        _at_least(0, "(0: backlog / workers)"),
+    ),
+    Setting(
         "auth_failures_per_minute",
         60,
         "Failed authentications one client address may make per minute (per worker) "
@@ -291,6 +299,7 @@ class Settings:
     max_header_bytes: int = 65_536
     body_timeout_seconds: float = 30.0
     backlog: int = 1024
+    max_concurrent_requests: int = 0
     auth_failures_per_minute: int = 60
     trusted_proxies: str = ""
 

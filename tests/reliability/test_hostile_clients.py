@@ -7,7 +7,8 @@ server's processes are the same at the end, and no 500 is logged), and each atta
 its documented answer:
 
 - a head over ``max_header_bytes``: 431, or the connection closed;
-- a head not finished within ``header_timeout_seconds``: the connection closed;
+- a head not finished within ``header_timeout_seconds``, or no request at all: the
+  connection closed;
 - a body not finished within ``body_timeout_seconds``: 408/1408;
 - ``Content-Length`` and ``Transfer-Encoding`` together: 400, or the connection closed
   (never a request smuggled behind it);
@@ -168,6 +169,19 @@ class Crowd:
         sock.close()
         self.closed_by_server += 1
 
+    def idle_closed(self) -> int:
+        """How many idle connections the server has closed (each reads as end-of-file)."""
+        closed = 0
+        for sock in self.idle:
+            sock.setblocking(False)
+            try:
+                closed += sock.recv(1) == b""
+            except BlockingIOError:
+                pass
+            except OSError:
+                closed += 1
+        return closed
+
     def close(self) -> None:
         self.stop.set()
         if self.thread.is_alive():
@@ -226,6 +240,7 @@ def test_hostile_clients(
         time.sleep(float(LIMITS["CTEL_HEADER_TIMEOUT_SECONDS"]) + 2)
         slow_cut = crowd.closed_by_server
         open_slow = len(crowd.slow)
+        idle_cut = crowd.idle_closed()
     finally:
         crowd.close()
 
@@ -243,13 +258,14 @@ def test_hostile_clients(
     assert burst.get(429, 0) > 0 and set(burst) <= {403, 429}, burst
     assert set(valid_during_burst) == {200}, valid_during_burst
     assert slow_cut == SLOW and open_slow == 0, (slow_cut, open_slow)
+    assert idle_cut == IDLE, f"{IDLE - idle_cut} idle connections outlived the header timeout"
     assert attack_p99 <= 5 * idle_p99, (attack_p99, idle_p99)
     report(
         request.config,
         f"hostile clients (2 workers): Get Event p99 {idle_p99 * 1e3:.2f} ms idle -> "
         f"{attack_p99 * 1e3:.2f} ms under attack ({attack_p99 / idle_p99:.2f}x; bound 5x) "
-        f"with {IDLE} idle and {SLOW} slowloris connections (all {slow_cut} cut by the "
-        f"header timeout), a 1 MB head ({head[:12]!r}), an unfinished body (408), CL+TE "
-        f"({both[:12]!r}), 400 invalid tokens from one address ({burst}; a valid token "
-        "from it always 200); no process died",
+        f"with {IDLE} idle and {SLOW} slowloris connections (all {idle_cut} and {slow_cut} "
+        f"closed by the header timeout), a 1 MB head ({head[:12]!r}), an unfinished body "
+        f"(408), CL+TE ({both[:12]!r}), 400 invalid tokens from one address ({burst}; "
+        "a valid token from it always 200); no process died",
     )

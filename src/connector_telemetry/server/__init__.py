@@ -118,6 +118,7 @@ def serve(settings: Settings, demo: bool = False) -> int:
             max_buffer_size=settings.max_header_bytes,
         ),
         backlog=settings.backlog,
+        backpressure=settings.max_concurrent_requests or None,
         loop=Loops.uvloop,  # measured: asyncio 0.40 of nginx, rloop 0.42, uvloop 0.45
         # Not TaskImpl.rust: it measured ~7% more Get Event throughput, but leaked ~1-3 KB
         # per request with a body (found by the soak test); asyncio tasks stay flat.
