@@ -1,10 +1,17 @@
-"""A small progress bar on stderr (no dependency), silent when stderr is not a TTY."""
+"""The CLI's one progress bar (rich), on stderr and only on a terminal: export, import and
+the client's long ``list`` reads use it.
+
+    export ━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━   12,345 events
+
+With a ``total`` it shows a bar and a percentage, without one a running count."""
 
 from __future__ import annotations
 
 import sys
-import time
-from typing import TextIO
+from typing import Any, TextIO
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress as _Rich, TaskProgressColumn, TextColumn
 
 
 class Progress:
@@ -19,29 +26,34 @@ class Progress:
         self.label, self.total, self.done = label, total, 0
         self.stream = stream or sys.stderr
         self.enabled = self.stream.isatty() if enabled is None else enabled
-        self._shown = 0.0
         self.note = ""
+        self._bar: _Rich | None = None
+        self._task: Any = None
+
+    def _start(self) -> _Rich:
+        if self._bar is None:
+            columns: list[Any] = [TextColumn("{task.description}"), BarColumn()]
+            if self.total:
+                columns.append(TaskProgressColumn())
+            columns.append(TextColumn("{task.completed:,} {task.fields[note]}"))
+            self._bar = _Rich(
+                *columns,
+                console=Console(file=self.stream, force_terminal=self.enabled or None),
+                transient=False,
+                refresh_per_second=10,
+            )
+            self._task = self._bar.add_task(self.label, total=self.total, note=self.note)
+            self._bar.start()
+        return self._bar
 
     def advance(self, count: int = 1, note: str = "") -> None:
         self.done += count
         self.note = note or self.note
-        now = time.monotonic()
-        if self.enabled and now - self._shown > 0.1:
-            self._shown = now
-            self._draw()
-
-    def _draw(self) -> None:
-        if self.total:
-            share = min(self.done / self.total, 1.0)
-            bar = "#" * int(share * 30)
-            text = f"\r{self.label} [{bar:<30}] {share:4.0%} {self.note}"
-        else:
-            text = f"\r{self.label} {self.done:,} {self.note}"
-        self.stream.write(text[:120].ljust(80))
-        self.stream.flush()
+        if self.enabled:
+            self._start().update(self._task, completed=self.done, note=self.note)
 
     def close(self) -> None:
         if self.enabled:
-            self._draw()
-            self.stream.write("\n")
-            self.stream.flush()
+            bar = self._start()
+            bar.update(self._task, completed=self.done, note=self.note)
+            bar.stop()
