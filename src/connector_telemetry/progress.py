@@ -11,7 +11,8 @@ import sys
 from typing import Any, TextIO
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress as _Rich, TaskProgressColumn, TextColumn
+from rich.progress import BarColumn, TaskProgressColumn, TextColumn
+from rich.progress import Progress as _Rich
 
 
 class Progress:

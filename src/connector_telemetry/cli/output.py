@@ -106,7 +106,8 @@ def _number(value: Any) -> str:
 def row(kind: str, item: Mapping[str, Any]) -> list[Text | str]:
     """One table row of an item (a ``tail`` line is the same row)."""
     if kind == "event":
-        body = item.get("e") if isinstance(item.get("e"), Mapping) else {}
+        e = item.get("e")
+        body: Mapping[str, Any] = e if isinstance(e, Mapping) else {}
         name = str(item.get("k") or body.get("k") or "?")
         rest = {k: v for k, v in body.items() if k != "k"}
         details = " ".join(f"{k}={_compact(v)}" for k, v in rest.items())

@@ -40,10 +40,7 @@ def tail(client: Client, what: str, args: argparse.Namespace) -> int:
         try:
             _stream(client, what, args, printer)
         except _NoStream as exc:
-            _err(
-                f"ctel: {exc} has no stream endpoint (404); polling every "
-                f"{args.interval:g} s instead"
-            )
+            _err(f"ctel: {exc} has no stream endpoint; polling every {args.interval:g} s instead")
             _poll(client, what, args, printer)
     except KeyboardInterrupt:
         return 0
@@ -87,15 +84,14 @@ def _stream(client: Client, what: str, args: argparse.Namespace, emit: _Printer)
             with httpx.stream(
                 "GET", url, params=params, headers=headers, timeout=httpx.Timeout(10, read=60)
             ) as response:
-                if response.status_code == 404 and last_id is None:
-                    response.read()
-                    raise _NoStream(url)
                 if response.status_code != 200:
                     response.read()
                     try:
                         body: Any = response.json()
                     except ValueError:
                         body = None
+                    if last_id is None and _no_route(response.status_code, body):
+                        raise _NoStream(url)
                     report_api_error(response.status_code, body)
                     raise Failed
                 for message_id, data in _messages(response.iter_lines()):
@@ -109,6 +105,17 @@ def _stream(client: Client, what: str, args: argparse.Namespace, emit: _Printer)
                 _err(f"ctel: cannot reach {url}: {exc}")
                 raise Failed from None
         time.sleep(RETRY)  # dropped: resume after the last item seen
+
+
+def _no_route(status: int, body: Any) -> bool:
+    """404, or Cloudflare's "Could not route" (7000, 7003) that ctel and
+    api.cloudflare.com answer for a path they do not serve."""
+    if status == 404:
+        return True
+    errors = body.get("errors") if isinstance(body, dict) else None
+    return status in (400, 405) and any(
+        isinstance(e, dict) and e.get("code") in (7000, 7003) for e in errors or []
+    )
 
 
 def _messages(lines: Iterator[str]) -> Iterator[tuple[str | None, str]]:
@@ -143,9 +150,9 @@ def _poll(client: Client, what: str, args: argparse.Namespace, emit: _Printer) -
             query["k"] = args.kind
         cursor = None
         while True:
-            page = client.call(resource.list, args.connector_id, **query, **(
-                {"cursor": cursor} if cursor else {}
-            ))
+            page = client.call(
+                resource.list, args.connector_id, **query, **({"cursor": cursor} if cursor else {})
+            )
             for item in page.get("items", []):
                 key = event_id(item) if what == "event" else repr(item.get("t"))
                 if key in seen:

@@ -118,11 +118,19 @@ def add_commands(sub: Any, parent: argparse.ArgumentParser) -> None:
         p = group.add_parser("list", parents=[parent], help=f"{what}s recorded in a time range")
         p.add_argument("connector_id")
         p.add_argument(
-            "--from", "--since", dest="from_", type=parse_time, metavar="TIME",
+            "--from",
+            "--since",
+            dest="from_",
+            type=parse_time,
+            metavar="TIME",
             help="start (epoch, RFC 3339 or a duration ago such as 2h; default 24h)",
         )
         p.add_argument(
-            "--to", "--until", dest="to", type=parse_time, metavar="TIME",
+            "--to",
+            "--until",
+            dest="to",
+            type=parse_time,
+            metavar="TIME",
             help="end (same forms; default now)",
         )
         p.add_argument("--limit", type=_positive, help="at most this many items")
@@ -139,11 +147,17 @@ def add_commands(sub: Any, parent: argparse.ArgumentParser) -> None:
         )
         p.add_argument("connector_id")
         p.add_argument(
-            "--from", "--since", dest="from_", type=parse_time, metavar="TIME",
+            "--from",
+            "--since",
+            dest="from_",
+            type=parse_time,
+            metavar="TIME",
             help="first replay what was recorded from this time on",
         )
         p.add_argument(
-            "--interval", type=float, default=2.0,
+            "--interval",
+            type=float,
+            default=2.0,
             help="seconds between polls when the server has no stream (default 2)",
         )
         if what == "event":

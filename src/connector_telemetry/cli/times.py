@@ -54,6 +54,8 @@ def relative(t: float, now: float | None = None) -> str:
 def absolute(t: float) -> str:
     """Local time, to the millisecond, with the offset."""
     moment = datetime.fromtimestamp(t).astimezone()
-    return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d}" + (
-        moment.strftime(" %z")
+    return (
+        moment.strftime("%Y-%m-%d %H:%M:%S.")
+        + f"{moment.microsecond // 1000:03d}"
+        + (moment.strftime(" %z"))
     )
