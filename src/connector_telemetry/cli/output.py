@@ -163,7 +163,7 @@ COLUMNS = {
 def table(kind: str, items: Iterable[Mapping[str, Any]]) -> Table:
     grid = Table(box=None, header_style="bold", pad_edge=False)
     for i, name in enumerate(COLUMNS[kind]):
-        grid.add_column(name, overflow="fold", no_wrap=i == 0)
+        grid.add_column(name, overflow="fold", no_wrap=i == 0 or name in ("RECORDED", "KIND"))
     for item in items:
         grid.add_row(*row(kind, item))
     return grid
