@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -292,27 +294,56 @@ class Tail:
             text=True,
         )
 
-    def line(self, stream: IO[str]) -> str:
-        return stream.readline()
+        self.lines: dict[str, queue.Queue[str]] = {}
+        self.readers: list[threading.Thread] = []
+        for name in ("stdout", "stderr"):
+            self.lines[name] = queue.Queue()
+            self.readers.append(
+                threading.Thread(
+                    target=self._read,
+                    args=(getattr(self.process, name), self.lines[name]),
+                    daemon=True,
+                )
+            )
+            self.readers[-1].start()
+
+    @staticmethod
+    def _read(stream: IO[str], lines: queue.Queue[str]) -> None:
+        for line in stream:
+            lines.put(line)
+
+    def line(self, name: str) -> str:
+        """The next line the tail writes on ``name``; fails after 30 s rather than hang."""
+        try:
+            return self.lines[name].get(timeout=30)
+        except queue.Empty:
+            raise AssertionError(f"tail wrote nothing on {name} in 30 s") from None
 
     def stop(self) -> tuple[int, str]:
         self.process.send_signal(signal.SIGINT)
         try:
-            _, err = self.process.communicate(timeout=20)
+            self.process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             self.process.kill()
             raise
-        return self.process.returncode, err
+        for reader in self.readers:  # they take the last lines, to the end of the pipes
+            reader.join(timeout=10)
+        for pipe in (self.process.stdout, self.process.stderr):
+            if pipe:
+                pipe.close()
+        err = []
+        while not self.lines["stderr"].empty():
+            err.append(self.lines["stderr"].get())
+        return self.process.returncode, "".join(err)
 
 
 def _tail_follows(
     live: LiveServer, tenant: Tenant, cid: str, env: dict[str, str], *, polling: bool
 ) -> None:
     tail = Tail(env, "events", "tail", cid, "--ndjson", "--interval", "0.2")
-    assert tail.process.stdout and tail.process.stderr
     try:
         if polling:
-            note = tail.line(tail.process.stderr)
+            note = tail.line("stderr")
             assert "has no stream endpoint; polling" in note, note
         else:
             time.sleep(1.0)  # connected (the stream starts at "now")
@@ -323,8 +354,8 @@ def _tail_follows(
             events_path(tenant.account_id, cid),
             [event("Init", now, 0), event("StartUpgrade", now, 1)],
         )
-        first = json.loads(tail.line(tail.process.stdout))
-        second = json.loads(tail.line(tail.process.stdout))
+        first = json.loads(tail.line("stdout"))
+        second = json.loads(tail.line("stdout"))
         assert [first["e"]["k"], second["e"]["k"]] == ["Init", "StartUpgrade"]
         assert first == api(
             live,

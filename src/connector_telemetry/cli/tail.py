@@ -36,12 +36,13 @@ class _NoStream(Exception):
 
 def tail(client: Client, what: str, args: argparse.Namespace) -> int:
     printer = _Printer(what, output_mode(args))
+    started = time.time()  # polling starts here, not when the stream turned out missing
     try:
         try:
             _stream(client, what, args, printer)
         except _NoStream as exc:
             _err(f"ctel: {exc} has no stream endpoint; polling every {args.interval:g} s instead")
-            _poll(client, what, args, printer)
+            _poll(client, what, args, printer, started)
     except KeyboardInterrupt:
         return 0
     return 0
@@ -138,11 +139,13 @@ def _messages(lines: Iterator[str]) -> Iterator[tuple[str | None, str]]:
             data.append(value)
 
 
-def _poll(client: Client, what: str, args: argparse.Namespace, emit: _Printer) -> None:
+def _poll(
+    client: Client, what: str, args: argparse.Namespace, emit: _Printer, started: float
+) -> None:
     from connector_telemetry.cli.telemetry import _number, _resource
 
     resource = _resource(client, what).with_raw_response
-    start = args.from_ if args.from_ is not None else time.time()
+    start = args.from_ if args.from_ is not None else started
     seen: set[str] = set()
     while True:
         query: dict[str, Any] = {"from_": start, "to": time.time() + 86400, "limit": 1000}
