@@ -31,7 +31,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "api": (*SHARED, "api", "service", "store.base"),
     "web": (*SHARED, "web", "api"),  # the dashboard's files: never store/ (a client of the API)
     "agent": ("", "agent"),
-    "simulate": ("", "simulate"),
+    "simulate": ("", "simulate", "progress"),  # the CLI's one progress bar
 }
 
 

@@ -1,29 +1,25 @@
-"""A one-line progress bar on stderr (no dependency):
+"""``ctel simulate``'s progress: what was sent so far, drawn by the CLI's one progress
+bar (``connector_telemetry.progress``, rich) on stderr, only on a terminal:
 
-    [############..................]  42% connectors 3/10, 12,345 events, 2,016 snapshots
+    simulate ━━━━━━━━━━━━━━━━━━━━━━  35% 14,364 connectors 3/10, 12,345 events, 2,016 snapshots
 
-Redrawn at most ten times a second, and only on a terminal; the wall clock is used
-for that and for the closing summary, never for the data."""
+The wall clock is used for the closing summary, never for the data."""
 
 from __future__ import annotations
 
-import sys
 import time
 from typing import TextIO
 
-_WIDTH = 30
-_EVERY = 0.1
+from connector_telemetry.progress import Progress as Bar
 
 
 class Progress:
     def __init__(self, stream: TextIO | None = None, *, enabled: bool | None = None) -> None:
-        self.stream = sys.stderr if stream is None else stream
-        self.enabled = self.stream.isatty() if enabled is None else enabled
+        self.bar = Bar("simulate", stream=stream, enabled=enabled)
+        self.enabled = self.bar.enabled
         self.total_connectors = self.total_events = self.total_snapshots = 0
         self.connectors = self.events = self.snapshots = 0
         self.started = time.monotonic()
-        self._drawn = 0.0
-        self._closed = False
 
     @classmethod
     def disabled(cls) -> Progress:
@@ -33,50 +29,33 @@ class Progress:
         self.total_connectors, self.total_events = connectors, events
         self.total_snapshots = snapshots
         self.started = time.monotonic()
-        self._draw(force=True)
+        self.bar.advance(0, self.counts(), total=connectors + events + snapshots)
 
     def advance(self, *, connectors: int = 0, events: int = 0, snapshots: int = 0) -> None:
         self.connectors += connectors
         self.events += events
         self.snapshots += snapshots
-        self._draw()
+        self.bar.advance(connectors + events + snapshots, self.counts())
+
+    def counts(self) -> str:
+        return (
+            f"connectors {self.connectors}/{self.total_connectors}, "
+            f"{self.events:,} events, {self.snapshots:,} snapshots"
+        )
 
     def line(self) -> str:
         total = self.total_connectors + self.total_events + self.total_snapshots
         done = self.connectors + self.events + self.snapshots
         share = done / total if total else 1.0
-        filled = round(share * _WIDTH)
-        return (
-            f"[{'#' * filled}{'.' * (_WIDTH - filled)}] {int(share * 100):3d}% "
-            f"connectors {self.connectors}/{self.total_connectors}, "
-            f"{self.events:,} events, {self.snapshots:,} snapshots"
-        )
-
-    def _draw(self, force: bool = False) -> None:
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if force or now - self._drawn >= _EVERY:
-            self._drawn = now
-            self.stream.write("\r" + self.line() + "\x1b[K")
-            self.stream.flush()
+        return f"{int(share * 100):3d}% {self.counts()}"
 
     def clear(self) -> None:
-        """Erase the bar (to print something else on the terminal); it comes back at
-        the next update."""
-        if self.enabled and not self._closed:
-            self.stream.write("\r\x1b[K")
-            self.stream.flush()
-            self._drawn = 0.0
+        """Take the bar off the terminal (to print something else); it comes back at the
+        next update."""
+        self.bar.clear()
 
     def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        if self.enabled:
-            self._draw(force=True)
-            self.stream.write("\n")
-            self.stream.flush()
+        self.bar.close()
 
     def summary(self) -> str:
         seconds = time.monotonic() - self.started

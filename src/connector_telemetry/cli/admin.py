@@ -1,4 +1,4 @@
-"""``ctel``: serve the API, and manage accounts and credentials on the same store.
+"""``ctel``: serve the API, manage accounts and credentials, and use the API as a client.
 
 Commands that create something print only the value asked for on stdout (an id,
 a secret), everything else on stderr, so scripts can capture them. A command that
@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from connector_telemetry import __version__, agent, failures
+from connector_telemetry.cli.client import Failed, UsageError
 from connector_telemetry.errors import ConfigError
 from connector_telemetry.models import PERMISSION_LABELS, PERMISSION_NAMES
 from connector_telemetry.service import credentials
@@ -334,13 +335,28 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = db.add_parser("migrate", help="bring the schema up to date")
     _add_db(migrate)
     migrate.set_defaults(func=cmd_db_migrate)
+
+    from connector_telemetry.cli import client, telemetry
+
+    client.add_globals(parser, suppress=False)
+    common = argparse.ArgumentParser(add_help=False)
+    client.add_globals(common, suppress=True)
+    client.add_commands(sub, common)
+    telemetry.add_commands(sub, common)
     return parser
+
+
+#: Options of the client commands that may come before the command (not ``serve``'s).
+_CLIENT_GLOBALS = ("--base-url", "--token", "--email", "--key", "--account", "--json", "--ndjson")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
+    first = argv[0].split("=")[0] if argv else ""
+    if not argv or (
+        first.startswith("-") and first not in ("-h", "--help", "--version", *_CLIENT_GLOBALS)
+    ):
         argv.insert(0, "serve")
     args: Any = parser.parse_args(argv)
     db = None
@@ -351,6 +367,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except KeyboardInterrupt:
         return 130
+    except UsageError as exc:
+        _err(f"ctel: {exc} (see ctel {args.command} --help)")
+        return 2
+    except Failed:
+        return 1
     except Exception as exc:
         code, message = failures.explain(exc, db)
         if _debug(args):
