@@ -232,6 +232,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--demo", action="store_true", help="fill a fresh database with a small demo fleet"
     )
     serve.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        help="text (default) or json: one JSON object per line, one per request",
+    )
+    serve.add_argument(
         "--retention-days",
         type=float,
         help="purge telemetry recorded more than N days ago (default: keep all)",

@@ -114,6 +114,11 @@ def parse_proxies(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Netwo
     return tuple(out)
 
 
+def _check_log_format(value: str) -> None:
+    if value not in ("text", "json"):
+        raise ValueError("must be text or json")
+
+
 def _check_proxies(value: str) -> None:
     parse_proxies(value)
 
@@ -211,6 +216,15 @@ SETTINGS: tuple[Setting, ...] = (
         _check_log_level,
     ),
     Setting(
+        "log_format",
+        "text",
+        "How ctel logs: text (lines for people; requests not logged one by one) or json "
+        "(one JSON object per line, and one per request: id, route, status, duration, ids, "
+        "bytes; never a credential or a body).",
+        str.lower,
+        _check_log_format,
+    ),
+    Setting(
         "shutdown_timeout_seconds",
         30.0,
         "Longest `ctel serve` takes to stop after SIGTERM or SIGINT, whatever the store's "
@@ -294,6 +308,7 @@ class Settings:
     pool_timeout_seconds: float = 10.0
     statement_timeout_ms: int = 60_000
     log_level: str = "info"
+    log_format: str = "text"
     shutdown_timeout_seconds: float = 30.0
     header_timeout_seconds: float = 10.0
     max_header_bytes: int = 65_536

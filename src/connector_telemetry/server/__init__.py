@@ -8,6 +8,7 @@ import os
 import sys
 from functools import partial
 
+from connector_telemetry.api import requestlog
 from connector_telemetry.app import App, create_app
 from connector_telemetry.errors import ResourceError
 from connector_telemetry.server import lifecycle
@@ -25,6 +26,7 @@ from connector_telemetry.store.base import Store
 
 
 def _load_app(settings: Settings, master_pid: int | None = None) -> App:
+    requestlog.configure(settings.log_format)
     if master_pid is None:  # loaded by another server (`granian connector_telemetry.server:...`)
         return create_app(settings)
     lifecycle.die_with_parent(master_pid)
