@@ -124,7 +124,7 @@ def test_a_500_names_the_request_id(tmp_path: Path) -> None:
 
 
 def test_text_mode_logs_no_request_lines(tmp_path: Path) -> None:
-    db, tenant = fresh_db(tmp_path)
+    db, _ = fresh_db(tmp_path)
     server = start_server(db, log_path=tmp_path / "text.log")
     try:
         answer = httpx.get(server.url + "/healthz", timeout=10)

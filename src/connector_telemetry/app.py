@@ -27,12 +27,14 @@ from connector_telemetry.api import (
     events,
     health,
     interrupts,
+    metrics,
     openapi,
     snapshots,
     tokens,
 )
 from connector_telemetry.api.auth import authorize
 from connector_telemetry.api.context import Context
+from connector_telemetry.api.metrics import Metrics
 from connector_telemetry.api.request import Headers, Request, inflated
 from connector_telemetry.api.requestlog import REQUEST_ID, RequestLog, request_id
 from connector_telemetry.api.route import BODY_METHODS, Response, Route
@@ -73,12 +75,17 @@ class App:
             *dashboard.routes(self.ctx),
             *Web(settings.prefix).routes(),  # the dashboard's page and files, at the root
         ]
+        self.metrics = Metrics() if settings.metrics != "off" else None
+        self.ctx.metrics = self.metrics
+        routes += metrics.routes(self.ctx, self.metrics, settings.metrics)
         routes.append(openapi.route(lambda: self.openapi))
         self.openapi = openapi.document(routes, settings.prefix)
         self.router = Router(settings.prefix, routes)
         self._holding = False
         self.throttle = AuthThrottle(settings.auth_failures_per_minute, settings.trusted_proxies)
         self.requests = RequestLog(settings.log_format)
+        #: Whether answers are followed up (request log lines, metrics).
+        self.tracing = self.requests.enabled or self.metrics is not None
 
     def prepare(
         self, method: str, path: str, query: str, headers: Headers, peer: str = ""
@@ -90,7 +97,7 @@ class App:
         route = None
         try:
             route, params = self.router.match(method, path)
-            if self.requests.enabled:
+            if self.tracing:
                 _ROUTE.set((route.operation_id, params))
             req = Request(method, path, query, headers, b"")
             req.params = params
@@ -158,6 +165,8 @@ class App:
             err = InternalError(f"internal error, request id {rid}")
         if route is None:
             return err.status, _JSON + err.headers, envelope.error_body(err)
+        if self.metrics is not None:
+            self.metrics.refuse(route.operation_id, err.code)
         body = b"" if route.method == "HEAD" else envelope.error_body(err)
         return err.status, [*_JSON, *route.headers, *err.headers], body
 
@@ -188,8 +197,8 @@ class App:
             out = await self.finish(out[0], out[1], proto)
         status, headers, body = out
         proto.response_bytes(status, [*headers, ("x-request-id", rid)], body)
-        if self.requests.enabled:
-            self._log(rid, scope.method, scope.headers, status, started, len(body))
+        if self.tracing:
+            self._trace(rid, scope.method, scope.headers, status, started, len(body))
 
     def __rsgi_del__(self, loop: Any) -> None:
         self.ctx.close()
@@ -241,16 +250,20 @@ class App:
             }
         )
         await send({"type": "http.response.body", "body": payload})
-        if self.requests.enabled:
-            self._log(rid, scope["method"], headers, status, started, len(payload))
+        if self.tracing:
+            self._trace(rid, scope["method"], headers, status, started, len(payload))
 
-    def _log(
+    def _trace(
         self, rid: str, method: str, headers: Headers, status: int, started: float, out: int
     ) -> None:
+        """After an answer: its metrics, and its log line."""
         route, params = _ROUTE.get()
-        length = headers.get("content-length") or "0"
-        bytes_in = int(length) if length.isdigit() else 0
-        self.requests.done(rid, method, route, status, started, params, bytes_in, out)
+        if self.metrics is not None:
+            self.metrics.request(route, method, status, time.perf_counter() - started)
+        if self.requests.enabled:
+            length = headers.get("content-length") or "0"
+            bytes_in = int(length) if length.isdigit() else 0
+            self.requests.done(rid, method, route, status, started, params, bytes_in, out)
 
 
 class _AsgiHeaders(dict[str, str]):

@@ -114,6 +114,11 @@ def parse_proxies(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Netwo
     return tuple(out)
 
 
+def _check_metrics(value: str) -> None:
+    if value not in ("token", "public", "off"):
+        raise ValueError("must be token, public or off")
+
+
 def _check_log_format(value: str) -> None:
     if value not in ("text", "json"):
         raise ValueError("must be text or json")
@@ -216,6 +221,14 @@ SETTINGS: tuple[Setting, ...] = (
         _check_log_level,
     ),
     Setting(
+        "metrics",
+        "token",
+        "ctel's own metrics at /metrics: token (any valid API token may scrape), public "
+        "(no credentials) or off (no route, nothing counted).",
+        str.lower,
+        _check_metrics,
+    ),
+    Setting(
         "log_format",
         "text",
         "How ctel logs: text (lines for people; requests not logged one by one) or json "
@@ -308,6 +321,7 @@ class Settings:
     pool_timeout_seconds: float = 10.0
     statement_timeout_ms: int = 60_000
     log_level: str = "info"
+    metrics: str = "token"
     log_format: str = "text"
     shutdown_timeout_seconds: float = 30.0
     header_timeout_seconds: float = 10.0

@@ -4,11 +4,16 @@ processes stop: server.lifecycle."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import sys
+import tempfile
+from collections.abc import Iterator
 from functools import partial
 
 from connector_telemetry.api import requestlog
+from connector_telemetry.api.metrics import MULTIPROC_ENV
 from connector_telemetry.app import App, create_app
 from connector_telemetry.errors import ResourceError
 from connector_telemetry.server import lifecycle
@@ -23,6 +28,21 @@ from connector_telemetry.service import credentials
 from connector_telemetry.settings import Settings
 from connector_telemetry.store import describe, open_store
 from connector_telemetry.store.base import Store
+
+
+@contextlib.contextmanager
+def _metrics_folder(settings: Settings) -> Iterator[None]:
+    """A fresh folder for the workers' metric files (api.metrics), removed at the end."""
+    if settings.metrics == "off":
+        yield
+        return
+    folder = tempfile.mkdtemp(prefix="ctel-metrics-")
+    os.environ[MULTIPROC_ENV] = folder
+    try:
+        yield
+    finally:
+        os.environ.pop(MULTIPROC_ENV, None)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _load_app(settings: Settings, master_pid: int | None = None) -> App:
@@ -147,7 +167,7 @@ def serve(settings: Settings, demo: bool = False) -> int:
             ]
         )
     server.on_startup(stop_starting_workers_on_sigterm)
-    with WorkerReport() as report:
+    with WorkerReport() as report, _metrics_folder(settings):
         try:
             server.serve(
                 spawn_target=partial(run_worker, report.path, settings),
