@@ -356,6 +356,19 @@ class Settings:
                 raise ConfigError(f"{where}: {exc}") from None
         return cls(**values)
 
+    @staticmethod
+    def sources(environ: Mapping[str, str], **overrides: Any) -> dict[str, str]:
+        """Where each setting of ``from_env(environ, **overrides)`` came from: ``flag``,
+        ``environment`` or ``default``."""
+        return {
+            s.name: "flag"
+            if overrides.get(s.name) is not None
+            else "environment"
+            if s.variable in environ
+            else "default"
+            for s in SETTINGS
+        }
+
     @property
     def debug(self) -> bool:
         return self.log_level == "debug"
