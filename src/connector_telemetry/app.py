@@ -183,6 +183,8 @@ class App:
             loop.call_soon(store.end_reads)
 
         store.hold_reads(end_soon)
+        if self.metrics is not None:
+            self.metrics.flush_every(loop)
 
     async def __rsgi__(self, scope: Any, proto: Any) -> None:
         if not self._holding:
