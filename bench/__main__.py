@@ -188,7 +188,9 @@ def bench_backup(args: argparse.Namespace) -> dict[str, Any]:
 def bench_metrics(args: argparse.Namespace) -> dict[str, Any]:
     """Get Event with ctel's own metrics on vs off (measure.metrics_cost)."""
     size = max(int(x) for x in args.sizes.split(","))
-    return measure.metrics_cost(fleet(min(size, 1_000_000)), args.workers, args.seconds)
+    return measure.metrics_cost(
+        fleet(min(size, 1_000_000)), args.workers, args.seconds, args.rounds
+    )
 
 
 def main() -> int:
