@@ -24,7 +24,7 @@ from bench.report import machine, markdown
 HERE = Path(__file__).parent
 DATA = HERE / ".data"
 RESULTS = HERE / "results"
-PARTS = ("get", "ingest", "scale", "snapshots", "postgres", "dashboard", "backup")
+PARTS = ("get", "ingest", "scale", "snapshots", "postgres", "dashboard", "backup", "metrics")
 
 
 def fleet(size: int, kind: str = "events") -> fixtures.Fleet:
@@ -185,6 +185,14 @@ def bench_backup(args: argparse.Namespace) -> dict[str, Any]:
     return backup.run(fleet(args.snapshot_size, "snapshots").db, SCRATCH, args.rounds)
 
 
+def bench_metrics(args: argparse.Namespace) -> dict[str, Any]:
+    """Get Event with ctel's own metrics on vs off (measure.metrics_cost)."""
+    size = max(int(x) for x in args.sizes.split(","))
+    return measure.metrics_cost(
+        fleet(min(size, 1_000_000)), args.workers, args.seconds, args.rounds
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument(
@@ -244,6 +252,7 @@ def main() -> int:
         "postgres": ("postgres", "postgresql", bench_postgres),
         "dashboard": ("dashboard", "dashboard in chromium", bench_dashboard),
         "backup": ("backup", "ctel backup vs a plain copy", bench_backup),
+        "metrics": ("metrics", "get event, metrics on vs off", bench_metrics),
     }
     try:
         for part in only:

@@ -109,6 +109,35 @@ def versus_nginx(f: fixtures.Fleet, workers: int, seconds: int, rounds: int = 3)
     }
 
 
+def metrics_cost(f: fixtures.Fleet, workers: int, seconds: int, rounds: int = 3) -> dict[str, Any]:
+    """Get Event with ctel's own metrics on (``CTEL_METRICS=token``, the default) against
+    the same server with them off, side by side, wrk alternating between them as in
+    ``versus_nginx``; the ratio of throughputs (on / off), median over the rounds."""
+    env = f.wrk_env()
+    warm(f.db)
+    on: list[WrkResult] = []
+    off: list[WrkResult] = []
+    with (
+        Ctel(f.db, workers, env={"CTEL_METRICS": "token"}) as a,
+        Ctel(f.db, workers, env={"CTEL_METRICS": "off"}) as b,
+    ):
+        for _ in range(rounds):
+            for url, results in ((a.url, on), (b.url, off)):
+                wrk(url, SCRIPT, env, 2)  # warm-up
+                results.append(wrk(url, SCRIPT, env, seconds))
+    ratios = [x.rps / y.rps for x, y in zip(on, off, strict=True)]
+    return {
+        "metrics_on_rps": round(statistics.median([r.rps for r in on])),
+        "metrics_off_rps": round(statistics.median([r.rps for r in off])),
+        "rps_ratio": round(statistics.median(ratios), 3),
+        "rps_ratio_per_round": [round(x, 3) for x in ratios],
+        "p99_on_ms": statistics.median([r.p99_ms for r in on]),
+        "p99_off_ms": statistics.median([r.p99_ms for r in off]),
+        "rounds": rounds,
+        "command": on[0].command,
+    }
+
+
 def post_all(port: int, path: str, token: str, bodies: list[bytes], clients: int) -> float:
     """Items/s accepted for ``bodies`` (JSON arrays) posted by ``clients`` concurrent
     connections; the answer to each comes after its batch is committed."""

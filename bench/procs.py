@@ -63,6 +63,8 @@ class Ctel:
     db: str | Path
     workers: int
     port: int = field(default_factory=free_port)
+    #: More environment for the server (settings, ``CTEL_<NAME>``).
+    env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
     log: Path | None = None
 
@@ -88,7 +90,12 @@ class Ctel:
         fd, name = tempfile.mkstemp(prefix="ctel-bench-", suffix=".log")
         self.log = Path(name)
         with os.fdopen(fd, "wb") as log:
-            self.process = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL, stderr=log)
+            self.process = subprocess.Popen(
+                self.command(),
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                env={**os.environ, **self.env},
+            )
         try:
             wait_http(self.url + "/client/v4/openapi.json")
         except BaseException:

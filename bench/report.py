@@ -176,6 +176,13 @@ def markdown(report: dict[str, Any]) -> str:
             f"| PostgreSQL: peak RSS per worker (MB, all PostgreSQL parts) | "
             f"{pg['peak_rss_mb']} | | | none |"
         )
+    mc = report.get("metrics")
+    if mc:
+        lines.append(
+            f"| Get Event with ctel's metrics on (req/s, median of {mc['rounds']}) | "
+            f"{mc['metrics_on_rps']} | metrics off {mc['metrics_off_rps']} | "
+            f"{mc['rps_ratio']} | >= 0.97 |"
+        )
     if backup:
         lines.append(
             f"| `ctel backup` of a {backup['database_bytes'] / 1e9:.2f} GB store (s per GB, "

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
+import time
+from contextvars import ContextVar
 from typing import Any
 
 from connector_telemetry.api import (
@@ -26,13 +27,16 @@ from connector_telemetry.api import (
     events,
     health,
     interrupts,
+    metrics,
     openapi,
     snapshots,
     tokens,
 )
 from connector_telemetry.api.auth import authorize
 from connector_telemetry.api.context import Context
+from connector_telemetry.api.metrics import Metrics
 from connector_telemetry.api.request import Headers, Request, inflated
+from connector_telemetry.api.requestlog import REQUEST_ID, RequestLog, request_id
 from connector_telemetry.api.route import BODY_METHODS, Response, Route
 from connector_telemetry.api.routing import Router
 from connector_telemetry.api.throttle import AuthThrottle
@@ -50,6 +54,11 @@ log = logging.getLogger("connector_telemetry")
 
 _JSON = [("content-type", "application/json")]
 _AUTHENTICATED = frozenset(("read", "write"))
+#: The route (operation id) and path parameters of the request being answered, for its log
+#: line (set only when requests are logged).
+_ROUTE: ContextVar[tuple[str, dict[str, Any] | None]] = ContextVar(
+    "_ROUTE", default=("unrouted", None)
+)
 
 
 class App:
@@ -66,11 +75,17 @@ class App:
             *dashboard.routes(self.ctx),
             *Web(settings.prefix).routes(),  # the dashboard's page and files, at the root
         ]
+        self.metrics = Metrics() if settings.metrics != "off" else None
+        self.ctx.metrics = self.metrics
+        routes += metrics.routes(self.ctx, self.metrics, settings.metrics)
         routes.append(openapi.route(lambda: self.openapi))
         self.openapi = openapi.document(routes, settings.prefix)
         self.router = Router(settings.prefix, routes)
         self._holding = False
         self.throttle = AuthThrottle(settings.auth_failures_per_minute, settings.trusted_proxies)
+        self.requests = RequestLog(settings.log_format)
+        #: Whether answers are followed up (request log lines, metrics).
+        self.tracing = self.requests.enabled or self.metrics is not None
 
     def prepare(
         self, method: str, path: str, query: str, headers: Headers, peer: str = ""
@@ -82,6 +97,8 @@ class App:
         route = None
         try:
             route, params = self.router.match(method, path)
+            if self.tracing:
+                _ROUTE.set((route.operation_id, params))
             req = Request(method, path, query, headers, b"")
             req.params = params
             if route.access in _AUTHENTICATED:
@@ -143,13 +160,13 @@ class App:
             err = self.ctx.store.refusal(exc)
             log.warning("store refused %s %s (%d): %s", method, path, err.status, exc)
         else:
-            request_id = uuid.uuid4().hex
-            log.error(
-                "unexpected error on %s %s (request %s)", method, path, request_id, exc_info=exc
-            )
-            err = InternalError(f"internal error, request id {request_id}")
+            rid = REQUEST_ID.get() or request_id(None)
+            log.error("unexpected error on %s %s (request %s)", method, path, rid, exc_info=exc)
+            err = InternalError(f"internal error, request id {rid}")
         if route is None:
             return err.status, _JSON + err.headers, envelope.error_body(err)
+        if self.metrics is not None:
+            self.metrics.refuse(route.operation_id, err.code)
         body = b"" if route.method == "HEAD" else envelope.error_body(err)
         return err.status, [*_JSON, *route.headers, *err.headers], body
 
@@ -166,16 +183,24 @@ class App:
             loop.call_soon(store.end_reads)
 
         store.hold_reads(end_soon)
+        if self.metrics is not None:
+            self.metrics.flush_every(loop)
 
     async def __rsgi__(self, scope: Any, proto: Any) -> None:
         if not self._holding:
             self._hold_reads()
+        started = time.perf_counter()
+        rid = request_id(scope.headers.get("x-request-id"))
+        REQUEST_ID.set(rid)
         out = self.prepare(
             scope.method, scope.path, scope.query_string, scope.headers, scope.client
         )
         if len(out) == 2:
             out = await self.finish(out[0], out[1], proto)
-        proto.response_bytes(*out)
+        status, headers, body = out
+        proto.response_bytes(status, [*headers, ("x-request-id", rid)], body)
+        if self.tracing:
+            self._trace(rid, scope.method, scope.headers, status, started, len(body))
 
     def __rsgi_del__(self, loop: Any) -> None:
         self.ctx.close()
@@ -207,6 +232,9 @@ class App:
                 more = message.get("more_body", False)
             return b"".join(chunks)
 
+        started = time.perf_counter()
+        rid = request_id(headers.get("x-request-id"))
+        REQUEST_ID.set(rid)
         # Like RSGI, hand the router the decoded path (see api.routing).
         status, out, payload = await self.handle(
             scope["method"],
@@ -220,10 +248,24 @@ class App:
             {
                 "type": "http.response.start",
                 "status": status,
-                "headers": [(k.encode(), v.encode()) for k, v in out],
+                "headers": [(k.encode(), v.encode()) for k, v in [*out, ("x-request-id", rid)]],
             }
         )
         await send({"type": "http.response.body", "body": payload})
+        if self.tracing:
+            self._trace(rid, scope["method"], headers, status, started, len(payload))
+
+    def _trace(
+        self, rid: str, method: str, headers: Headers, status: int, started: float, out: int
+    ) -> None:
+        """After an answer: its metrics, and its log line."""
+        route, params = _ROUTE.get()
+        if self.metrics is not None:
+            self.metrics.request(route, method, status, time.perf_counter() - started)
+        if self.requests.enabled:
+            length = headers.get("content-length") or "0"
+            bytes_in = int(length) if length.isdigit() else 0
+            self.requests.done(rid, method, route, status, started, params, bytes_in, out)
 
 
 class _AsgiHeaders(dict[str, str]):

@@ -114,6 +114,16 @@ def parse_proxies(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Netwo
     return tuple(out)
 
 
+def _check_metrics(value: str) -> None:
+    if value not in ("token", "public", "off"):
+        raise ValueError("must be token, public or off")
+
+
+def _check_log_format(value: str) -> None:
+    if value not in ("text", "json"):
+        raise ValueError("must be text or json")
+
+
 def _check_proxies(value: str) -> None:
     parse_proxies(value)
 
@@ -211,6 +221,23 @@ SETTINGS: tuple[Setting, ...] = (
         _check_log_level,
     ),
     Setting(
+        "metrics",
+        "token",
+        "ctel's own metrics at /metrics: token (any valid API token may scrape), public "
+        "(no credentials) or off (no route, nothing counted).",
+        str.lower,
+        _check_metrics,
+    ),
+    Setting(
+        "log_format",
+        "text",
+        "How ctel logs: text (lines for people; requests not logged one by one) or json "
+        "(one JSON object per line, and one per request: id, route, status, duration, ids, "
+        "bytes; never a credential or a body).",
+        str.lower,
+        _check_log_format,
+    ),
+    Setting(
         "shutdown_timeout_seconds",
         30.0,
         "Longest `ctel serve` takes to stop after SIGTERM or SIGINT, whatever the store's "
@@ -294,6 +321,8 @@ class Settings:
     pool_timeout_seconds: float = 10.0
     statement_timeout_ms: int = 60_000
     log_level: str = "info"
+    metrics: str = "token"
+    log_format: str = "text"
     shutdown_timeout_seconds: float = 30.0
     header_timeout_seconds: float = 10.0
     max_header_bytes: int = 65_536
@@ -326,6 +355,19 @@ class Settings:
             except ValueError as exc:
                 raise ConfigError(f"{where}: {exc}") from None
         return cls(**values)
+
+    @staticmethod
+    def sources(environ: Mapping[str, str], **overrides: Any) -> dict[str, str]:
+        """Where each setting of ``from_env(environ, **overrides)`` came from: ``flag``,
+        ``environment`` or ``default``."""
+        return {
+            s.name: "flag"
+            if overrides.get(s.name) is not None
+            else "environment"
+            if s.variable in environ
+            else "default"
+            for s in SETTINGS
+        }
 
     @property
     def debug(self) -> bool:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from connector_telemetry.api.auth import Authenticator
 from connector_telemetry.api.request import Request
@@ -12,6 +13,9 @@ from connector_telemetry.api.writer import Writer
 from connector_telemetry.service.ingest import record_body
 from connector_telemetry.settings import Settings
 from connector_telemetry.store.base import Store
+
+if TYPE_CHECKING:
+    from connector_telemetry.api.metrics import Metrics
 
 T = TypeVar("T")
 INGEST_RESULT = ref("IngestResult")
@@ -24,12 +28,20 @@ class Context:
         self.auth = Authenticator(store, settings.auth_cache_seconds)
         # One thread does every write of this process (see api.writer).
         self.writer = Writer(store.write_timeout)
+        #: ctel's own metrics (api.metrics), or None when ``metrics`` is off.
+        self.metrics: Metrics | None = None
 
     async def write(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` on the writer thread (the dispatcher's, for routes that write)."""
-        return await self.writer.run(fn, *args)
+        if self.metrics is None:
+            return await self.writer.run(fn, *args)
+        started = time.perf_counter()
+        try:
+            return await self.writer.run(fn, *args)
+        finally:
+            self.metrics.write_took(started)
 
-    def ingest(self, parse: Callable[..., Any], record: Callable[..., Any]) -> Handler:
+    def ingest(self, kind: str, parse: Callable[..., Any], record: Callable[..., Any]) -> Handler:
         """An ingest route's handler (events or snapshots), for the writer thread: the body
         parsed and recorded as one step (see ``service.ingest.record_body``);
         ``{accepted, duplicates}``."""
@@ -46,6 +58,8 @@ class Context:
                 req.ingest_type(),
                 max_items,
             )
+            if self.metrics is not None:
+                self.metrics.ingest(kind, result.accepted, result.duplicates)
             return {"accepted": result.accepted, "duplicates": result.duplicates}
 
         return handler

@@ -35,7 +35,7 @@ def routes(ctx: Context) -> list[Route]:
         Route(
             "POST",
             base,
-            ctx.ingest(events.parse_batch, events.record_events),
+            ctx.ingest("events", events.parse_batch, events.record_events),
             "write",
             "events.record",
             "Record Events (ctel)",

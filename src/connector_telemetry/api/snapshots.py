@@ -36,7 +36,7 @@ def routes(ctx: Context) -> list[Route]:
         Route(
             "POST",
             base,
-            ctx.ingest(snapshots.parse_batch, snapshots.record_snapshots),
+            ctx.ingest("snapshots", snapshots.parse_batch, snapshots.record_snapshots),
             "write",
             "snapshots.record",
             "Record Snapshots (ctel)",

@@ -45,13 +45,17 @@ def _add_db(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    """The settings of a command that opens the database: flags named like a setting
-    (``--db``, ``--port``, ...) override its ``CTEL_*`` variable, under the same rule."""
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     overrides = {s.name: getattr(args, s.name, None) for s in SETTINGS}
     if args.verbose:
         overrides["log_level"] = "debug"
-    return Settings.from_env(os.environ, **overrides)
+    return overrides
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    """The settings of a command that opens the database: flags named like a setting
+    (``--db``, ``--port``, ...) override its ``CTEL_*`` variable, under the same rule."""
+    return Settings.from_env(os.environ, **_overrides(args))
 
 
 def _seconds(text: str) -> float:
@@ -206,6 +210,20 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    import json
+
+    from connector_telemetry import doctor
+
+    sources = Settings.sources(os.environ, **_overrides(args))
+    checks = doctor.diagnose(args.settings, sources)
+    if args.json:
+        print(json.dumps(doctor.as_json(checks), indent=2))
+    else:
+        print(doctor.render(checks))
+    return 0 if all(c.ok for c in checks) else 1
+
+
 def cmd_db_migrate(args: argparse.Namespace) -> int:
     _, store = _store(args)
     _err(f"schema is at version {store.migrate()}")
@@ -231,6 +249,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, help="worker processes (default: CPU cores)")
     serve.add_argument(
         "--demo", action="store_true", help="fill a fresh database with a small demo fleet"
+    )
+    serve.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        help="text (default) or json: one JSON object per line, one per request",
     )
     serve.add_argument(
         "--retention-days",
@@ -321,13 +344,18 @@ def build_parser() -> argparse.ArgumentParser:
     backup.add_argument("--force", action="store_true", help="replace an existing file")
     backup.set_defaults(func=cmd_backup)
 
-    restore = sub.add_parser(
-        "restore", help="replace a (stopped) SQLite store with a backup"
-    )
+    restore = sub.add_parser("restore", help="replace a (stopped) SQLite store with a backup")
     _add_db(restore)
     restore.add_argument("backup", help="a file written by ctel backup")
     restore.add_argument("--force", action="store_true", help="replace an existing database")
     restore.set_defaults(func=cmd_restore)
+
+    doctor_parser = sub.add_parser(
+        "doctor", help="check the store, its schema, disk, clock and settings (exit 0/1)"
+    )
+    _add_db(doctor_parser)
+    doctor_parser.add_argument("--json", action="store_true", help="one JSON document")
+    doctor_parser.set_defaults(func=cmd_doctor)
 
     db = sub.add_parser("db", help="database maintenance").add_subparsers(
         dest="action", required=True

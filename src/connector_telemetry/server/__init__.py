@@ -4,10 +4,16 @@ processes stop: server.lifecycle."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import sys
+import tempfile
+from collections.abc import Iterator
 from functools import partial
 
+from connector_telemetry.api import requestlog
+from connector_telemetry.api.metrics import MULTIPROC_ENV
 from connector_telemetry.app import App, create_app
 from connector_telemetry.errors import ResourceError
 from connector_telemetry.server import lifecycle
@@ -24,7 +30,23 @@ from connector_telemetry.store import describe, open_store
 from connector_telemetry.store.base import Store
 
 
+@contextlib.contextmanager
+def _metrics_folder(settings: Settings) -> Iterator[None]:
+    """A fresh folder for the workers' metric files (api.metrics), removed at the end."""
+    if settings.metrics == "off":
+        yield
+        return
+    folder = tempfile.mkdtemp(prefix="ctel-metrics-")
+    os.environ[MULTIPROC_ENV] = folder
+    try:
+        yield
+    finally:
+        os.environ.pop(MULTIPROC_ENV, None)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def _load_app(settings: Settings, master_pid: int | None = None) -> App:
+    requestlog.configure(settings.log_format)
     if master_pid is None:  # loaded by another server (`granian connector_telemetry.server:...`)
         return create_app(settings)
     lifecycle.die_with_parent(master_pid)
@@ -145,7 +167,7 @@ def serve(settings: Settings, demo: bool = False) -> int:
             ]
         )
     server.on_startup(stop_starting_workers_on_sigterm)
-    with WorkerReport() as report:
+    with WorkerReport() as report, _metrics_folder(settings):
         try:
             server.serve(
                 spawn_target=partial(run_worker, report.path, settings),

@@ -1,0 +1,181 @@
+"""ctel's own metrics, for Prometheus: ``Metrics`` (the per-request hook and the counters)
+and the ``/metrics`` route.
+
+Exact across granian's worker processes (each worker's counts reach the scrape within a
+second; the worker that answers a scrape, at once): ``ctel serve`` gives every server a fresh folder
+in ``PROMETHEUS_MULTIPROC_DIR`` before its workers start, each worker writes its values to
+its own memory-mapped files there (``prometheus_client``'s multiprocess mode), and a scrape,
+answered by any worker, sums every worker's files. In a process without that folder (an app
+built by tests, or served by another server) the values are this process's own.
+
+Names follow Prometheus' conventions (``ctel_`` prefix, seconds, ``_total``). No label
+carries an account, connector or token id: routes are named by their operation id
+(``events.get``), so the number of series is fixed by the code, not by the fleet.
+
+``/metrics`` (at the server's root, beside ``/healthz``) answers, by ``metrics``:
+``token`` (the default) any valid API token, Read or Write, of any account (Prometheus:
+``authorization: {credentials: TOKEN}``), and nothing else (user keys and license keys
+are refused); ``public`` anyone (for a private scrape network); ``off``: the route does
+not exist and nothing is counted. The Prometheus text format, or OpenMetrics when the
+scraper's ``Accept`` asks for it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from bisect import bisect_left
+from typing import TYPE_CHECKING, Any
+
+from connector_telemetry import __version__
+from connector_telemetry.api.route import Prepared, Route
+from connector_telemetry.errors import Forbidden
+
+if TYPE_CHECKING:
+    from connector_telemetry.api.context import Context
+    from connector_telemetry.api.request import Request
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+#: Request durations: from 0.25 ms (a cached Get Event) to 10 s (a write waiting its turn).
+BUCKETS = (0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        # Imported here, not at module level: prometheus_client picks its storage
+        # (multiprocess files or memory) when first imported, which must come after
+        # ``ctel serve`` has set PROMETHEUS_MULTIPROC_DIR for its workers.
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.multiprocess = bool(os.environ.get(MULTIPROC_ENV))
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "ctel_http_requests_total",
+            "HTTP requests answered, by route (operation id), method and status.",
+            ("route", "method", "status"),
+            registry=r,
+        )
+        self.duration = Histogram(
+            "ctel_http_request_duration_seconds",
+            "Time from a request's arrival to its answer, by route.",
+            ("route",),
+            buckets=BUCKETS,
+            registry=r,
+        )
+        self.ingested = Counter(
+            "ctel_ingest_items_total",
+            "Events and snapshots in acknowledged ingest requests, by kind and outcome "
+            "(accepted: stored now; duplicate: already stored).",
+            ("kind", "outcome"),
+            registry=r,
+        )
+        self.refused = Counter(
+            "ctel_ingest_refused_total",
+            "Ingest requests refused, by kind and the answer's error code.",
+            ("kind", "code"),
+            registry=r,
+        )
+        self.writes = Histogram(
+            "ctel_store_write_seconds",
+            "Time a write request spent on the writer thread, queue wait included.",
+            buckets=BUCKETS,
+            registry=r,
+        )
+        info = Gauge(
+            "ctel_build_info",
+            "Always 1; the version of connector-telemetry serving.",
+            ("version",),
+            registry=r,
+            multiprocess_mode="max",
+        )
+        info.labels(__version__).set(1)
+        # Counted here first, in plain dicts (a fraction of a microsecond per request), and
+        # handed to prometheus_client by ``flush``: every second on the event loop, and
+        # before each scrape. prometheus_client's own objects cost ~5-8 us per request.
+        self._counts: dict[tuple[str, str, int], int] = {}
+        self._times: dict[str, list[float]] = {}  # route -> [per-bucket counts..., sum]
+
+    def request(self, route: str, method: str, status: int, seconds: float) -> None:
+        key = (route, method, status)
+        counts = self._counts
+        counts[key] = counts.get(key, 0) + 1
+        times = self._times.get(route)
+        if times is None:
+            times = self._times[route] = [0.0] * (len(BUCKETS) + 2)
+        times[bisect_left(BUCKETS, seconds)] += 1
+        times[-1] += seconds
+
+    def flush(self) -> None:
+        """Hand what was counted since the last flush to prometheus_client (on the event
+        loop's thread, like ``request``: no lock needed)."""
+        counts, self._counts = self._counts, {}
+        times, self._times = self._times, {}
+        for (route, method, status), n in counts.items():
+            self.requests.labels(route, method, str(status)).inc(n)
+        for route, values in times.items():
+            child = self.duration.labels(route)
+            # prometheus_client keeps a histogram child's buckets (non-cumulative, the last
+            # one +Inf) and sum as values; there is no public "observe n times".
+            for bucket, hits in zip(child._buckets, values[:-1], strict=True):
+                if hits:
+                    bucket.inc(hits)
+            child._sum.inc(values[-1])
+
+    def flush_every(self, loop: Any, seconds: float = 1.0) -> None:
+        def tick() -> None:
+            self.flush()
+            loop.call_later(seconds, tick)
+
+        loop.call_later(seconds, tick)
+
+    def ingest(self, kind: str, accepted: int, duplicates: int) -> None:
+        self.ingested.labels(kind, "accepted").inc(accepted)
+        if duplicates:
+            self.ingested.labels(kind, "duplicate").inc(duplicates)
+
+    def refuse(self, route: str, code: int) -> None:
+        if route.endswith(".record"):
+            self.refused.labels(route.partition(".")[0], str(code)).inc()
+
+    def write_took(self, started: float) -> None:
+        self.writes.observe(time.perf_counter() - started)
+
+    def exposition(self, accept: str | None) -> tuple[bytes, str]:
+        from prometheus_client import CollectorRegistry, exposition, multiprocess
+
+        self.flush()
+        registry = self.registry
+        if self.multiprocess:
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        encoder, content_type = exposition.choose_encoder(accept or "")
+        return encoder(registry), content_type
+
+
+def routes(ctx: Context, metrics: Metrics | None, mode: str) -> list[Route]:
+    if metrics is None:
+        return []
+
+    def scrape(req: Request) -> Any:
+        if mode != "public":
+            principal = ctx.auth.authenticate(req.headers)
+            if principal.kind != "token":
+                raise Forbidden("/metrics takes an API token (Magic WAN Read or Write)")
+        body, content_type = metrics.exposition(req.headers.get("accept"))
+        return 200, [("content-type", content_type)], body
+
+    return [
+        Route(
+            "GET",
+            "/metrics",
+            scrape,
+            "self",
+            "metrics",
+            "ctel's own metrics (Prometheus text format, or OpenMetrics by Accept)",
+            result={"type": "string"},
+            mount="root",
+            answer=Prepared("text/plain; version=0.0.4"),
+            headers=(("cache-control", "no-store"),),
+        )
+    ]

@@ -1,0 +1,120 @@
+"""ctel's own metrics at ``/metrics`` (issue 12, sentence 1), on a live two-worker server:
+exact across the workers, Prometheus' text format and OpenMetrics, no account, connector or
+token id in any label, and who may scrape."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from support import (
+    LiveServer,
+    Tenant,
+    assert_error,
+    create_connector,
+    events_path,
+    fresh_db,
+    start_server,
+    stop_server,
+)
+
+GETS = 40
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, Tenant]]:
+    db, tenant = fresh_db(tmp_path_factory.mktemp("metrics"))
+    server = start_server(db, workers=2)
+    try:
+        yield server, tenant
+    finally:
+        stop_server(server)
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def test_counts_are_exact_across_workers(served: tuple[LiveServer, Tenant]) -> None:
+    server, tenant = served
+    connector_id = create_connector(server.api, tenant)["id"]
+    url = server.api + events_path(tenant.account_id, connector_id)
+    batch = [{"e": {"k": "Init"}, "t": 1_700_000_000 + i, "n": 0} for i in range(5)]
+    # new connections each time, so both workers answer some
+    assert httpx.post(url, json=batch, headers=tenant.write).status_code == 200
+    assert httpx.post(url, json=batch, headers=tenant.write).status_code == 200  # duplicates
+    bad = httpx.post(url, json=[{"t": 1}], headers=tenant.write)
+    assert bad.status_code == 400
+    for _ in range(GETS):
+        assert httpx.get(f"{url}/1700000000.0", headers=tenant.read).status_code == 200
+    key = (
+        "ctel_http_requests_total",
+        (("method", "GET"), ("route", "events.get"), ("status", "200")),
+    )
+    # each worker hands its counts over within a second (the one answering, at once)
+    deadline = time.monotonic() + 5
+    while True:
+        scrape = httpx.get(server.url + "/metrics", headers=tenant.read)
+        assert scrape.status_code == 200, scrape.text
+        found = samples(scrape.text)
+        if found.get(key) == GETS or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert scrape.headers["content-type"].startswith("text/plain; version=0.0.4")
+    assert found[key] == GETS
+    count = ("ctel_http_request_duration_seconds_count", (("route", "events.get"),))
+    assert found[count] == GETS
+    assert found[("ctel_ingest_items_total", (("kind", "events"), ("outcome", "accepted")))] == 5
+    assert found[("ctel_ingest_items_total", (("kind", "events"), ("outcome", "duplicate")))] == 5
+    code = bad.json()["errors"][0]["code"]
+    assert found[("ctel_ingest_refused_total", (("code", str(code)), ("kind", "events")))] == 1
+    assert found[("ctel_store_write_seconds_count", ())] >= 3
+    assert any(name == "ctel_build_info" for name, _ in found)
+    # no label carries an id
+    for ident in (tenant.account_id, connector_id, tenant.read_token):
+        assert ident not in scrape.text
+
+
+def test_openmetrics_by_accept(served: tuple[LiveServer, Tenant]) -> None:
+    server, tenant = served
+    scrape = httpx.get(
+        server.url + "/metrics",
+        headers={**tenant.read, "accept": "application/openmetrics-text; version=1.0.0"},
+    )
+    assert scrape.status_code == 200
+    assert scrape.headers["content-type"].startswith("application/openmetrics-text")
+    assert scrape.text.rstrip().endswith("# EOF")
+
+
+def test_who_may_scrape(served: tuple[LiveServer, Tenant]) -> None:
+    server, tenant = served
+    url = server.url + "/metrics"
+    assert httpx.get(url, headers=tenant.write).status_code == 200
+    assert httpx.get(url, headers=tenant.read).status_code == 200
+    assert_error(httpx.get(url), 400, 9106)
+    refused = httpx.get(url, headers=tenant.legacy)
+    assert_error(refused, 403, 10000, "/metrics takes an API token")
+    revoked = httpx.get(url, headers={"Authorization": "Bearer " + "q" * 40})
+    assert revoked.status_code in (401, 403)
+    assert json.loads(revoked.text)["success"] is False
+
+
+@pytest.mark.parametrize(("mode", "status"), [("public", 200), ("off", 400)])
+def test_metrics_setting(tmp_path: Path, mode: str, status: int) -> None:
+    db, _ = fresh_db(tmp_path)
+    server = start_server(db, env={"CTEL_METRICS": mode})
+    try:
+        answer = httpx.get(server.url + "/metrics")
+        assert answer.status_code == status, answer.text  # off: no route (400/7000)
+    finally:
+        stop_server(server)
