@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -100,6 +101,17 @@ def _fill_demo(settings: Settings, account_id: str, token: str) -> str:
         app.ctx.close()
 
 
+def raise_open_files_limit() -> None:
+    """Every connection is a file descriptor: the soft limit (often 1,024) goes up to the
+    hard one, as nginx and PostgreSQL do, so thousands of clients (idle ones included) do
+    not exhaust it. The workers inherit it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
 def serve(settings: Settings, demo: bool = False) -> int:
     """Serve until stopped. What keeps it from serving raises (``failures`` words it):
     the address and the store are checked here, before granian starts, and a worker
@@ -110,6 +122,7 @@ def serve(settings: Settings, demo: bool = False) -> int:
     from granian.server.mp import MPServer
 
     check_address(settings.host, settings.port)
+    raise_open_files_limit()
     store = open_store(settings)
     try:
         store.migrate()
