@@ -69,9 +69,12 @@ def _call(
         body = {"device": {"serial_number": uuid.uuid4().hex}}
     elif route.method in ("PUT", "PATCH"):
         body = {}
+    path = _path(route, account_id, connector_id)
+    if route.mount == "root":  # outside the API prefix (/metrics/accounts/...)
+        path = str(http.base_url).rstrip("/").removesuffix("/client/v4") + path
     return http.request(
         route.method,
-        _path(route, account_id, connector_id),
+        path,
         params=query,
         json=body,
         headers=headers,

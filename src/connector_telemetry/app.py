@@ -78,6 +78,7 @@ class App:
         self.metrics = Metrics() if settings.metrics != "off" else None
         self.ctx.metrics = self.metrics
         routes += metrics.routes(self.ctx, self.metrics, settings.metrics)
+        routes += metrics.fleet_routes(self.ctx)
         routes.append(openapi.route(lambda: self.openapi))
         self.openapi = openapi.document(routes, settings.prefix)
         self.router = Router(settings.prefix, routes)

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from connector_telemetry import __version__
 from connector_telemetry.api.route import Prepared, Route
 from connector_telemetry.errors import Forbidden
+from connector_telemetry.service import fleet_metrics
 
 if TYPE_CHECKING:
     from connector_telemetry.api.context import Context
@@ -173,6 +174,31 @@ def routes(ctx: Context, metrics: Metrics | None, mode: str) -> list[Route]:
             "self",
             "metrics",
             "ctel's own metrics (Prometheus text format, or OpenMetrics by Accept)",
+            result={"type": "string"},
+            mount="root",
+            answer=Prepared("text/plain; version=0.0.4"),
+            headers=(("cache-control", "no-store"),),
+        )
+    ]
+
+
+def fleet_routes(ctx: Context) -> list[Route]:
+    """``/metrics/accounts/{account_id}``: the account's fleet for Prometheus
+    (service.fleet_metrics), for a Magic WAN Read (or Write) credential of that account."""
+    store = ctx.store
+
+    def scrape_fleet(req: Request) -> Any:
+        body = fleet_metrics.fleet_exposition(store, req.account_id)
+        return 200, [("content-type", "text/plain; version=0.0.4; charset=utf-8")], body
+
+    return [
+        Route(
+            "GET",
+            "/metrics/accounts/{account_id}",
+            scrape_fleet,
+            "read",
+            "metrics.fleet",
+            "The account's connectors as Prometheus metrics (node_exporter's names)",
             result={"type": "string"},
             mount="root",
             answer=Prepared("text/plain; version=0.0.4"),

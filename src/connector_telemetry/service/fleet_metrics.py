@@ -1,0 +1,283 @@
+"""An account's fleet as Prometheus metrics: ``fleet_exposition(store, account_id)``.
+
+Each connector's latest snapshot under node_exporter's names and units, so dashboards built
+for node_exporter work on a connector unchanged; each series is told apart by ``instance``,
+the connector's id (scrape with ``honor_labels: true`` so Prometheus keeps it). Plus ctel's own
+view of each connector: ``ctel_connector_info``, the times of its last heartbeat and last
+snapshot.
+
+Times: samples carry no timestamp (Prometheus stamps them with the scrape's time). A
+snapshot's own time would make Prometheus drop samples older than its head block (an hour)
+and, being repeated on every scrape, never mark a silent connector's series stale. So a
+silent connector keeps showing its last values, and alerts use
+``ctel_connector_last_snapshot_timestamp_seconds`` (``time() - ... > 900``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from connector_telemetry.models.connector import Connector
+from connector_telemetry.store.base import Store
+
+#: node_exporter name -> (type, help, snapshot field, scale)
+_SCALARS: list[tuple[str, str, str, str, float]] = [
+    ("node_load1", "gauge", "1m load average.", "load_average_1m", 1),
+    ("node_load5", "gauge", "5m load average.", "load_average_5m", 1),
+    ("node_load15", "gauge", "15m load average.", "load_average_15m", 1),
+    ("node_boot_time_seconds", "gauge", "Node boot time, in unixtime.", "kernel_btime", 1),
+    ("node_context_switches_total", "counter", "Total number of context switches.",
+     "kernel_ctxt", 1),
+    ("node_forks_total", "counter", "Total number of forks.", "kernel_processes", 1),
+    ("node_procs_running", "gauge", "Number of processes in runnable state.",
+     "kernel_processes_running", 1),
+    ("node_procs_blocked", "gauge", "Number of processes blocked waiting for I/O.",
+     "kernel_processes_blocked", 1),
+    ("node_pressure_cpu_waiting_seconds_total", "counter",
+     "Total time in seconds that processes have waited for CPU time.",
+     "cpu_pressure_total_us", 1e-6),
+    ("node_pressure_io_waiting_seconds_total", "counter",
+     "Total time in seconds that processes have waited due to IO congestion.",
+     "io_pressure_some_total_us", 1e-6),
+    ("node_pressure_io_stalled_seconds_total", "counter",
+     "Total time in seconds no process could make progress due to IO congestion.",
+     "io_pressure_full_total_us", 1e-6),
+    ("node_pressure_memory_waiting_seconds_total", "counter",
+     "Total time in seconds that processes have waited for memory.",
+     "memory_pressure_some_total_us", 1e-6),
+    ("node_pressure_memory_stalled_seconds_total", "counter",
+     "Total time in seconds no process could make progress due to memory congestion.",
+     "memory_pressure_full_total_us", 1e-6),
+    ("node_time_seconds", "gauge", "System time in seconds since epoch (the snapshot's).",
+     "t", 1),
+]  # fmt: skip
+
+#: snapshot memory field -> node_exporter's /proc/meminfo name
+_MEMINFO = {
+    "memory_total_bytes": "MemTotal",
+    "memory_free_bytes": "MemFree",
+    "memory_available_bytes": "MemAvailable",
+    "memory_buffers_bytes": "Buffers",
+    "memory_cached_bytes": "Cached",
+    "memory_swap_cached_bytes": "SwapCached",
+    "memory_active_bytes": "Active",
+    "memory_inactive_bytes": "Inactive",
+    "memory_swap_total_bytes": "SwapTotal",
+    "memory_swap_free_bytes": "SwapFree",
+    "memory_dirty_bytes": "Dirty",
+    "memory_writeback_bytes": "Writeback",
+    "memory_anon_pages_bytes": "AnonPages",
+    "memory_mapped_bytes": "Mapped",
+    "memory_shmem_bytes": "Shmem",
+    "memory_slab_bytes": "Slab",
+    "memory_s_reclaimable_bytes": "SReclaimable",
+    "memory_s_unreclaim_bytes": "SUnreclaim",
+    "memory_kernel_stack_bytes": "KernelStack",
+    "memory_page_tables_bytes": "PageTables",
+    "memory_commit_limit_bytes": "CommitLimit",
+    "memory_committed_as_bytes": "Committed_AS",
+    "memory_vmalloc_total_bytes": "VmallocTotal",
+    "memory_vmalloc_used_bytes": "VmallocUsed",
+    "memory_anon_hugepages_bytes": "AnonHugePages",
+    "memory_hugepagesize_bytes": "Hugepagesize",
+}
+
+_CPU_MODES = {
+    "cpu_time_user_ms": "user",
+    "cpu_time_nice_ms": "nice",
+    "cpu_time_system_ms": "system",
+    "cpu_time_idle_ms": "idle",
+    "cpu_time_iowait_ms": "iowait",
+    "cpu_time_irq_ms": "irq",
+    "cpu_time_softirq_ms": "softirq",
+    "cpu_time_steal_ms": "steal",
+}
+
+#: netdev field -> node_network_<name>_total
+_NETDEV = {
+    "recv_bytes": "receive_bytes",
+    "recv_packets": "receive_packets",
+    "recv_errs": "receive_errs",
+    "recv_drop": "receive_drop",
+    "recv_multicast": "receive_multicast",
+    "sent_bytes": "transmit_bytes",
+    "sent_packets": "transmit_packets",
+    "sent_errs": "transmit_errs",
+    "sent_drop": "transmit_drop",
+}
+
+#: disk field -> (node_disk_<name>, scale): node_exporter's units (seconds, bytes)
+_DISK = {
+    "reads": ("reads_completed_total", 1),
+    "writes": ("writes_completed_total", 1),
+    "merged": ("reads_merged_total", 1),
+    "writes_merged": ("writes_merged_total", 1),
+    "sectors_read": ("read_bytes_total", 512),
+    "sectors_written": ("written_bytes_total", 512),
+    "time_reading_ms": ("read_time_seconds_total", 1e-3),
+    "time_writing_ms": ("write_time_seconds_total", 1e-3),
+    "time_in_progress_ms": ("io_time_seconds_total", 1e-3),
+    "weighted_time_in_progress_ms": ("io_time_weighted_seconds_total", 1e-3),
+    "in_progress": ("io_now", 1),
+}
+
+
+class Families:
+    """Samples grouped by metric family, as the text format requires."""
+
+    def __init__(self) -> None:
+        self._families: dict[str, tuple[str, str, list[str]]] = {}
+
+    def add(self, name: str, kind: str, help_: str, labels: dict[str, str], value: Any) -> None:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return
+        if not math.isfinite(value):
+            return
+        family = self._families.get(name)
+        if family is None:
+            family = self._families[name] = (kind, help_, [])
+        rendered = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
+        family[2].append(f"{name}{{{rendered}}} {float(value)!r}")
+
+    def render(self) -> bytes:
+        out: list[str] = []
+        for name, (kind, help_, lines) in self._families.items():
+            out.append(f"# HELP {name} {help_}")
+            out.append(f"# TYPE {name} {kind}")
+            out.extend(lines)
+        return ("\n".join(out) + "\n").encode()
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _epoch(stamp: str | None) -> float | None:
+    if not stamp:
+        return None
+    try:
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def connector_samples(out: Families, connector: Connector, snapshot: dict[str, Any] | None) -> None:
+    me = {"instance": connector.id}
+    out.add(
+        "ctel_connector_info",
+        "gauge",
+        "Always 1: a connector and its facts.",
+        {
+            **me,
+            "connector_id": connector.id,
+            "device_id": connector.device_id,
+            "device_type": connector.device_type,
+            "version": connector.last_seen_version or "",
+            "activated": "true" if connector.activated else "false",
+        },
+        1,
+    )
+    heartbeat = _epoch(connector.last_heartbeat)
+    if heartbeat is not None:
+        out.add(
+            "ctel_connector_last_heartbeat_timestamp_seconds",
+            "gauge",
+            "When the connector last reported (any event or snapshot), unixtime.",
+            me,
+            heartbeat,
+        )
+    if snapshot is None:
+        return
+    out.add(
+        "ctel_connector_last_snapshot_timestamp_seconds",
+        "gauge",
+        "The time (t) of the connector's latest snapshot, unixtime.",
+        me,
+        snapshot.get("t"),
+    )
+    for name, kind, help_, key, scale in _SCALARS:
+        value = snapshot.get(key)
+        if isinstance(value, int | float):
+            out.add(name, kind, help_, me, value * scale)
+    for key, mode in _CPU_MODES.items():
+        value = snapshot.get(key)
+        if isinstance(value, int | float):
+            out.add(
+                "node_cpu_seconds_total",
+                "counter",
+                'Seconds the CPUs spent in each mode (all CPUs together: cpu="all").',
+                {**me, "cpu": "all", "mode": mode},
+                value / 1000,
+            )
+    for key, meminfo in _MEMINFO.items():
+        out.add(
+            f"node_memory_{meminfo}_bytes",
+            "gauge",
+            f"Memory information field {meminfo}_bytes.",
+            me,
+            snapshot.get(key),
+        )
+    for dev in snapshot.get("netdevs") or ():
+        labels = {**me, "device": str(dev.get("name", ""))}
+        for key, name in _NETDEV.items():
+            out.add(
+                f"node_network_{name}_total",
+                "counter",
+                f"Network device statistic {name}.",
+                labels,
+                dev.get(key),
+            )
+    for disk in snapshot.get("disks") or ():
+        labels = {**me, "device": str(disk.get("name", ""))}
+        for key, (name, scale) in _DISK.items():
+            value = disk.get(key)
+            if isinstance(value, int | float):
+                out.add(f"node_disk_{name}", "counter" if name.endswith("_total") else "gauge",
+                        f"Disk statistic {name}.", labels, value * scale)  # fmt: skip
+    for mount in snapshot.get("mounts") or ():
+        labels = {
+            **me,
+            "device": str(mount.get("file_system", "")),
+            "fstype": str(mount.get("kind", "")),
+            "mountpoint": str(mount.get("mount_point", "")),
+        }
+        out.add("node_filesystem_size_bytes", "gauge", "Filesystem size in bytes.", labels,
+                mount.get("total_bytes"))  # fmt: skip
+        out.add("node_filesystem_avail_bytes", "gauge",
+                "Filesystem space available to non-root users in bytes.", labels,
+                mount.get("available_bytes"))  # fmt: skip
+        out.add("node_filesystem_files", "gauge", "Filesystem total file nodes.", labels,
+                mount.get("total_inodes"))  # fmt: skip
+        out.add("node_filesystem_files_free", "gauge", "Filesystem total free file nodes.",
+                labels, mount.get("available_inodes"))  # fmt: skip
+        out.add("node_filesystem_readonly", "gauge", "Filesystem read-only status.", labels,
+                1 if mount.get("is_read_only") else 0)  # fmt: skip
+    for thermal in snapshot.get("thermals") or ():
+        out.add(
+            "node_hwmon_temp_celsius",
+            "gauge",
+            "Hardware monitor for temperature (input).",
+            {**me, "chip": "ctel", "sensor": str(thermal.get("label", ""))},
+            thermal.get("current_celcius"),
+        )
+
+
+def fleet_exposition(store: Store, account_id: str) -> bytes:
+    out = Families()
+    for connector in store.list_connectors(account_id, None):
+        latest = store.latest_snapshots(account_id, connector.id, 1)
+        snapshot = orjson.loads(latest[0]) if latest else None
+        connector_samples(out, connector, snapshot)
+    return out.render()
+
+
+def iter_names(text: bytes) -> Iterator[str]:
+    """The metric names of an exposition (for tests and documentation)."""
+    for line in text.decode().splitlines():
+        if line and not line.startswith("#"):
+            yield line.split("{", 1)[0]

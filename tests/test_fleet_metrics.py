@@ -1,0 +1,118 @@
+"""The fleet's telemetry for Prometheus at ``/metrics/accounts/{account_id}`` (issue 12,
+sentence 2, in part), on a live server filled by ``ctel simulate``: a connector's series equal
+its latest snapshot under node_exporter's names and units; the tenant rules of the reads."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from support import LiveServer, Tenant, assert_error, fresh_db, start_server, stop_server
+from support.tenants import make_tenant
+
+
+@pytest.fixture(scope="module")
+def fleet(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[LiveServer, Tenant, Tenant]]:
+    folder = tmp_path_factory.mktemp("fleet-metrics")
+    db, tenant = fresh_db(folder)
+    from connector_telemetry.settings import Settings
+    from connector_telemetry.store import open_store
+
+    store = open_store(Settings(db=db))
+    other = make_tenant(store)
+    store.close()
+    server = start_server(db)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "connector_telemetry", "simulate", "--server", server.url,
+             "--token", tenant.write_token, "--account", tenant.account_id, "--connectors", "2",
+             "--days", "0.05", "--quiet"],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        yield server, tenant, other
+    finally:
+        stop_server(server)
+
+
+def series(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def test_a_connector_is_its_latest_snapshot(fleet: tuple[LiveServer, Tenant, Tenant]) -> None:
+    server, tenant, _ = fleet
+    api = server.api + f"/accounts/{tenant.account_id}/magic/connectors"
+    connectors = httpx.get(api, headers=tenant.read).json()["result"]
+    assert len(connectors) == 2
+    scrape = httpx.get(server.url + f"/metrics/accounts/{tenant.account_id}", headers=tenant.read)
+    assert scrape.status_code == 200, scrape.text
+    assert scrape.headers["content-type"].startswith("text/plain; version=0.0.4")
+    found = series(scrape.text)
+    for c in connectors:
+        me = (("instance", c["id"]),)
+        snap: dict[str, Any] = httpx.get(
+            f"{api}/{c['id']}/telemetry/snapshots/latest", headers=tenant.read
+        ).json()["result"]["items"][0]
+        assert found[("node_memory_MemAvailable_bytes", me)] == snap["memory_available_bytes"]
+        assert found[("node_memory_MemTotal_bytes", me)] == snap["memory_total_bytes"]
+        assert found[("node_load1", me)] == snap["load_average_1m"]
+        assert found[("ctel_connector_last_snapshot_timestamp_seconds", me)] == snap["t"]
+        idle = (("cpu", "all"), ("instance", c["id"]), ("mode", "idle"))
+        assert found[("node_cpu_seconds_total", idle)] == pytest.approx(
+            snap["cpu_time_idle_ms"] / 1000
+        )
+        dev = snap["netdevs"][0]
+        key = (("device", dev["name"]), ("instance", c["id"]))
+        assert found[("node_network_receive_bytes_total", key)] == dev["recv_bytes"]
+        mount = snap["mounts"][0]
+        labels = (
+            ("device", mount["file_system"]),
+            ("fstype", mount["kind"]),
+            ("instance", c["id"]),
+            ("mountpoint", mount["mount_point"]),
+        )
+        assert found[("node_filesystem_size_bytes", labels)] == mount["total_bytes"]
+        info = [k for k in found if k[0] == "ctel_connector_info" and ("instance", c["id"]) in k[1]]
+        assert len(info) == 1 and ("connector_id", c["id"]) in info[0][1]
+
+
+def test_tenant_rules(fleet: tuple[LiveServer, Tenant, Tenant]) -> None:
+    server, tenant, other = fleet
+    url = server.url + f"/metrics/accounts/{tenant.account_id}"
+    assert httpx.get(url, headers=tenant.write).status_code == 200
+    assert httpx.get(url, headers=tenant.legacy).status_code == 200
+    assert_error(httpx.get(url, headers=other.read), 403, 10000)
+    assert_error(httpx.get(url), 400, 9106)
+    elsewhere = httpx.get(server.url + "/metrics/accounts/nosuchaccount", headers=other.read)
+    assert_error(elsewhere, 403, 10000)
+    empty = httpx.get(server.url + f"/metrics/accounts/{other.account_id}", headers=other.read)
+    assert empty.status_code == 200 and "node_" not in empty.text
+
+
+def test_renders_a_valid_exposition(tmp_path: Path) -> None:
+    from connector_telemetry.models.connector import Connector
+    from connector_telemetry.service.fleet_metrics import Families, connector_samples
+
+    out = Families()
+    c = Connector(account_id="a", id='we"ird\\id', device_id="d")
+    connector_samples(out, c, {"t": 5, "load_average_1m": float("nan"), "netdevs": []})
+    text = out.render().decode()
+    parsed = series(text)
+    assert (
+        "ctel_connector_last_snapshot_timestamp_seconds",
+        (("instance", 'we"ird\\id'),),
+    ) in parsed
+    assert "node_load1" not in text  # not finite: left out
