@@ -84,5 +84,10 @@ def test_output_forms(tmp_path: Path, flag: str) -> None:
     assert done.returncode == 0
     if flag:
         json.loads(done.stdout)
+        before = subprocess.run(
+            [sys.executable, "-m", "connector_telemetry", flag, "doctor", "--db", db],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert before.returncode == 0 and json.loads(before.stdout)["ok"] is True
     else:
         assert done.stdout.splitlines()[0].startswith("ok ")

@@ -217,7 +217,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
     sources = Settings.sources(os.environ, **_overrides(args))
     checks = doctor.diagnose(args.settings, sources)
-    if args.json:
+    if (
+        args.json or getattr(args, "output", None) == "json"
+    ):  # ctel doctor --json, ctel --json doctor
         print(json.dumps(doctor.as_json(checks), indent=2))
     else:
         print(doctor.render(checks))
