@@ -284,6 +284,10 @@ def test_time_options_and_event_ids() -> None:
 # -- tail --------------------------------------------------------------------------------
 
 
+def _interruptible() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Tail:
     def __init__(self, env: dict[str, str], *args: str) -> None:
         self.process = subprocess.Popen(
@@ -292,6 +296,9 @@ class Tail:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            # as on a terminal, where Ctrl-C reaches it: a shell that runs the tests in the
+            # background (``pytest &``) ignores SIGINT, and children inherit the ignoring
+            preexec_fn=_interruptible,
         )
 
         self.lines: dict[str, queue.Queue[str]] = {}

@@ -115,10 +115,11 @@ def test_a_500_names_the_request_id(tmp_path: Path) -> None:
     from connector_telemetry.api.requestlog import REQUEST_ID
 
     app = create_app(Settings(db=str(tmp_path / "x.db")))
+    token = REQUEST_ID.set("abc123")
     try:
-        REQUEST_ID.set("abc123")
         status, _, body = app._fail(RuntimeError("boom"), "GET", "/x", None)
     finally:
+        REQUEST_ID.reset(token)  # the test's thread goes on to other tests
         app.ctx.close()
     assert status == 500 and b"request id abc123" in body
 
