@@ -76,6 +76,8 @@ class App:
             *Web(settings.prefix).routes(),  # the dashboard's page and files, at the root
         ]
         self.metrics = Metrics() if settings.metrics != "off" else None
+        if self.metrics is not None:
+            self.metrics.watch(store)
         self.ctx.metrics = self.metrics
         routes += metrics.routes(self.ctx, self.metrics, settings.metrics)
         routes += metrics.fleet_routes(self.ctx)
@@ -114,7 +116,12 @@ class App:
                 return route, req
             if route.query:
                 req.args = route.parse_query(req)
-            return route.respond(route.handler(req))
+            if self.metrics is None:
+                return route.respond(route.handler(req))
+            began = time.perf_counter()
+            answer = route.handler(req)
+            self.metrics.read_took(began)
+            return route.respond(answer)
         except Exception as exc:
             return self._fail(exc, method, path, route)
 

@@ -34,7 +34,17 @@ class SchemaTooNew(Exception):
     """The database's schema is newer than this ctel knows: refused, never touched."""
 
 
+def ignore_step(step: str, seconds: float) -> None:
+    """The default ``Store.observe``: timings go nowhere."""
+
+
 class Store(Protocol):
+    #: Called with how long each step of a write took, from the thread that ran it:
+    #: ``"write"`` (a write transaction, from its start to its commit or rollback),
+    #: ``"writer_turn"`` (SQLite: waiting for this database's cross-process writer turn),
+    #: ``"pool"`` (PostgreSQL: waiting for a pooled connection). ``ignore_step`` unless
+    #: someone (api.metrics) listens.
+    observe: Callable[[str, float], None]
     #: Driver exceptions that mean "busy or unreachable, retry later" (answered 503).
     unavailable_errors: tuple[type[Exception], ...]
     #: How long a write may wait to start (queued, then for a connection) before it is
@@ -58,6 +68,8 @@ class Store(Protocol):
     #: (``on_begin`` is called when one begins); a no-op where that gains nothing.
     def hold_reads(self, on_begin: Callable[[], None]) -> None: ...
     def end_reads(self) -> None: ...
+    #: ``(open, idle, max)`` connections of this process's write pool; None without one.
+    def pool_state(self) -> tuple[int, int, int] | None: ...
 
     # accounts and credentials
     def create_account(self, account_id: str, name: str, created_at: str) -> None: ...
@@ -172,4 +184,4 @@ class Store(Protocol):
     ) -> int: ...
 
 
-__all__ = ["Permission", "SchemaTooNew", "Store"]
+__all__ = ["Permission", "SchemaTooNew", "Store", "ignore_step"]

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 from connector_telemetry.clock import rfc3339
 from connector_telemetry.errors import ApiError, Conflict, NotFound, Unavailable
 from connector_telemetry.models import Connector, EventMeta, Interrupt, Token, User
-from connector_telemetry.store.base import SchemaTooNew
+from connector_telemetry.store.base import SchemaTooNew, ignore_step
 from connector_telemetry.store.fleet import FleetSummary
 from connector_telemetry.store.rows import (
     ConnectorPks,
@@ -33,6 +33,7 @@ class SQLStore(FleetSummary):
     #: How the store is named in messages (a path, or a URL with its password masked).
     name: str
     _pks: ConnectorPks
+    observe: Callable[[str, float], None] = staticmethod(ignore_step)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -95,6 +96,9 @@ class SQLStore(FleetSummary):
                     self.dialect.run_script(conn, script)
                     conn.execute(self.sql.add_schema_version, (version,))
         return max(current, known)
+
+    def pool_state(self) -> tuple[int, int, int] | None:
+        return None
 
     def ping(self) -> None:
         self._read(self.sql.ping).fetchone()

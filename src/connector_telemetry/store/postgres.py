@@ -22,6 +22,7 @@ Events and snapshots are partitioned by month of ``t`` (store.pg_partitions).
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -122,8 +123,17 @@ class PostgresStore(SQLStore):
     def _connection(self) -> Iterator[Conn]:
         """A pooled connection to a writable host (autocommit: callers open their
         transactions), by the write's deadline; 503 past it."""
+        waited = time.perf_counter()
         with self._writers.connection() as conn:
-            yield conn
+            began = time.perf_counter()
+            self.observe("pool", began - waited)
+            try:
+                yield conn
+            finally:
+                self.observe("write", time.perf_counter() - began)
+
+    def pool_state(self) -> tuple[int, int, int] | None:
+        return self._writers.state()
 
     @contextmanager
     def _write(self) -> Iterator[Conn]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import mmap
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -157,7 +158,10 @@ class SQLiteStore(SQLStore):
     def _write(self) -> Iterator[sqlite3.Connection]:
         with self._write_lock:
             conn = self._writer
+            waited = time.perf_counter()
             self._turn.acquire()
+            began = time.perf_counter()
+            self.observe("writer_turn", began - waited)
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
@@ -168,6 +172,7 @@ class SQLiteStore(SQLStore):
                         conn.execute("ROLLBACK")
             finally:
                 self._turn.release()
+                self.observe("write", time.perf_counter() - began)
 
     _migration = _write
 
