@@ -24,7 +24,17 @@ from bench.report import machine, markdown
 HERE = Path(__file__).parent
 DATA = HERE / ".data"
 RESULTS = HERE / "results"
-PARTS = ("get", "ingest", "scale", "snapshots", "postgres", "dashboard", "backup", "metrics")
+PARTS = (
+    "get",
+    "ingest",
+    "scale",
+    "snapshots",
+    "postgres",
+    "dashboard",
+    "backup",
+    "metrics",
+    "fleet-scrape",
+)
 
 
 def fleet(size: int, kind: str = "events") -> fixtures.Fleet:
@@ -188,9 +198,22 @@ def bench_backup(args: argparse.Namespace) -> dict[str, Any]:
 def bench_metrics(args: argparse.Namespace) -> dict[str, Any]:
     """Get Event with ctel's own metrics on vs off (measure.metrics_cost)."""
     size = max(int(x) for x in args.sizes.split(","))
+    SCRATCH.mkdir(parents=True, exist_ok=True)
     return measure.metrics_cost(
-        fleet(min(size, 1_000_000)), args.workers, args.seconds, args.rounds
+        fleet(min(size, 1_000_000)),
+        str(SCRATCH / "metrics-ingest.db"),
+        args.workers,
+        args.seconds,
+        args.rounds,
     )
+
+
+def bench_fleet_scrape(args: argparse.Namespace) -> dict[str, Any]:
+    """``/metrics/accounts/{id}`` for 10,000 connectors (bench/fleet_scrape.py)."""
+    from bench import fleet_scrape
+
+    DATA.mkdir(exist_ok=True)
+    return fleet_scrape.run(DATA / "fleet-scrape.db", args.workers, args.rounds)
 
 
 def main() -> int:
@@ -252,7 +275,8 @@ def main() -> int:
         "postgres": ("postgres", "postgresql", bench_postgres),
         "dashboard": ("dashboard", "dashboard in chromium", bench_dashboard),
         "backup": ("backup", "ctel backup vs a plain copy", bench_backup),
-        "metrics": ("metrics", "get event, metrics on vs off", bench_metrics),
+        "metrics": ("metrics", "get event and ingest, metrics on vs off", bench_metrics),
+        "fleet-scrape": ("fleet_scrape", "the fleet scrape, 10,000 connectors", bench_fleet_scrape),
     }
     try:
         for part in only:
