@@ -1,6 +1,7 @@
 """The fleet's telemetry for Prometheus at ``/metrics/accounts/{account_id}`` (issue 12,
-sentence 2, in part), on a live server filled by ``ctel simulate``: a connector's series equal
-its latest snapshot under node_exporter's names and units; the tenant rules of the reads."""
+sentence 2), on a live server filled by ``ctel simulate``: a connector's series equal its latest
+snapshot under node_exporter's names and units; its events and failures by kind and pending
+interrupts equal what the API lists; the tenant rules of the reads."""
 
 from __future__ import annotations
 
@@ -14,7 +15,15 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from support import LiveServer, Tenant, assert_error, fresh_db, start_server, stop_server
+from support import (
+    LiveServer,
+    Tenant,
+    assert_error,
+    create_connector,
+    fresh_db,
+    start_server,
+    stop_server,
+)
 from support.tenants import make_tenant
 
 
@@ -79,14 +88,62 @@ def test_a_connector_is_its_latest_snapshot(fleet: tuple[LiveServer, Tenant, Ten
         assert found[("node_network_receive_bytes_total", key)] == dev["recv_bytes"]
         mount = snap["mounts"][0]
         labels = (
-            ("device", mount["file_system"]),
-            ("fstype", mount["kind"]),
+            ("device", mount["name"]),
+            ("fstype", mount["file_system"].lower()),
             ("instance", c["id"]),
             ("mountpoint", mount["mount_point"]),
         )
         assert found[("node_filesystem_size_bytes", labels)] == mount["total_bytes"]
         info = [k for k in found if k[0] == "ctel_connector_info" and ("instance", c["id"]) in k[1]]
         assert len(info) == 1 and ("connector_id", c["id"]) in info[0][1]
+
+
+def _event_kinds(api: str, tenant: Tenant, connector_id: str) -> dict[str, int]:
+    """The connector's events counted by kind, through List Events (every page)."""
+    counts: dict[str, int] = {}
+    params: dict[str, Any] = {"from": 0, "to": 1e12, "limit": 1000}
+    while True:
+        page = httpx.get(f"{api}/{connector_id}/telemetry/events", params=params,
+                         headers=tenant.read).json()["result"]  # fmt: skip
+        for item in page["items"]:
+            counts[item["k"]] = counts.get(item["k"], 0) + 1
+        if not page.get("cursor"):
+            return counts
+        params["cursor"] = page["cursor"]
+
+
+def test_events_failures_and_interrupts(fleet: tuple[LiveServer, Tenant, Tenant]) -> None:
+    from connector_telemetry.models import FAILURE_KINDS
+
+    server, tenant, _ = fleet
+    api = server.api + f"/accounts/{tenant.account_id}/magic/connectors"
+    ids = sorted(c["id"] for c in httpx.get(api, headers=tenant.read).json()["result"])
+    failed, _calm = ids
+    sent = httpx.post(f"{api}/{failed}/telemetry/events", headers=tenant.write,
+                      json=[{"e": {"k": "FinishUpgradeFailure"}, "t": 1.5e9}])  # fmt: skip
+    assert sent.status_code == 200, sent.text
+    made = httpx.post(f"{api}/{failed}/interrupts", headers=tenant.write, json={"reboot": {}})
+    assert made.status_code == 200, made.text
+
+    scrape = httpx.get(server.url + f"/metrics/accounts/{tenant.account_id}", headers=tenant.read)
+    found = series(scrape.text)
+    for cid in ids:
+        kinds = _event_kinds(api, tenant, cid)
+        emitted = {
+            dict(labels)["kind"]: value
+            for (name, labels), value in found.items()
+            if name == "ctel_connector_events_total" and ("instance", cid) in labels
+        }
+        assert emitted == kinds and sum(kinds.values()) > 5
+        for kind in FAILURE_KINDS:  # every failure kind, 0 included
+            key = ("ctel_connector_failures_total", (("instance", cid), ("kind", kind)))
+            assert found[key] == kinds.get(kind, 0)
+        pending = found[("ctel_connector_interrupts_pending", (("instance", cid),))]
+        assert pending == (1 if cid == failed else 0)
+    upgrade = (("instance", failed), ("kind", "FinishUpgradeFailure"))
+    assert found[("ctel_connector_failures_total", upgrade)] >= 1
+    assert found[("ctel_connector_events_total", upgrade)] >= 1
+    assert "# TYPE ctel_connector_failures_total counter" in scrape.text
 
 
 def test_tenant_rules(fleet: tuple[LiveServer, Tenant, Tenant]) -> None:
@@ -116,3 +173,26 @@ def test_renders_a_valid_exposition(tmp_path: Path) -> None:
         (("instance", 'we"ird\\id'),),
     ) in parsed
     assert "node_load1" not in text  # not finite: left out
+
+
+def test_activity_on_each_store(live: LiveServer, tenant: Tenant, http: httpx.Client) -> None:
+    """The account-wide reads (one query each) on SQLite and PostgreSQL alike."""
+    a = create_connector(live.api, tenant)["id"]
+    b = create_connector(live.api, tenant)["id"]
+    path = f"/accounts/{tenant.account_id}/magic/connectors"
+    batch = [{"e": {"k": "HaError", "reason": "x"}, "t": 10}, {"e": {"k": "Init"}, "t": 11},
+             {"e": {"k": "HaError"}, "t": 12}]  # fmt: skip
+    assert http.post(f"{path}/{a}/telemetry/events", json=batch, headers=tenant.write).is_success
+    assert http.post(f"{path}/{b}/interrupts", json={"shutdown": {}}, headers=tenant.write)
+    found = series(
+        httpx.get(live.url + f"/metrics/accounts/{tenant.account_id}", headers=tenant.read).text
+    )
+    assert found[("ctel_connector_events_total", (("instance", a), ("kind", "HaError")))] == 2
+    assert found[("ctel_connector_events_total", (("instance", a), ("kind", "Init")))] == 1
+    assert found[("ctel_connector_failures_total", (("instance", a), ("kind", "HaError")))] == 2
+    assert found[("ctel_connector_failures_total", (("instance", b), ("kind", "HaError")))] == 0
+    assert not [
+        k for k in found if k[0] == "ctel_connector_events_total" and ("instance", b) in k[1]
+    ]
+    assert found[("ctel_connector_interrupts_pending", (("instance", a),))] == 0
+    assert found[("ctel_connector_interrupts_pending", (("instance", b),))] == 1

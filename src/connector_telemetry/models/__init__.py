@@ -10,7 +10,7 @@ from connector_telemetry.models.access import (
     User,
 )
 from connector_telemetry.models.connector import DAYS, DEVICE_TYPES, Connector
-from connector_telemetry.models.fleet import FAILURE_KINDS, FleetRow
+from connector_telemetry.models.fleet import FAILURE_KINDS, FleetActivity, FleetRow
 from connector_telemetry.models.telemetry import (
     EventMeta,
     IngestResult,
@@ -29,6 +29,7 @@ __all__ = [
     "PERMISSION_NAMES",
     "Connector",
     "EventMeta",
+    "FleetActivity",
     "FleetRow",
     "IngestResult",
     "Interrupt",

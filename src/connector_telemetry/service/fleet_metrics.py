@@ -4,7 +4,8 @@ Each connector's latest snapshot under node_exporter's names and units, so dashb
 for node_exporter work on a connector unchanged; each series is told apart by ``instance``,
 the connector's id (scrape with ``honor_labels: true`` so Prometheus keeps it). Plus ctel's own
 view of each connector: ``ctel_connector_info``, the times of its last heartbeat and last
-snapshot.
+snapshot, its events and failures by kind (counters) and its pending interrupts (a gauge),
+read for the whole account in one query each (``Store.fleet_activity``).
 
 Times: samples carry no timestamp (Prometheus stamps them with the scrape's time). A
 snapshot's own time would make Prometheus drop samples older than its head block (an hour)
@@ -22,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from connector_telemetry.models import FAILURE_KINDS
 from connector_telemetry.models.connector import Connector
 from connector_telemetry.store.base import Store
 
@@ -242,8 +244,8 @@ def connector_samples(out: Families, connector: Connector, snapshot: dict[str, A
     for mount in snapshot.get("mounts") or ():
         labels = {
             **me,
-            "device": str(mount.get("file_system", "")),
-            "fstype": str(mount.get("kind", "")),
+            "device": str(mount.get("name", "")),
+            "fstype": str(mount.get("file_system", "")).lower(),
             "mountpoint": str(mount.get("mount_point", "")),
         }
         out.add("node_filesystem_size_bytes", "gauge", "Filesystem size in bytes.", labels,
@@ -267,12 +269,39 @@ def connector_samples(out: Families, connector: Connector, snapshot: dict[str, A
         )
 
 
+def activity_samples(
+    out: Families, connector_id: str, kinds: dict[str, int], pending: bool
+) -> None:
+    """ctel's view of a connector's activity: its stored events by kind, its failures by
+    kind (every kind of ``FAILURE_KINDS``, 0 included, so that the first failure is an
+    increase that ``increase()`` sees), whether an interrupt waits for it."""
+    me = {"instance": connector_id}
+    for kind, count in sorted(kinds.items()):
+        out.add("ctel_connector_events_total", "counter",
+                "Events the connector reported, by kind (those stored: retention lowers it).",
+                {**me, "kind": kind}, count)  # fmt: skip
+    for kind in sorted(FAILURE_KINDS):
+        out.add("ctel_connector_failures_total", "counter",
+                "Events that report a failure (upgrade, attestation, key or PKI rotation, "
+                "slot blessing, HA), by kind.",
+                {**me, "kind": kind}, kinds.get(kind, 0))  # fmt: skip
+    out.add("ctel_connector_interrupts_pending", "gauge",
+            "Interrupts (reboot, restart, shutdown) waiting for the connector to pick them up.",
+            me, 1 if pending else 0)  # fmt: skip
+
+
 def fleet_exposition(store: Store, account_id: str) -> bytes:
     out = Families()
+    activity = store.fleet_activity(account_id)
+    events: dict[str, dict[str, int]] = {}
+    for connector_id, kind, count in activity.events:
+        events.setdefault(connector_id, {})[kind] = count
     for connector in store.list_connectors(account_id, None):
         latest = store.latest_snapshots(account_id, connector.id, 1)
         snapshot = orjson.loads(latest[0]) if latest else None
         connector_samples(out, connector, snapshot)
+        pending = connector.id in activity.pending_interrupts
+        activity_samples(out, connector.id, events.get(connector.id, {}), pending)
     return out.render()
 
 

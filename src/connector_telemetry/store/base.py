@@ -14,6 +14,7 @@ from connector_telemetry.errors import ApiError
 from connector_telemetry.models import (
     Connector,
     EventMeta,
+    FleetActivity,
     FleetRow,
     IngestResult,
     Interrupt,
@@ -99,6 +100,9 @@ class Store(Protocol):
     #: Every connector of the account with its fleet summary columns (store/fleet.py; only
     #: those whose heartbeat or settings changed at or after ``changed_since``, RFC 3339).
     def fleet_summary(self, account_id: str, changed_since: str | None) -> list[FleetRow]: ...
+    #: The account's stored events counted by connector and kind, and its connectors with a
+    #: pending interrupt: one query each, however large the fleet (the fleet's metrics).
+    def fleet_activity(self, account_id: str) -> FleetActivity: ...
 
     # telemetry events
     def record_events(

@@ -15,7 +15,13 @@ from collections.abc import Iterable, Sequence
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from connector_telemetry.models import FAILURE_KINDS, FleetRow, NewEvent, NewSnapshot
+from connector_telemetry.models import (
+    FAILURE_KINDS,
+    FleetActivity,
+    FleetRow,
+    NewEvent,
+    NewSnapshot,
+)
 
 if TYPE_CHECKING:
     from connector_telemetry.store.sql import SQL, Connection, Cursor
@@ -49,6 +55,14 @@ class FleetSummary:
             args = (account_id, changed_since, changed_since)
             cursor = self._read(self.sql.fleet_summary_since, args)
         return [fleet_row(row) for row in cursor.fetchall()]
+
+    def fleet_activity(self, account_id: str) -> FleetActivity:
+        counts = self._read(self.sql.fleet_event_counts, (account_id,)).fetchall()
+        pending = self._read(self.sql.fleet_pending_interrupts, (account_id,)).fetchall()
+        return FleetActivity(
+            events=[(str(cid), str(k), int(n)) for cid, k, n in counts],
+            pending_interrupts=frozenset(str(row[0]) for row in pending),
+        )
 
     def _keep_health(self, conn: Connection, cpk: int, snapshots: list[NewSnapshot]) -> None:
         """After a snapshot batch is inserted: keep the two newest health records."""

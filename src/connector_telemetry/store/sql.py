@@ -212,6 +212,15 @@ class SQL:
     keep_health: str = (
         "UPDATE connectors SET health_t=?, health=?, health_prev_t=?, health_prev=? WHERE pk=?"
     )
+    # -- the fleet for Prometheus (issue 12): one query each for the whole account
+    fleet_event_counts: str = (
+        "SELECT c.id, e.k, count(*) FROM connectors c JOIN events e ON e.cpk = c.pk "
+        "WHERE c.account_id=? GROUP BY c.pk, c.id, e.k"
+    )
+    fleet_pending_interrupts: str = (
+        "SELECT c.id FROM connectors c JOIN interrupts i ON i.cpk = c.pk "
+        "WHERE c.account_id=? AND i.triggered_at IS NULL"
+    )
     keep_failure: str = (
         "UPDATE connectors SET failure_t=?, failure_n=?, failure_k=? WHERE pk=? "
         "AND (failure_t IS NULL OR failure_t < ? OR (failure_t = ? AND failure_n < ?))"
