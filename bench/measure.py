@@ -76,6 +76,8 @@ def versus_nginx(f: fixtures.Fleet, workers: int, seconds: int, rounds: int = 3)
                     results.append(wrk(url, SCRIPT, env, seconds))
         rss, master = server.peak_rss(), server.master_rss()
         serve_command = " ".join(server.command())
+    if any(r.non_2xx for r in theirs):
+        raise RuntimeError(f"nginx answered non-2xx: {[r.non_2xx for r in theirs]}")
     if any(r.non_2xx or r.socket_errors for r in ours):
         bad = [(r.non_2xx, r.socket_errors) for r in ours]
         print(f"  warning: (non-2xx, socket errors) per round: {bad}", flush=True)
