@@ -2,7 +2,8 @@
 package (``prometheus`` and ``promtool``; .ci/run installs it): the alert rules shipped in
 ``deploy/prometheus`` pass ``promtool check rules``, name only series that ctel emits, and fire
 (``promtool test rules``) on series generated from a live fleet filled by ``ctel simulate``,
-among them a connector that went silent."""
+among them a connector that went silent; ``ctel export --format openmetrics`` is the fleet
+endpoint's history, in a form promtool turns into blocks."""
 
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as openmetrics_families,
+)
 from prometheus_client.parser import text_string_to_metric_families
 
 from support import LiveServer, Tenant, fresh_db, start_server, stop_server
@@ -218,3 +222,78 @@ def test_rules_fire_on_generated_fleet_series(fleet: Fleet, tmp_path: Path) -> N
                          capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr
     assert "SUCCESS" in run.stdout
+
+
+def export(fleet: Fleet, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "connector_telemetry", "export", "--db", str(fleet.server.db),
+         "--account", fleet.tenant.account_id, "--format", "openmetrics", "-o", str(out),
+         "--quiet", *extra],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def backfill(history: Path, blocks: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(PROMTOOL), "tsdb", "create-blocks-from", "openmetrics", str(history), str(blocks)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+#: What the fleet endpoint shows that a history leaves out (facts of now, and the counters).
+NOT_HISTORY = (
+    "ctel_connector_last_heartbeat_timestamp_seconds",
+    "ctel_connector_events_total",
+    "ctel_connector_failures_total",
+    "ctel_connector_interrupts_pending",
+)
+
+
+def test_openmetrics_export_is_the_fleet_history(fleet: Fleet, tmp_path: Path) -> None:
+    """``ctel export --format openmetrics``: the fleet endpoint's series (same names, labels,
+    units; its values at the latest snapshot), one sample per snapshot with the snapshot's
+    time, each family once, each series oldest first, ``# EOF`` at the end; promtool turns
+    it into blocks; ``--connector`` keeps one connector."""
+    path = tmp_path / "history.om"
+    done = export(fleet, path)
+    assert done.returncode == 0, done.stderr
+    text = path.read_text()
+    assert text.endswith("\n# EOF\n") and text.count("# EOF") == 1
+    families = [line.split()[2] for line in text.splitlines() if line.startswith("# TYPE ")]
+    assert len(families) == len(set(families)) > 60
+    # prometheus_client's OpenMetrics parser is strict: families whole, counters' _total, EOF
+    last: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[float, float]] = {}
+    for family in openmetrics_families(text):
+        for s in family.samples:
+            assert s.labels.pop("job") == "ctel-fleet"
+            key = (s.name, tuple(sorted(s.labels.items())))
+            at = float(s.timestamp)
+            if key in last:
+                assert at > last[key][0], s  # each series oldest first
+            last[key] = (at, s.value)
+
+    api = fleet.server.api + f"/accounts/{fleet.tenant.account_id}/magic/connectors"
+    live = [s for s in samples(fleet.scrape()) if s[0] not in NOT_HISTORY]
+    assert len(live) > 100
+    newest = {}
+    for c in httpx.get(api, headers=fleet.tenant.read).json()["result"]:
+        latest = httpx.get(f"{api}/{c['id']}/telemetry/snapshots/latest", headers=fleet.tenant.read)
+        newest[c["id"]] = latest.json()["result"]["items"][0]
+    for name, labels, value in live:  # the same series, at the latest snapshot the same value
+        at, exported = last[(name, tuple(sorted(labels.items())))]
+        assert exported == value and at == newest[labels["instance"]]["t"], (name, labels)
+    load = [k for k in last if k[0] == "node_load1"]
+    assert len(load) == 2
+
+    blocks = tmp_path / "blocks"
+    made = backfill(path, blocks)
+    assert made.returncode == 0, made.stdout + made.stderr
+    assert list(blocks.glob("*/meta.json"))
+
+    one = live[0][1]["instance"]
+    done = export(fleet, tmp_path / "one.om", "--connector", one)
+    assert done.returncode == 0, done.stderr
+    text = (tmp_path / "one.om").read_text()
+    assert text.count("instance=") == text.count(f'instance="{one}"') > 100
+    refused = export(fleet, tmp_path / "x.om", "--connector", "nosuch")
+    assert refused.returncode == 1 and "connector nosuch not found" in refused.stderr

@@ -140,11 +140,15 @@ class Families:
             return
         if not math.isfinite(value):
             return
+        rendered = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
+        self.keep(name, kind, help_, f"{name}{{{rendered}}} {float(value)!r}")
+
+    def keep(self, name: str, kind: str, help_: str, sample: str) -> None:
+        """Keep one rendered sample (``name{labels} value``) with its family's."""
         family = self._families.get(name)
         if family is None:
             family = self._families[name] = (kind, help_, [])
-        rendered = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
-        family[2].append(f"{name}{{{rendered}}} {float(value)!r}")
+        family[2].append(sample)
 
     def render(self) -> bytes:
         out: list[str] = []
