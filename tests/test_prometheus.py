@@ -1,9 +1,17 @@
 """Prometheus itself against ctel (issue 12, sentences 3 to 5), with Debian's ``prometheus``
-package (``prometheus`` and ``promtool``; .ci/run installs it): the alert rules shipped in
-``deploy/prometheus`` pass ``promtool check rules``, name only series that ctel emits, and fire
-(``promtool test rules``) on series generated from a live fleet filled by ``ctel simulate``,
-among them a connector that went silent; ``ctel export --format openmetrics`` is the fleet
-endpoint's history, in a form promtool turns into blocks."""
+package (``prometheus`` and ``promtool``; .ci/run installs it), on a live ``ctel serve`` filled
+by ``ctel simulate``:
+
+- a Prometheus started here (free port, generated config, scrape interval 1s) scrapes ctel's
+  own ``/metrics`` and the fleet endpoint (``honor_labels``), and PromQL through its HTTP API
+  answers each connector's latest snapshot exactly (as Get Latest Snapshot has it) and its
+  ``ctel_connector_info``;
+- the alert rules shipped in ``deploy/prometheus`` pass ``promtool check rules``, name only
+  series that ctel emits, load in that Prometheus, and fire (``promtool test rules``) on
+  series generated from the live fleet's scrape, among them a connector that went silent;
+- ``ctel export --format openmetrics`` is the fleet endpoint's history; promtool turns it into
+  blocks, and a Prometheus started on them answers a range query with the snapshots' values.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +20,11 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -23,7 +33,7 @@ from prometheus_client.openmetrics.parser import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
-from support import LiveServer, Tenant, fresh_db, start_server, stop_server
+from support import LiveServer, Tenant, free_port, fresh_db, start_server, stop_server
 
 PROMTOOL = shutil.which("promtool")
 PROMETHEUS = shutil.which("prometheus")
@@ -297,3 +307,175 @@ def test_openmetrics_export_is_the_fleet_history(fleet: Fleet, tmp_path: Path) -
     assert text.count("instance=") == text.count(f'instance="{one}"') > 100
     refused = export(fleet, tmp_path / "x.om", "--connector", "nosuch")
     assert refused.returncode == 1 and "connector nosuch not found" in refused.stderr
+
+
+class Prometheus:
+    """Debian's ``prometheus`` on a free 127.0.0.1 port with a generated config and a data
+    directory of its own; stopped by its PID."""
+
+    def __init__(self, folder: Path, config: dict[str, object]) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self.data = folder / "data"
+        (folder / "prometheus.yml").write_text(json.dumps(config))  # JSON is YAML
+        self.url = f"http://127.0.0.1:{free_port()}"
+        self.log = open(folder / "prometheus.log", "wb")  # noqa: SIM115 - closed by stop
+        self.process = subprocess.Popen(
+            [str(PROMETHEUS), f"--config.file={folder / 'prometheus.yml'}",
+             f"--storage.tsdb.path={self.data}", f"--web.listen-address={self.url[7:]}"],
+            stdout=self.log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        self.wait_for(lambda: httpx.get(self.url + "/-/ready", timeout=1).status_code == 200)
+
+    def wait_for(self, ready: Callable[[], object], seconds: float = 20) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, (self.folder / "prometheus.log").read_text()
+            try:
+                if ready():
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError("Prometheus: " + (self.folder / "prometheus.log").read_text()[-3000:])
+
+    def query(self, promql: str) -> list[dict[str, Any]]:
+        answer = httpx.get(self.url + "/api/v1/query", params={"query": promql}, timeout=10)
+        assert answer.status_code == 200, answer.text
+        return list(answer.json()["data"]["result"])
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+        shutil.rmtree(self.data, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def prometheus(fleet: Fleet) -> Iterator[Prometheus]:
+    """Scraping the live server every second: ctel's own ``/metrics`` and the fleet."""
+    target = {"targets": [fleet.server.url.removeprefix("http://")]}
+    auth = {"credentials": fleet.tenant.read_token}
+    config = {
+        "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(RULES)],
+        "scrape_configs": [
+            {"job_name": "ctel", "metrics_path": "/metrics", "authorization": auth,
+             "static_configs": [target]},
+            {"job_name": JOB, "metrics_path": f"/metrics/accounts/{fleet.tenant.account_id}",
+             "honor_labels": True, "authorization": auth, "static_configs": [target]},
+        ],
+    }  # fmt: skip
+    server = Prometheus(fleet.folder / "prometheus", config)
+    try:
+        server.wait_for(lambda: len(server.query("node_load1")) == 2
+                        and server.query('up{job="ctel"} == 1'))  # fmt: skip
+        yield server
+    finally:
+        server.stop()
+
+
+def _value(found: list[dict[str, Any]]) -> float:
+    assert len(found) == 1, found
+    return float(found[0]["value"][1])
+
+
+def test_promql_answers_each_connector_s_latest_snapshot(
+    fleet: Fleet, prometheus: Prometheus
+) -> None:
+    api = fleet.server.api + f"/accounts/{fleet.tenant.account_id}/magic/connectors"
+    connectors = httpx.get(api, headers=fleet.tenant.read).json()["result"]
+    assert len(connectors) == 2
+    for c in connectors:
+        me = f'instance="{c["id"]}",job="{JOB}"'
+        snap = httpx.get(f"{api}/{c['id']}/telemetry/snapshots/latest",
+                         headers=fleet.tenant.read).json()["result"]["items"][0]  # fmt: skip
+        q = prometheus.query
+        assert (
+            _value(q(f"node_memory_MemAvailable_bytes{{{me}}}")) == snap["memory_available_bytes"]
+        )
+        assert _value(q(f"node_memory_MemTotal_bytes{{{me}}}")) == snap["memory_total_bytes"]
+        assert _value(q(f"node_load1{{{me}}}")) == snap["load_average_1m"]
+        assert _value(q(f"node_load15{{{me}}}")) == snap["load_average_15m"]
+        dev = snap["netdevs"][0]
+        got = q(f'node_network_transmit_bytes_total{{{me},device="{dev["name"]}"}}')
+        assert _value(got) == dev["sent_bytes"]
+        mount = snap["mounts"][-1]
+        got = q(f'node_filesystem_size_bytes{{{me},mountpoint="{mount["mount_point"]}"}}')
+        assert _value(got) == mount["total_bytes"]
+        assert got[0]["metric"]["device"] == mount["name"]
+        got = q(f"ctel_connector_last_snapshot_timestamp_seconds{{{me}}}")
+        assert _value(got) == snap["t"]
+        info = q(f"ctel_connector_info{{{me}}}")
+        assert _value(info) == 1
+        assert info[0]["metric"] == {
+            "__name__": "ctel_connector_info", "instance": c["id"], "job": JOB,
+            "connector_id": c["id"], "device_id": c["device"]["id"],
+            "device_type": c["device"].get("type", ""), "version": c["last_seen_version"],
+            "activated": "true" if c["activated"] else "false",
+        }  # fmt: skip
+    # a dashboard's kind of query: memory used, in percent, per connector
+    used = prometheus.query(
+        f'100 * (1 - node_memory_MemAvailable_bytes{{job="{JOB}"}} '
+        f'/ node_memory_MemTotal_bytes{{job="{JOB}"}})'
+    )
+    assert len(used) == 2 and all(0 < float(r["value"][1]) < 100 for r in used)
+
+
+def test_prometheus_scrapes_ctel_s_own_metrics(prometheus: Prometheus) -> None:
+    assert _value(prometheus.query('up{job="ctel"}')) == 1
+    assert prometheus.query('ctel_build_info{job="ctel"}')
+    fleet_scrapes = prometheus.query(
+        'ctel_http_requests_total{job="ctel",route="metrics.fleet",status="200"}'
+    )
+    assert _value(fleet_scrapes) >= 1
+    rules = httpx.get(prometheus.url + "/api/v1/rules", timeout=10).json()["data"]["groups"]
+    assert [r["health"] for g in rules for r in g["rules"]] == ["ok"] * 7
+
+
+def test_backfilled_blocks_answer_a_range_query(fleet: Fleet, tmp_path: Path) -> None:
+    history, blocks = tmp_path / "history.om", tmp_path / "tsdb"
+    done = export(fleet, history)
+    assert done.returncode == 0, done.stderr
+    made = backfill(history, blocks)
+    assert made.returncode == 0, made.stdout + made.stderr
+    api = fleet.server.api + f"/accounts/{fleet.tenant.account_id}/magic/connectors"
+    cid = httpx.get(api, headers=fleet.tenant.read).json()["result"][0]["id"]
+    listed = httpx.get(f"{api}/{cid}/telemetry/snapshots", params={"from": 0, "to": 1e12,
+                       "limit": 1000}, headers=fleet.tenant.read).json()["result"]  # fmt: skip
+    times = sorted(item["t"] for item in listed["items"])
+    assert len(times) > 10
+    shutil.move(blocks, tmp_path / "prometheus" / "data")  # as into a Prometheus' data dir
+    server = Prometheus(tmp_path / "prometheus", {"global": {"scrape_interval": "1m"}})
+    try:
+        start, step = times[0], 60.0
+        answer = httpx.get(server.url + "/api/v1/query_range", timeout=10, params={
+            "query": f'node_load1{{instance="{cid}",job="{JOB}"}}',
+            "start": start, "end": times[-1], "step": step})  # fmt: skip
+        assert answer.status_code == 200, answer.text
+        (result,) = answer.json()["data"]["result"]
+        points = result["values"]
+        load = {
+            t: httpx.get(f"{api}/{cid}/telemetry/snapshots/{t}", headers=fleet.tenant.read).json()[
+                "result"
+            ]["load_average_1m"]
+            for t in times
+        }
+        # at each step, the newest snapshot within the lookback: Prometheus 2's 5 minutes,
+        # both ends included (in milliseconds, as Prometheus counts)
+        ms = {round(t * 1000): t for t in times}
+        expected = []
+        at_ms = round(start * 1000)
+        while at_ms <= round(times[-1] * 1000):
+            seen = [m for m in ms if at_ms - 300_000 <= m <= at_ms]
+            if seen:
+                expected.append((at_ms / 1000, load[ms[max(seen)]]))
+            at_ms += round(step * 1000)
+        got = [(round(float(at) * 1000) / 1000, float(value)) for at, value in points]
+        assert got == expected and len(got) > 10
+    finally:
+        server.stop()
