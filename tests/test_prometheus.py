@@ -34,6 +34,7 @@ from prometheus_client.openmetrics.parser import (
 from prometheus_client.parser import text_string_to_metric_families
 
 from support import LiveServer, Tenant, free_port, fresh_db, start_server, stop_server
+from support.server import stop_process
 
 PROMTOOL = shutil.which("promtool")
 PROMETHEUS = shutil.which("prometheus")
@@ -345,12 +346,7 @@ class Prometheus:
         return list(answer.json()["data"]["result"])
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
         self.log.close()
         shutil.rmtree(self.data, ignore_errors=True)
 
