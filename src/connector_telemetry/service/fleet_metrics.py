@@ -143,10 +143,15 @@ class Families:
         kind_of = type(value)
         if (kind_of is not float and kind_of is not int) or not math.isfinite(value):
             return
+        self.keep(name, kind, help_, f"{name}{{{labels}}} {float(value)!r}")
+
+    def keep(self, name: str, kind: str, help_: str, sample: str) -> None:
+        """Keep one rendered sample (``name{labels} value``) with its family's."""
         family = self._families.get(name)
         if family is None:
             family = self._families[name] = (kind, help_, bytearray())
-        family[2].extend(f"{name}{{{labels}}} {float(value)!r}\n".encode())
+        family[2].extend(sample.encode())
+        family[2].extend(b"\n")
 
     def render(self) -> bytes:
         out = bytearray()
