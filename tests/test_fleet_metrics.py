@@ -15,6 +15,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from connector_telemetry.store.base import Store
 from support import (
     LiveServer,
     Tenant,
@@ -196,3 +197,37 @@ def test_activity_on_each_store(live: LiveServer, tenant: Tenant, http: httpx.Cl
     ]
     assert found[("ctel_connector_interrupts_pending", (("instance", a),))] == 0
     assert found[("ctel_connector_interrupts_pending", (("instance", b),))] == 1
+
+
+def test_counts_are_kept_at_ingest(
+    live: LiveServer, tenant: Tenant, http: httpx.Client, store: Store
+) -> None:
+    """The counts are kept at ingest (schema 5): duplicates are not counted, whole or part
+    of a batch, on either store; a purge does not lower them (counters stay monotonic);
+    a deleted connector's go with it."""
+    a = create_connector(live.api, tenant)["id"]
+    events = f"/accounts/{tenant.account_id}/magic/connectors/{a}/telemetry/events"
+    scrape = live.url + f"/metrics/accounts/{tenant.account_id}"
+
+    def count(kind: str) -> float | None:
+        found = series(httpx.get(scrape, headers=tenant.read).text)
+        return found.get(("ctel_connector_events_total", (("instance", a), ("kind", kind))))
+
+    first = [{"e": {"k": "Init"}, "t": 20, "n": 0}, {"e": {"k": "Reconcile"}, "t": 21, "n": 0}]
+    assert http.post(events, json=first, headers=tenant.write).is_success
+    assert http.post(events, json=first, headers=tenant.write).json()["result"]["duplicates"] == 2
+    part = [first[0], {"e": {"k": "Init"}, "t": 22, "n": 0}]  # one stored, one new
+    answer = http.post(events, json=part, headers=tenant.write).json()["result"]
+    assert (answer["accepted"], answer["duplicates"]) == (1, 1)
+    assert count("Init") == 2 and count("Reconcile") == 1
+    # numbered by the server (no n): each one new
+    assert http.post(events, json=[{"e": {"k": "Init"}, "t": 22}], headers=tenant.write)
+    assert count("Init") == 3
+    while store.purge_telemetry(30, 1000):  # every event of ``a`` is older than t=30
+        pass
+    listed = http.get(events, params={"from": 0, "to": 100}, headers=tenant.read).json()
+    assert listed["result"]["items"] == []  # purged
+    assert count("Init") == 3 and count("Reconcile") == 1
+    connector = f"/accounts/{tenant.account_id}/magic/connectors/{a}"
+    assert http.delete(connector, headers=tenant.write).is_success
+    assert count("Init") is None

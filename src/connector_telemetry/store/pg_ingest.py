@@ -44,22 +44,23 @@ def insert_events(
     rows: list[tuple[float, float, str, bytes]],
     collected_at: float,
     events: list[NewEvent],
-) -> int:
-    """Insert what is new in one statement; returns how many rows were already
-    stored with the same content (409 if any with other content)."""
+) -> list[str]:
+    """Insert what is new in one statement; returns the kinds of the events stored now
+    (the others were already stored with the same content; 409 if any with other
+    content)."""
     if not rows:
-        return 0
+        return []
     ts, ns, ks, docs = (list(column) for column in zip(*rows, strict=True))
     inserted = conn.execute(
         "INSERT INTO events (cpk, t, n, a, k, doc) SELECT %b, u.t, u.n, %b, u.k, u.doc "
         "FROM unnest(%b::float8[], %b::float8[], %b::text[], %b::bytea[]) AS u(t, n, k, doc) "
-        "ON CONFLICT DO NOTHING RETURNING t, n",
+        "ON CONFLICT DO NOTHING RETURNING t, n, k",
         (cpk, collected_at, ts, ns, ks, docs),
         binary=True,
     ).fetchall()
     if len(inserted) == len(rows):
-        return 0
-    new = set(inserted)
+        return ks
+    new = {(t, n) for t, n, _ in inserted}
     old = [row for row in rows if (row[0], row[1]) not in new]
     stored = {
         (t, n): doc
@@ -74,7 +75,7 @@ def insert_events(
     for t, n, _, doc in old:
         if not same_content(stored[(t, n)], doc):
             raise stored_event_conflict(index_of.get((t, n), "?"), t, n)
-    return len(old)
+    return [k for _, _, k in inserted]
 
 
 def insert_snapshots(conn: Conn, cpk: int, snaps: list[NewSnapshot], collected_at: float) -> int:

@@ -199,8 +199,9 @@ class PostgresStore(SQLStore):
         def work(conn: Conn) -> IngestResult:
             cpk, last_seen_t = self._lock_connector(conn, account_id, connector_id)
             rows = ingest.number_and_dedupe(conn, cpk, events)
-            duplicates = len(events) - len(rows)
-            duplicates += ingest.insert_events(conn, cpk, rows, collected_at, events)
+            kinds = ingest.insert_events(conn, cpk, rows, collected_at, events)
+            duplicates = len(events) - len(kinds)
+            self._count_events(conn, cpk, kinds)
             self._heartbeat(conn, cpk, last_seen_t, newest, collected_at)
             if failing:
                 self._keep_failure(conn, cpk, rows, 0, 1, 2)
@@ -249,6 +250,7 @@ class PostgresStore(SQLStore):
             added = conn.execute(_IMPORT[table], (cpk, *columns)).rowcount
             if table == "events":  # (t, n, a, k, doc): the fleet summary's newest failure
                 self._keep_failure(conn, cpk, rows, 0, 1, 3)
+                conn.execute(self.sql.recount_events, (cpk,))
             return int(added)
 
         return self._telemetry_write(table, (row[0] for row in rows), work)

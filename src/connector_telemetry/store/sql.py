@@ -214,8 +214,19 @@ class SQL:
     )
     # -- the fleet for Prometheus (issue 12): one query each for the whole account
     fleet_event_counts: str = (
-        "SELECT c.id, e.k, count(*) FROM connectors c JOIN events e ON e.cpk = c.pk "
-        "WHERE c.account_id=? GROUP BY c.pk, c.id, e.k"
+        "SELECT c.id, e.k, e.count FROM connectors c JOIN event_counts e ON e.cpk = c.pk "
+        "WHERE c.account_id=?"
+    )
+    #: kept inside each ingest transaction: ``(cpk, k, new events of that kind)``
+    count_events: str = (
+        "INSERT INTO event_counts (cpk, k, count) VALUES (?, ?, ?) ON CONFLICT (cpk, k) "
+        "DO UPDATE SET count = event_counts.count + excluded.count"
+    )
+    #: after an import: the stored events counted, where that is more than the count kept
+    recount_events: str = (
+        "INSERT INTO event_counts (cpk, k, count) SELECT cpk, k, count(*) FROM events "
+        "WHERE cpk=? GROUP BY cpk, k ON CONFLICT (cpk, k) DO UPDATE SET count = CASE "
+        "WHEN excluded.count > event_counts.count THEN excluded.count ELSE event_counts.count END"
     )
     fleet_pending_interrupts: str = (
         "SELECT c.id FROM connectors c JOIN interrupts i ON i.cpk = c.pk "

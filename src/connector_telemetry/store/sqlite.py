@@ -221,10 +221,13 @@ class SQLiteStore(SQLStore):
             conn.execute("SAVEPOINT batch")
             try:
                 conn.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)", rows)
+                stored = rows
             except sqlite3.IntegrityError:
                 conn.execute("ROLLBACK TO batch")
-                duplicates += self._insert_checking(conn, rows, events)
+                stored = self._insert_checking(conn, rows, events)
+                duplicates += len(rows) - len(stored)
             conn.execute("RELEASE batch")
+            self._count_events(conn, cpk, (row[4] for row in stored))
             self._heartbeat(conn, cpk, last_seen_t, newest, collected_at)
             if failing:
                 self._keep_failure(conn, cpk, rows, 1, 2, 4)
@@ -256,19 +259,20 @@ class SQLiteStore(SQLStore):
 
     def _insert_checking(
         self, conn: sqlite3.Connection, rows: list[EventRow], events: list[NewEvent]
-    ) -> int:
-        """The slow path, taken when part of a batch is already stored."""
+    ) -> list[EventRow]:
+        """The slow path, taken when part of a batch is already stored: the rows stored
+        now (the others were stored before, with the same content)."""
         index_of = {(ev.t, ev.n): ev.index for ev in events if ev.n is not None}
-        duplicates = 0
+        new = []
         for row in rows:
             cur = conn.execute("INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?)", row)
             if cur.rowcount == 1:
+                new.append(row)
                 continue
             (stored,) = conn.execute(self.sql.get_event, row[:3]).fetchone()
             if not same_content(stored, row[5]):
                 raise stored_event_conflict(index_of.get((row[1], row[2]), "?"), row[1], row[2])
-            duplicates += 1
-        return duplicates
+        return new
 
     # -- telemetry snapshots --------------------------------------------------
 
@@ -315,4 +319,5 @@ class SQLiteStore(SQLStore):
             conn.executemany(_IMPORT[table], [(cpk, *row) for row in rows])
             if table == "events":  # (t, n, a, k, doc): the fleet summary's newest failure
                 self._keep_failure(conn, cpk, rows, 0, 1, 3)
+                conn.execute(self.sql.recount_events, (cpk,))
             return conn.total_changes - before
