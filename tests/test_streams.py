@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import random
 import threading
-from typing import Any
 
 import httpx
 import pytest
 
 from support import LiveServer, Tenant, create_connector, events_path, snapshots_path
-from support.sse import Listener
+from support.sse import T0, Listener, account_stream, event, post
 
-T0 = 1_700_000_000
 SNAPSHOT = {
     "v": "1",
     "count_reclaim_failures": 0,
@@ -22,23 +20,6 @@ SNAPSHOT = {
     "count_record_failed": 0,
     "count_transmit_failures": 0,
 }
-
-
-def account_stream(live: LiveServer, tenant: Tenant) -> str:
-    return f"{live.api}/accounts/{tenant.account_id}/magic/connectors/telemetry/stream"
-
-
-def post(live: LiveServer, tenant: Tenant, path: str, body: list[dict[str, Any]]) -> Any:
-    got = httpx.post(live.api + path, json=body, headers=tenant.write, timeout=30)
-    assert got.status_code == 200, got.text
-    return got.json()["result"]
-
-
-def event(k: str, t: float, n: int | None = None, **payload: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {"e": {"k": k, **payload}, "t": t}
-    if n is not None:
-        out["n"] = n
-    return out
 
 
 def test_the_events_stream_delivers_each_item_as_get_event_returns_it(

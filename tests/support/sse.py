@@ -14,6 +14,9 @@ from typing import Any
 
 import httpx
 
+from support.server import LiveServer
+from support.tenants import Tenant
+
 
 @dataclass
 class Message:
@@ -134,3 +137,23 @@ class Listener:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+T0 = 1_700_000_000
+
+
+def account_stream(live: LiveServer, tenant: Tenant) -> str:
+    return f"{live.api}/accounts/{tenant.account_id}/magic/connectors/telemetry/stream"
+
+
+def post(live: LiveServer, tenant: Tenant, path: str, body: list[dict[str, Any]]) -> Any:
+    got = httpx.post(live.api + path, json=body, headers=tenant.write, timeout=30)
+    assert got.status_code == 200, got.text
+    return got.json()["result"]
+
+
+def event(k: str, t: float, n: int | None = None, **payload: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"e": {"k": k, **payload}, "t": t}
+    if n is not None:
+        out["n"] = n
+    return out

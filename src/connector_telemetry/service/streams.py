@@ -131,13 +131,13 @@ class Subscriber:
 
     def take(self) -> list[bytes]:
         """The queued messages (and the position of the last)."""
+        self.wake.clear()
         if not self.queue:
             return []
         out = [message for _, message in self.queue]
         self.sent = self.queue[-1][0]
         self.queue.clear()
         self.queued = 0
-        self.wake.clear()
         return out
 
     def close(self) -> None:
