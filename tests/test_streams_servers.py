@@ -4,6 +4,7 @@ credential, the heartbeat, a slow subscriber, and the ``streams`` setting switch
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -139,6 +140,45 @@ def test_a_slow_subscriber_reads_the_feed_at_its_own_pace(
         got = stream.take(100)
         assert stream.quiet(0.3) == []
     assert [m.item["t"] for m in got] == [T0 + i for i in range(100)]
+
+
+@pytest.mark.parametrize(
+    "server",
+    [{"CTEL_STREAM_BUFFER_BYTES": "65536", "CTEL_STREAM_HEARTBEAT_SECONDS": "0.2"}],
+    indirect=True,
+)
+def test_a_client_that_stops_reading_is_let_go(server: tuple[LiveServer, Tenant]) -> None:
+    """A client that reads nothing while ~6 MB arrive: once the kernel's send queue stays
+    full for two heartbeat periods the server ends its stream (holding at most the buffer
+    beyond the kernel's), and a resume from its last id gets the rest."""
+    live, tenant = server
+    cid = create_connector(live.api, tenant)["id"]
+    path = events_path(tenant.account_id, cid)
+    host, port = live.url.removeprefix("http://").split(":")
+    client = socket.socket()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    client.connect((host, int(port)))
+    client.sendall(
+        f"GET /client/v4{path}/stream HTTP/1.1\r\nHost: x\r\n"
+        f"Authorization: Bearer {tenant.read_token}\r\n\r\n".encode()
+    )
+    pad = "x" * 2000
+    for batch in range(3):
+        items = [event("Init", T0 + batch * 1000 + i, 0, pad=pad) for i in range(1000)]
+        post(live, tenant, path, items)
+    time.sleep(2)  # paused, then let go
+    received = b""
+    client.settimeout(10)
+    while chunk := client.recv(1 << 20):
+        received += chunk
+    client.close()
+    assert received.startswith(b"HTTP/1.1 200")
+    assert len(received) < 3 * 1000 * 2000  # ended before everything was sent
+    ids = [line for line in received.split(b"\n") if line.startswith(b"id: ")]
+    last = ids[-1].removeprefix(b"id: ").decode()
+    with Listener(live.api + path + "/stream", {**tenant.read, "Last-Event-ID": last}) as rest:
+        got = rest.take(3000 - len(ids), timeout=30)
+    assert got[-1].item["t"] == T0 + 2999
 
 
 @pytest.mark.parametrize("server", [{"CTEL_STREAMS": "0"}], indirect=True)

@@ -34,6 +34,7 @@ from connector_telemetry.api import (
     tokens,
 )
 from connector_telemetry.api.auth import authorize
+from connector_telemetry.api.backlog import send_queue
 from connector_telemetry.api.context import Context
 from connector_telemetry.api.metrics import Metrics
 from connector_telemetry.api.request import Headers, Request, inflated
@@ -209,6 +210,7 @@ class App:
             proto.response_bytes(status, [*headers, ("x-request-id", rid)], body)
             sent = len(body)
         else:
+            body.backlog = send_queue(scope.server, scope.client)
             sent = await _stream_rsgi(proto, status, [*headers, ("x-request-id", rid)], body)
         if self.tracing:
             self._trace(rid, scope.method, scope.headers, status, started, sent)
@@ -268,6 +270,9 @@ class App:
             await send({"type": "http.response.body", "body": payload})
             sent = len(payload)
         else:
+            if scope.get("server") and scope.get("client"):
+                ends = ("{}:{}".format(*scope["server"]), "{}:{}".format(*scope["client"]))
+                payload.backlog = send_queue(*ends)
             sent = await _stream_asgi(receive, send, payload)
         if self.tracing:
             self._trace(rid, scope["method"], headers, status, started, sent)

@@ -224,7 +224,10 @@ class Prepared:
 
 class Streamed(Protocol):
     """A streaming answer's body (``Stream``): its chunks as they come, and ``close`` (the
-    client went away, or the server is stopping)."""
+    client went away, or the server is stopping). The dispatcher sets ``backlog``: how
+    many bytes sent are still queued in the kernel for the client (None: unknown)."""
+
+    backlog: Callable[[], int | None]
 
     def __aiter__(self) -> AsyncIterator[bytes]: ...
     def close(self) -> None: ...

@@ -78,9 +78,37 @@ class EventStream:
         self.recheck = recheck
         self.heartbeat = heartbeat
         self.auth_every = auth_every
+        #: Set by the dispatcher (the kernel's send queue of the connection).
+        self.backlog: Callable[[], int | None] = lambda: None
+        #: Bytes sent since the client was last seen to have read (nearly) everything.
+        self.unconfirmed = 0
 
     def close(self) -> None:
         self.hub.unsubscribe(self.sub)
+
+    async def _keeps_up(self, sent: int) -> bool:
+        """After ``sent`` more bytes: False when the client has stopped reading. Past
+        ``stream_buffer_bytes`` sent unconfirmed, the kernel's send queue is asked; while
+        it stays over half that, the stream pauses (its items stay in the feed, none held
+        here) for up to two heartbeat periods, then gives up on the client."""
+        self.unconfirmed += sent
+        limit = self.sub.buffer_bytes
+        if self.unconfirmed <= limit:
+            return True
+        queued = self.backlog()
+        if queued is None or queued <= limit // 2:
+            self.unconfirmed = queued or 0
+            return True
+        self.hub.pause(self.sub)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 2 * self.heartbeat
+        while loop.time() < deadline and not self.sub.closed:
+            await asyncio.sleep(0.05)
+            queued = self.backlog()
+            if queued is None or queued <= limit // 2:
+                self.unconfirmed = queued or 0
+                return True
+        return False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         hub, sub = self.hub, self.sub
@@ -100,8 +128,11 @@ class EventStream:
                 if not sub.live:
                     frames = hub.catch_up(sub)
                     if frames:
-                        yield b"".join(frames)
+                        chunk = b"".join(frames)
+                        yield chunk
                         last_sent = loop.time()
+                        if not await self._keeps_up(len(chunk)):
+                            return  # too slow: it resumes later with Last-Event-ID
                     else:
                         await asyncio.sleep(0)
                     continue
@@ -111,8 +142,11 @@ class EventStream:
                         await asyncio.wait_for(sub.wake.wait(), wait)
                 messages = sub.take()
                 if messages:
-                    yield b"".join(messages)
+                    chunk = b"".join(messages)
+                    yield chunk
                     last_sent = loop.time()
+                    if not await self._keeps_up(len(chunk)):
+                        return
                 elif not sub.closed and loop.time() - last_sent >= self.heartbeat:
                     yield HEARTBEAT
                     last_sent = loop.time()

@@ -117,13 +117,17 @@ class Subscriber:
             and (which.k is None or item.k == which.k)
         )
 
+    def pause(self) -> None:
+        """Leave live delivery: forget the queue; the stream reads the feed from the last
+        item it sent, at its own pace."""
+        self.queue.clear()
+        self.queued = 0
+        self.live = False
+        self.pos = self.sent
+
     def offer(self, seq: int, message: bytes) -> None:
         if self.queued + len(message) > self.buffer_bytes:
-            # Too slow for live delivery: forget the queue, read the feed at its own pace.
-            self.queue.clear()
-            self.queued = 0
-            self.live = False
-            self.pos = self.sent
+            self.pause()  # too slow for live delivery
         else:
             self.queue.append((seq, message))
             self.queued += len(message)
@@ -217,6 +221,10 @@ class Hub:
         sub.live = True
         sub.sent = max(sub.sent, sub.pos)
         return frames
+
+    @staticmethod
+    def pause(sub: Subscriber) -> None:
+        sub.pause()
 
     def close(self) -> None:
         """End every stream (SIGTERM): each ends cleanly, its client resumes elsewhere."""
