@@ -363,7 +363,8 @@ def test_migration_4_on_existing_data(fresh: tuple[str, Tenant], tmp_path: Path)
             for column in ("health_t", "health", "health_prev_t", "health_prev", "failure_t",
                            "failure_n", "failure_k"):  # fmt: skip
                 conn.execute(f"ALTER TABLE connectors DROP COLUMN {column}")
-            conn.execute("DROP TABLE event_counts")  # schema 5
+            for table in ("event_counts", "feed", "feed_heads"):  # schemas 5 and 6
+                conn.execute(f"DROP TABLE {table}")
             conn.execute("DELETE FROM schema_version WHERE version >= 4")
         assert store.schema_version() == 3
         store.migrate()

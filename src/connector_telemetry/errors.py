@@ -21,6 +21,7 @@ by the app's dispatcher) renders it into Cloudflare's v4 envelope. The tree::
     ├── NotFound                  404     1404
     ├── MethodNotAllowed          405     10405
     ├── Conflict                  409     1409  (x-should-retry: false)
+    ├── ResumeTokenExpired        410     1410  a stream's resume token older than retention
     ├── RequestTimeout            408     1408  the body did not arrive in time
     ├── PayloadTooLarge           413     1413
     ├── UnsupportedMediaType      415     1415
@@ -151,6 +152,13 @@ class Conflict(ApiError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, headers=[("x-should-retry", "false")])
+
+
+class ResumeTokenExpired(ApiError):
+    """A live stream's resume token (``Last-Event-ID``, ``after``) whose following items
+    were removed by retention: resuming would silently skip them."""
+
+    status, code = 410, 1410
 
 
 class RequestTimeout(ApiError):

@@ -6,7 +6,7 @@ says so; they never build HTTP answers.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from contextvars import ContextVar
 from typing import Protocol
 
@@ -15,6 +15,8 @@ from connector_telemetry.models import (
     Connector,
     EventMeta,
     FleetActivity,
+    FeedFilter,
+    FeedItem,
     FleetRow,
     IngestResult,
     Interrupt,
@@ -142,6 +144,24 @@ class Store(Protocol):
     ) -> list[tuple[float, float]]: ...
     def latest_snapshots(self, account_id: str, connector_id: str, limit: int) -> list[bytes]: ...
     def get_snapshot(self, account_id: str, connector_id: str, t: float) -> bytes | None: ...
+
+    # the feed: every new event and snapshot in arrival (commit) order per account, for
+    # the live streams (issue 10; store/feed.py)
+    #: Whether anything may have been committed since the last call (cheap; may say True).
+    def feed_changed(self) -> bool: ...
+    def feed_heads(self, account_ids: Collection[str]) -> dict[str, int]: ...
+    def feed_head(self, account_id: str) -> int: ...
+    #: The oldest seq still kept (None: none).
+    def feed_floor(self, account_id: str) -> int | None: ...
+    #: The position before the first item that arrived at or after ``a`` (else the head).
+    def feed_since(self, account_id: str, a: float) -> int: ...
+    #: Items after ``after`` up to ``upto`` selected by ``which`` (at most ``limit`` rows
+    #: examined), and the position reached.
+    def read_feed(
+        self, account_id: str, after: int, upto: int, which: FeedFilter, limit: int
+    ) -> tuple[list[FeedItem], int]: ...
+    #: The connector's key (``NotFound`` otherwise).
+    def connector_pk(self, account_id: str, connector_id: str) -> int: ...
 
     # interrupts
     def create_interrupt(

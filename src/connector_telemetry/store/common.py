@@ -14,6 +14,7 @@ from connector_telemetry.clock import rfc3339
 from connector_telemetry.errors import ApiError, Conflict, NotFound, Unavailable
 from connector_telemetry.models import Connector, EventMeta, Interrupt, Token, User
 from connector_telemetry.store.base import SchemaTooNew, ignore_step
+from connector_telemetry.store.feed import Feed
 from connector_telemetry.store.fleet import FleetSummary
 from connector_telemetry.store.rows import (
     ConnectorPks,
@@ -25,7 +26,7 @@ from connector_telemetry.store.rows import (
 from connector_telemetry.store.sql import SQL, Connection, Cursor, Dialect, migrations
 
 
-class SQLStore(FleetSummary):
+class SQLStore(FleetSummary, Feed):
     dialect: ClassVar[Dialect]
     sql: ClassVar[SQL]
     #: The newest schema version this code knows (the dialect's last migration).
@@ -40,6 +41,7 @@ class SQLStore(FleetSummary):
         if "dialect" in cls.__dict__:
             cls.sql = SQL().adapted(cls.dialect)
             cls.known_schema_version = migrations(cls.dialect.name)[-1][0]
+            cls._feed_queries = {}
 
     # -- what each store provides -------------------------------------------------
 
@@ -395,6 +397,9 @@ class SQLStore(FleetSummary):
                 break
             with self._write() as conn:
                 gone += conn.execute(query, (before_t, before_t, batch - gone)).rowcount
+        if gone < batch:  # the streams' feed, by arrival time (store/feed.py)
+            with self._write() as conn:
+                gone += self._purge_feed(conn, before_t, batch - gone)
         return gone
 
     def export_events(

@@ -237,6 +237,20 @@ class SQL:
         "AND (failure_t IS NULL OR failure_t < ? OR (failure_t = ? AND failure_n < ?))"
     )
 
+    # -- the feed (issue 10's streams; the rules in store/feed.py)
+    bump_feed_head: str = (
+        "INSERT INTO feed_heads (account_id, seq) VALUES (?, ?) ON CONFLICT (account_id) "
+        "DO UPDATE SET seq = feed_heads.seq + excluded.seq RETURNING seq"
+    )
+    feed_heads: str = "SELECT account_id, seq FROM feed_heads"
+    feed_head: str = "SELECT seq FROM feed_heads WHERE account_id=?"
+    feed_floor: str = "SELECT min(seq) FROM feed WHERE account_id=?"
+    feed_since: str = "SELECT min(seq) FROM feed WHERE account_id=? AND a>=?"
+    purge_feed: str = (
+        "DELETE FROM feed WHERE (account_id, seq) IN (SELECT f.account_id, f.seq "
+        "FROM feed_heads h JOIN feed f ON f.account_id = h.account_id AND f.a < ? LIMIT ?)"
+    )
+
     def adapted(self, dialect: Dialect) -> SQL:
         return replace(self, **{f.name: dialect.adapt(getattr(self, f.name)) for f in fields(self)})
 

@@ -91,6 +91,7 @@ class SQLiteStore(SQLStore):
         self._data_version = -1
         self._pks = ConnectorPks(self._connector_pk)
         self._credentials_version = 0
+        self._feed_version = -1
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -221,16 +222,17 @@ class SQLiteStore(SQLStore):
             conn.execute("SAVEPOINT batch")
             try:
                 conn.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)", rows)
-                stored = rows
+                new = rows
             except sqlite3.IntegrityError:
                 conn.execute("ROLLBACK TO batch")
-                stored = self._insert_checking(conn, rows, events)
-                duplicates += len(rows) - len(stored)
+                new = self._insert_checking(conn, rows, events)
+                duplicates += len(rows) - len(new)
             conn.execute("RELEASE batch")
-            self._count_events(conn, cpk, (row[4] for row in stored))
+            self._count_events(conn, cpk, (row[4] for row in new))
             self._heartbeat(conn, cpk, last_seen_t, newest, collected_at)
             if failing:
                 self._keep_failure(conn, cpk, rows, 1, 2, 4)
+            self._feed(conn, account_id, cpk, "event", [(r[1], r[2], r[3], r[4]) for r in new])
             return IngestResult(accepted=len(events) - duplicates, duplicates=duplicates)
 
     def _ingest_lock(
@@ -260,8 +262,8 @@ class SQLiteStore(SQLStore):
     def _insert_checking(
         self, conn: sqlite3.Connection, rows: list[EventRow], events: list[NewEvent]
     ) -> list[EventRow]:
-        """The slow path, taken when part of a batch is already stored: the rows stored
-        now (the others were stored before, with the same content)."""
+        """The slow path, taken when part of a batch is already stored: the rows that
+        were new."""
         index_of = {(ev.t, ev.n): ev.index for ev in events if ev.n is not None}
         new = []
         for row in rows:
@@ -293,11 +295,14 @@ class SQLiteStore(SQLStore):
             conn.execute("SAVEPOINT batch")
             try:
                 conn.executemany("INSERT INTO snapshots VALUES (?, ?, ?, ?)", rows)
+                new = rows
             except sqlite3.IntegrityError:
                 conn.execute("ROLLBACK TO batch")
+                new = []
                 for row in rows:
                     cur = conn.execute("INSERT OR IGNORE INTO snapshots VALUES (?, ?, ?, ?)", row)
                     if cur.rowcount == 1:
+                        new.append(row)
                         continue
                     (stored,) = conn.execute(self.sql.get_snapshot, row[:2]).fetchone()
                     if not same_content(stored, row[3]):
@@ -306,7 +311,20 @@ class SQLiteStore(SQLStore):
             conn.execute("RELEASE batch")
             self._heartbeat(conn, cpk, last_seen_t, newest, collected_at)
             self._keep_health(conn, cpk, snapshots)
+            self._feed(conn, account_id, cpk, "snapshot", [(r[1], 0.0, r[2], None) for r in new])
             return IngestResult(accepted=len(snapshots) - duplicates, duplicates=duplicates)
+
+    def _insert_feed(self, conn: Any, rows: list[tuple[Any, ...]]) -> None:
+        conn.executemany("INSERT INTO feed VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def feed_changed(self) -> bool:
+        """``PRAGMA data_version`` moves on every commit by another connection (any
+        process's writer, this one's included): unchanged, nothing was committed."""
+        (version,) = self._read("PRAGMA data_version").fetchone()
+        if version == self._feed_version:
+            return False
+        self._feed_version = version
+        return True
 
     # -- import ----------------------------------------------------------------
 
