@@ -14,9 +14,9 @@ from connector_telemetry.errors import ApiError
 from connector_telemetry.models import (
     Connector,
     EventMeta,
-    FleetActivity,
     FeedFilter,
     FeedItem,
+    FleetActivity,
     FleetRow,
     IngestResult,
     Interrupt,
