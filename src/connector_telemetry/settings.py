@@ -78,6 +78,15 @@ def _check_log_level(value: str) -> None:
         raise ValueError("must be one of " + ", ".join(LOG_LEVELS))
 
 
+def _flag(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("must be true or false (1/0, yes/no, on/off)")
+
+
 def _any(value: Any) -> None:
     pass
 
@@ -301,6 +310,14 @@ SETTINGS: tuple[Setting, ...] = (
         str,
         _check_proxies,
     ),
+    Setting(
+        "test_mode",
+        False,
+        "Test mode (`serve --test-mode`): the test API under /_ctel/ (reset, faults, rate "
+        "limit, request journal, clock) for test suites; only on a database created in test "
+        "mode. Never in production.",
+        _flag,
+    ),
 )
 
 
@@ -331,6 +348,7 @@ class Settings:
     max_concurrent_requests: int = 0
     auth_failures_per_minute: int = 60
     trusted_proxies: str = ""
+    test_mode: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:
