@@ -448,3 +448,22 @@ def test_two_workers_count_faults_and_the_rate_limit_exactly(two_workers: LiveSe
     assert ctl.requests() == [] and ctl.call("GET", "/rate-limit")["enabled"] is False
     ctl.close()
 
+
+def test_openapi_marks_the_test_api(server: LiveServer) -> None:
+    document = httpx.get(server.api + "/openapi.json").json()
+    test_paths = {path: ops for path, ops in document["paths"].items() if "/_ctel/" in path}
+    assert set(test_paths) >= {
+        "/_ctel/reset",
+        "/_ctel/faults",
+        "/_ctel/faults/{fault_id}",
+        "/_ctel/rate-limit",
+        "/_ctel/requests",
+        "/_ctel/clock",
+        "/_ctel/accounts",
+    }
+    for path, ops in test_paths.items():
+        assert ops["servers"] == [{"url": "/"}], path
+        for op in ops.values() if isinstance(ops, dict) else ():
+            if isinstance(op, dict) and "operationId" in op:
+                assert op["tags"] == ["test-mode"] and op["x-ctel-test-only"] is True
+                assert op["security"] == []

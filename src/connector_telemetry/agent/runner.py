@@ -131,9 +131,7 @@ class Agent:
             self.spool.record_snapshot(body)
         except (OSError, ValueError) as e:
             self.counters.record_failed += 1
-            log.error(
-                "snapshot t=%r NOT recorded: could not spool it (%s)%s", t, e, _full(e)
-            )
+            log.error("snapshot t=%r NOT recorded: could not spool it (%s)%s", t, e, _full(e))
             return None
         log.debug("snapshot recorded t=%r", t)
         return t

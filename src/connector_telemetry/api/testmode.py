@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("connector_telemetry")
 
 ROOT = "/_ctel"
-TAG = "test-mode"
 #: The status line a closed connection's half-answer carries (see ``close_rsgi``).
 CLOSE_STATUS = 502
 
