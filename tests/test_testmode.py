@@ -4,6 +4,7 @@ stores. Faults, the rate limit, the journal and the clock: tests/test_testmode_a
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -154,7 +155,7 @@ def test_refused_on_a_database_not_created_in_test_mode(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         timeout=60,
-        env={**__import__("os").environ, "CTEL_TEST_MODE": "true"},
+        env={**os.environ, "CTEL_TEST_MODE": "true"},
     )
     assert env_run.returncode == 2 and "not created in test mode" in env_run.stderr
 
@@ -283,3 +284,38 @@ def test_reset_under_concurrent_ingest(server: LiveServer, account: dict[str, An
     httpx.post(server.url + "/_ctel/reset", timeout=30)
     last = httpx.post(server.url + "/_ctel/reset", timeout=30).json()["result"]["removed"]
     assert last == {"connectors": 0, "events": 0, "snapshots": 0, "interrupts": 0}
+
+
+def test_the_sdk_tests_pass_against_a_test_mode_server(tmp_path: Path) -> None:
+    """Nothing in test mode changes the API when no fault or limit is set: the official
+    SDK's tests (sync, async, raw) pass against a test-mode server (SQLite)."""
+    tests = Path(__file__).parent
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-x",
+            str(tests / "test_sdk.py"),
+            str(tests / "test_sdk_telemetry.py"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=tests.parent,
+        env={
+            **os.environ,
+            "CTEL_TESTS_IN_TEST_MODE": "1",
+            "CTEL_TEST_STORES": "sqlite",
+            "PYTEST_ADDOPTS": f"--basetemp={tmp_path / 'sdk'}",
+        },
+    )
+    tail = done.stdout[-3000:] + done.stderr[-2000:]
+    assert done.returncode == 0, tail
+    assert " passed" in done.stdout and "failed" not in done.stdout, tail
+    assert int(done.stdout.rsplit(" passed", 1)[0].split()[-1]) >= 100, tail
+    logs = list((tmp_path / "sdk").glob("live*/ctel.log"))
+    assert logs and all("WARNING: TEST MODE" in log.read_text() for log in logs)
