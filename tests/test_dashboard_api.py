@@ -364,6 +364,10 @@ def test_migration_4_on_existing_data(fresh: tuple[str, Tenant], tmp_path: Path)
                            "failure_n", "failure_k"):  # fmt: skip
                 conn.execute(f"ALTER TABLE connectors DROP COLUMN {column}")
             conn.execute("DELETE FROM schema_version WHERE version = 4")
+            # and schema 5's test-mode tables (issue 11), which came after
+            for table in ("meta", "test_state", "test_faults", "test_rate", "test_journal"):
+                conn.execute(f"DROP TABLE {table}")
+            conn.execute("DELETE FROM schema_version WHERE version = 5")
         assert store.schema_version() == 3
         store.migrate()
     finally:
