@@ -319,3 +319,34 @@ def test_the_sdk_tests_pass_against_a_test_mode_server(tmp_path: Path) -> None:
     assert int(done.stdout.rsplit(" passed", 1)[0].split()[-1]) >= 100, tail
     logs = list((tmp_path / "sdk").glob("live*/ctel.log"))
     assert logs and all("WARNING: TEST MODE" in log.read_text() for log in logs)
+
+
+def test_without_test_mode_no_test_state_is_read(tmp_path: Path) -> None:
+    """Off, test mode costs nothing: no hook object, and not one test-state query."""
+    from connector_telemetry.app import create_app
+    from connector_telemetry.settings import Settings
+    from connector_telemetry.simulate.inprocess import BASE, client_for
+    from connector_telemetry.store import open_store
+    from support import make_tenant
+
+    db = str(tmp_path / "plain.db")
+    store = open_store(Settings(db=db))
+    store.migrate()
+    tenant = make_tenant(store)
+
+    def forbidden(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("test state read or written without --test-mode")
+
+    for name in ("test_state", "take_fault", "rate_hit", "add_journal", "test_marker"):
+        setattr(store, name, forbidden)
+    app = create_app(Settings(db=db), store)
+    assert app.testmode is None
+    try:
+        with client_for(app) as http:
+            base = f"{BASE}/client/v4{connectors_path(tenant.account_id)}"
+            made = http.post(base, json={"device": {"serial_number": "X"}}, headers=tenant.write)
+            assert made.status_code == 200, made.text
+            assert http.get(base, headers=tenant.read).status_code == 200
+            assert http.get(f"{BASE}/_ctel/faults").status_code == 400  # no such route
+    finally:
+        app.ctx.close()
