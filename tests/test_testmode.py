@@ -15,6 +15,10 @@ from typing import Any
 import httpx
 import pytest
 
+from connector_telemetry.app import create_app
+from connector_telemetry.settings import Settings
+from connector_telemetry.simulate.inprocess import BASE, client_for
+from connector_telemetry.store import open_store
 from support import (
     STORES,
     LiveServer,
@@ -23,6 +27,7 @@ from support import (
     events_path,
     free_port,
     fresh_db,
+    make_tenant,
     snapshots_path,
     start_server,
     stop_server,
@@ -281,6 +286,16 @@ def test_reset_under_concurrent_ingest(server: LiveServer, account: dict[str, An
             thread.join()
     assert set(resets) == {200}
     assert statuses and set(statuses) <= {200, 404}, sorted(set(statuses))
+    # nothing half: no telemetry or interrupt whose connector went
+    store = open_store(Settings(db=str(server.db)))
+    try:
+        for table in ("events", "snapshots", "interrupts"):
+            orphans = store._read_fresh(  # type: ignore[attr-defined]
+                f"SELECT count(*) FROM {table} WHERE cpk NOT IN (SELECT pk FROM connectors)"
+            ).fetchone()[0]
+            assert orphans == 0, table
+    finally:
+        store.close()
     httpx.post(server.url + "/_ctel/reset", timeout=30)
     last = httpx.post(server.url + "/_ctel/reset", timeout=30).json()["result"]["removed"]
     assert last == {"connectors": 0, "events": 0, "snapshots": 0, "interrupts": 0}
@@ -323,12 +338,6 @@ def test_the_sdk_tests_pass_against_a_test_mode_server(tmp_path: Path) -> None:
 
 def test_without_test_mode_no_test_state_is_read(tmp_path: Path) -> None:
     """Off, test mode costs nothing: no hook object, and not one test-state query."""
-    from connector_telemetry.app import create_app
-    from connector_telemetry.settings import Settings
-    from connector_telemetry.simulate.inprocess import BASE, client_for
-    from connector_telemetry.store import open_store
-    from support import make_tenant
-
     db = str(tmp_path / "plain.db")
     store = open_store(Settings(db=db))
     store.migrate()
@@ -348,5 +357,27 @@ def test_without_test_mode_no_test_state_is_read(tmp_path: Path) -> None:
             assert made.status_code == 200, made.text
             assert http.get(base, headers=tenant.read).status_code == 200
             assert http.get(f"{BASE}/_ctel/faults").status_code == 400  # no such route
+    finally:
+        app.ctx.close()
+
+
+def test_test_mode_in_process_asgi(tmp_path: Path) -> None:
+    """The ASGI adapter (tests, uvicorn) runs the same hook: faults and the journal."""
+    settings = Settings(db=str(tmp_path / "asgi.db"), test_mode=True)
+    store = open_store(settings)
+    store.migrate()
+    store.mark_test_mode("2026-01-01T00:00:00Z")
+    app = create_app(settings, store)
+    try:
+        with client_for(app) as http:
+            made = http.post(f"{BASE}/_ctel/accounts").json()["result"]
+            base = f"{BASE}/client/v4{connectors_path(made['account_id'])}"
+            auth = {"Authorization": f"Bearer {made['token']}"}
+            rule = {"route": "connectors.list", "status": 504}
+            assert http.post(f"{BASE}/_ctel/faults", json=rule).status_code == 200
+            assert_error(http.get(base, headers=auth), 504, 1504)
+            assert http.get(base, headers=auth).status_code == 200
+            seen = http.get(f"{BASE}/_ctel/requests").json()["result"]
+            assert [r["status"] for r in seen] == [504, 200]
     finally:
         app.ctx.close()
