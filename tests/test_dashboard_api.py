@@ -363,7 +363,9 @@ def test_migration_4_on_existing_data(fresh: tuple[str, Tenant], tmp_path: Path)
             for column in ("health_t", "health", "health_prev_t", "health_prev", "failure_t",
                            "failure_n", "failure_k"):  # fmt: skip
                 conn.execute(f"ALTER TABLE connectors DROP COLUMN {column}")
-            for table in ("event_counts", "feed", "feed_heads"):  # schemas 5 and 6
+            # and the tables of the schemas after 4: 5 (event counts), 6 (the feed), 7 (test mode)
+            for table in ("event_counts", "feed", "feed_heads", "meta", "test_state",
+                          "test_faults", "test_rate", "test_journal"):  # fmt: skip
                 conn.execute(f"DROP TABLE {table}")
             conn.execute("DELETE FROM schema_version WHERE version >= 4")
         assert store.schema_version() == 3

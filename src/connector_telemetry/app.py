@@ -31,6 +31,7 @@ from connector_telemetry.api import (
     openapi,
     snapshots,
     streams,
+    testmode,
     tokens,
 )
 from connector_telemetry.api.auth import authorize
@@ -88,14 +89,24 @@ class App:
         self.ctx.metrics = self.metrics
         routes += metrics.routes(self.ctx, self.metrics, settings.metrics)
         routes += metrics.fleet_routes(self.ctx)
+        #: Test mode's per-request hook (api/testmode.py), or None: not one line of it runs.
+        self.testmode: testmode.TestMode | None = None
+        if settings.test_mode:
+            routes += testmode.routes(self.ctx, lambda: self._test_route_names())
         routes.append(openapi.route(lambda: self.openapi))
         self.openapi = openapi.document(routes, settings.prefix)
         self.router = Router(settings.prefix, routes)
+        if settings.test_mode:
+            self.testmode = testmode.TestMode(self.ctx, self.router, settings.prefix)
         self._holding = False
         self.throttle = AuthThrottle(settings.auth_failures_per_minute, settings.trusted_proxies)
         self.requests = RequestLog(settings.log_format)
         #: Whether answers are followed up (request log lines, metrics).
         self.tracing = self.requests.enabled or self.metrics is not None
+
+    def _test_route_names(self) -> frozenset[str]:
+        assert self.testmode is not None
+        return self.testmode.route_names()
 
     def prepare(
         self, method: str, path: str, query: str, headers: Headers, peer: str = ""
@@ -207,11 +218,27 @@ class App:
         started = time.perf_counter()
         rid = request_id(scope.headers.get("x-request-id"))
         REQUEST_ID.set(rid)
-        out = self.prepare(
-            scope.method, scope.path, scope.query_string, scope.headers, scope.client
-        )
-        if len(out) == 2:
-            out = await self.finish(out[0], out[1], proto)
+        if self.testmode is not None:
+            tested = await self.testmode.serve(
+                self.handle,
+                self._fail,
+                scope.method,
+                scope.path,
+                scope.query_string,
+                scope.headers,
+                proto,
+                scope.client,
+            )
+            if tested is None:
+                await testmode.close_rsgi(proto)
+                return
+            out = tested
+        else:
+            out = self.prepare(
+                scope.method, scope.path, scope.query_string, scope.headers, scope.client
+            )
+            if len(out) == 2:
+                out = await self.finish(out[0], out[1], proto)
         status, headers, body = out
         if isinstance(body, bytes):
             proto.response_bytes(status, [*headers, ("x-request-id", rid)], body)
@@ -258,7 +285,7 @@ class App:
         rid = request_id(headers.get("x-request-id"))
         REQUEST_ID.set(rid)
         # Like RSGI, hand the router the decoded path (see api.routing).
-        status, out, payload = await self.handle(
+        args = (
             scope["method"],
             scope["path"],
             scope.get("query_string", b"").decode("latin-1"),
@@ -266,6 +293,14 @@ class App:
             read_body,
             "{}:{}".format(*scope["client"]) if scope.get("client") else "",
         )
+        if self.testmode is not None:
+            tested = await self.testmode.serve(self.handle, self._fail, *args)
+            if tested is None:
+                await testmode.close_asgi(send)
+                return
+            status, out, payload = tested
+        else:
+            status, out, payload = await self.handle(*args)
         await send(
             {
                 "type": "http.response.start",

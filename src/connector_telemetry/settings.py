@@ -333,6 +333,14 @@ SETTINGS: tuple[Setting, ...] = (
         _whole,
         _at_least(1),
     ),
+    Setting(
+        "test_mode",
+        False,
+        "Test mode (`serve --test-mode`): the test API under /_ctel/ (reset, faults, rate "
+        "limit, request journal, clock) for test suites; only on a database created in test "
+        "mode. Never in production.",
+        _switch,
+    ),
 )
 
 
@@ -366,6 +374,7 @@ class Settings:
     streams: bool = True
     stream_heartbeat_seconds: float = 15.0
     stream_buffer_bytes: int = 1024 * 1024
+    test_mode: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:

@@ -3,7 +3,9 @@ declarations (api/route.py): a route cannot exist without being described, and t
 document refuses to build when one lacks its result, its body or a schema it names.
 Every limit in it is the one its parameter, body or field enforces (query ``limit``
 maxima, ``max_batch_events``, the connector's field limits). Public, as Cloudflare's is.
-Routes at the server's root (health checks) are outside the API and not described.
+Routes at the server's root (health checks) are outside the API and not described, but
+for test mode's (``/_ctel/...``, issue 11): described when, and only when, the server runs
+in test mode, tagged ``test-mode`` and marked ``x-ctel-test-only: true``.
 """
 
 from __future__ import annotations
@@ -35,6 +37,13 @@ _ERRORS_BY_ACCESS = {
     "read": ("400", "403", "404"),
     "write": ("400", "403", "404", "409", "413", "415"),
 }
+#: Where test mode's API lives (api/testmode.py), and how the document marks it.
+TEST_ROOT = "/_ctel/"
+TEST_TAG = "test-mode"
+_TEST_TAG_TEXT = (
+    "Test only: served by `ctel serve --test-mode` alone (reset, accounts, faults, rate "
+    "limit, request journal, clock), at the server's root, without credentials."
+)
 _ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
 
 
@@ -131,9 +140,20 @@ def _operation(route: Route) -> dict[str, Any]:
 def document(routes: list[Route], prefix: str) -> bytes:
     """The document of the routes under the API prefix; raises ``UndescribedRoute``."""
     paths: dict[str, dict[str, Any]] = {}
+    tags = []
     for route in routes:
         if route.mount == "api":
             paths.setdefault(route.template, {})[route.method.lower()] = _operation(route)
+        elif route.template.startswith(TEST_ROOT):
+            # Test mode's API (issue 11): at the server's root, present only when the server
+            # runs in test mode, marked test-only.
+            path = paths.setdefault(route.template, {"servers": [{"url": "/"}]})
+            path[route.method.lower()] = {
+                **_operation(route),
+                "tags": [TEST_TAG],
+                "x-ctel-test-only": True,
+            }
+            tags = [{"name": TEST_TAG, "description": _TEST_TAG_TEXT}]
         else:
             _check(route)
     return orjson.dumps(
@@ -154,6 +174,7 @@ def document(routes: list[Route], prefix: str) -> bytes:
                 "schemas": SCHEMAS,
             },
             "paths": paths,
+            **({"tags": tags} if tags else {}),
         }
     )
 

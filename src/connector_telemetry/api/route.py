@@ -80,6 +80,10 @@ def _connector_id(raw: str) -> str | None:
     return raw if len(raw) <= CONNECTOR_ID_MAX else None
 
 
+def _fault_id(raw: str) -> int | None:
+    return int(raw) if raw.isdigit() and len(raw) <= 18 else None
+
+
 def _event_id(raw: str) -> list[tuple[float, float]] | None:
     return event_key_candidates(raw) or None
 
@@ -100,6 +104,8 @@ PATH_PARAMS: dict[str, PathParam] = {
     ),
     "event_id": PathParam("event_t.event_n", _event_id, {"event_t": _NUMBER, "event_n": _NUMBER}),
     "snapshot_t": PathParam("snapshot_t", parse_decimal, {"snapshot_t": _NUMBER}),
+    # A test-mode fault rule (issue 11: DELETE /_ctel/faults/{fault_id}).
+    "fault_id": PathParam("fault_id", _fault_id, {"fault_id": {"type": "integer", "minimum": 1}}),
     # A file below a root route (the dashboard's assets): looked up, never opened by name.
     "file": PathParam("file", lambda raw: raw, {"file": {"type": "string"}}, spans=True),
 }

@@ -32,7 +32,7 @@ from connector_telemetry.store.rows import (
     stored_snapshot_conflict,
     unnumbered_times,
 )
-from connector_telemetry.store.sql import Dialect
+from connector_telemetry.store.sql import Cursor, Dialect
 from connector_telemetry.store.sqlite_held import HeldReader
 from connector_telemetry.store.sqlite_turn import WriterTurn
 
@@ -42,6 +42,21 @@ _IMPORT = {
     "events": "INSERT OR IGNORE INTO events (cpk, t, n, a, k, doc) VALUES (?, ?, ?, ?, ?, ?)",
     "snapshots": "INSERT OR IGNORE INTO snapshots (cpk, t, a, doc) VALUES (?, ?, ?, ?)",
 }
+
+
+class _Rows:
+    """Rows already fetched, as a cursor's ``fetchone``/``fetchall`` give them."""
+
+    rowcount = -1
+
+    def __init__(self, rows: list[Any]):
+        self._rows = rows
+
+    def fetchone(self) -> Any:
+        return self._rows[0] if self._rows else None
+
+    def fetchall(self) -> list[Any]:
+        return self._rows
 
 
 def _run_script(conn: sqlite3.Connection, script: str) -> None:
@@ -92,6 +107,8 @@ class SQLiteStore(SQLStore):
         self._pks = ConnectorPks(self._connector_pk)
         self._credentials_version = 0
         self._feed_version = -1
+        self._fresh: sqlite3.Connection | None = None  # test mode's reads (``_read_fresh``)
+        self._fresh_lock = threading.Lock()
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -145,7 +162,19 @@ class SQLiteStore(SQLStore):
         if self._held is not None:
             self._held.end()
 
+    def _read_fresh(self, query: str, args: Any = ()) -> Cursor:
+        """On a connection of its own in autocommit mode, whichever thread asks, so that
+        what any process committed before is seen (the event loop's reads are held)."""
+        with self._fresh_lock:
+            if self._fresh is None:
+                self._fresh = self._connect_reader()
+            rows = self._fresh.execute(query, args).fetchall()
+        return _Rows(rows)
+
     def close(self) -> None:
+        if self._fresh is not None:
+            self._fresh.close()
+            self._fresh = None
         for conn in (self._reader, self._writer):
             if conn is not None:
                 conn.close()
