@@ -51,8 +51,9 @@ def test_the_snapshots_stream_and_the_account_stream(
     first = create_connector(live.api, tenant)["id"]
     second = create_connector(live.api, tenant)["id"]
     with (
-        Listener(live.api + snapshots_path(tenant.account_id, first) + "/stream", tenant.read)
-        as snaps,
+        Listener(
+            live.api + snapshots_path(tenant.account_id, first) + "/stream", tenant.read
+        ) as snaps,
         Listener(account_stream(live, tenant), tenant.legacy) as everything,
     ):
         post(live, tenant, events_path(tenant.account_id, first), [event("Init", T0, 0)])

@@ -85,7 +85,7 @@ class App:
         ]
         self.metrics = Metrics() if settings.metrics != "off" else None
         if self.metrics is not None:
-            self.metrics.watch(store)
+            self.metrics.watch(store, lambda: sum(1 for _ in self.streams.subscribers()))
         self.ctx.metrics = self.metrics
         routes += metrics.routes(self.ctx, self.metrics, settings.metrics)
         routes += metrics.fleet_routes(self.ctx)
@@ -232,14 +232,14 @@ class App:
             if tested is None:
                 await testmode.close_rsgi(proto)
                 return
-            out = tested
+            status, headers, body = tested
         else:
             out = self.prepare(
                 scope.method, scope.path, scope.query_string, scope.headers, scope.client
             )
             if len(out) == 2:
                 out = await self.finish(out[0], out[1], proto)
-        status, headers, body = out
+            status, headers, body = out
         if isinstance(body, bytes):
             proto.response_bytes(status, [*headers, ("x-request-id", rid)], body)
             sent = len(body)
