@@ -20,7 +20,7 @@ from connector_telemetry.service import credentials
 from connector_telemetry.settings import Settings
 from connector_telemetry.store import open_store
 from support import STORES, LiveServer, assert_error, connectors_path, events_path, stop_server
-from support.testmode import TestApi, bearer, start_test_server
+from support.testmode import TestApi, bearer, resets_under_ingest, start_test_server
 
 T0 = 1_700_000_000
 
@@ -468,6 +468,14 @@ def test_two_workers_count_faults_and_the_rate_limit_exactly(two_workers: LiveSe
     ctl.call("POST", "/reset")
     assert ctl.requests() == [] and ctl.call("GET", "/rate-limit")["enabled"] is False
     ctl.close()
+
+
+def test_two_workers_reset_under_concurrent_ingest(two_workers: LiveServer) -> None:
+    ctl = TestApi(two_workers)
+    try:
+        resets_under_ingest(two_workers, ctl.account())
+    finally:
+        ctl.close()
 
 
 def test_openapi_marks_the_test_api(server: LiveServer) -> None:
