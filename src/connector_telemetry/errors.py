@@ -19,6 +19,7 @@ by the app's dispatcher) renders it into Cloudflare's v4 envelope. The tree::
     │   ├── InvalidAccessToken    403     9109  unknown, revoked or expired token
     │   └── UnknownApiKey         403     9103  unknown X-Auth-Email / X-Auth-Key pair
     ├── NotFound                  404     1404
+    │   └── NoPage                404     7000  a path outside the API prefix that is no route
     ├── MethodNotAllowed          405     10405
     ├── Conflict                  409     1409  (x-should-retry: false)
     ├── ResumeTokenExpired        410     1410  a stream's resume token older than retention
@@ -139,6 +140,13 @@ class UnknownApiKey(Forbidden):
 
 class NotFound(ApiError):
     status, code = 404, 1404
+
+
+class NoPage(NotFound):
+    """Outside the API prefix (the dashboard, health checks, /metrics, test mode's /_ctel/),
+    an unknown path is 404, as on any web server; under it, Cloudflare's 400 ``NoRoute``."""
+
+    code = 7000
 
 
 class MethodNotAllowed(ApiError):

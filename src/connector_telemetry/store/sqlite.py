@@ -364,7 +364,8 @@ class SQLiteStore(SQLStore):
             cpk, _ = self._lock_connector(conn, account_id, connector_id)
             before = conn.total_changes
             conn.executemany(_IMPORT[table], [(cpk, *row) for row in rows])
+            added = conn.total_changes - before  # counted before the summary's own changes
             if table == "events":  # (t, n, a, k, doc): the fleet summary's newest failure
                 self._keep_failure(conn, cpk, rows, 0, 1, 3)
                 conn.execute(self.sql.recount_events, (cpk,))
-            return conn.total_changes - before
+            return added
