@@ -420,11 +420,12 @@ class CtelServer:
 
     def client(self, **options: Any) -> Cloudflare:
         """The official SDK's ``Cloudflare`` bound to this server and ``token`` (``options``
-        go to its constructor: ``max_retries``, ``_strict_response_validation``, ...)."""
+        go to its constructor: ``api_token=server.read_token``, ``api_email``/``api_key``,
+        ``max_retries``, ``_strict_response_validation``, ...)."""
         _sdk()
         from cloudflare import Cloudflare
 
-        options.setdefault("api_token", self.token)
+        _credentials(self, options)
         return Cloudflare(base_url=self.base_url, **options)
 
     def async_client(self, **options: Any) -> AsyncCloudflare:
@@ -432,8 +433,15 @@ class CtelServer:
         _sdk()
         from cloudflare import AsyncCloudflare
 
-        options.setdefault("api_token", self.token)
+        _credentials(self, options)
         return AsyncCloudflare(base_url=self.base_url, **options)
+
+
+def _credentials(server: CtelServer, options: dict[str, Any]) -> None:
+    """The Write token, unless the caller chose a credential (``api_email``/``api_key``:
+    the account's user; ``api_token``: another token, ``server.read_token`` say)."""
+    if not {"api_token", "api_email", "api_key"} & options.keys():
+        options["api_token"] = server.token
 
 
 def _sdk() -> None:
