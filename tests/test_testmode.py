@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
+from connector_telemetry.app import create_app
+from connector_telemetry.settings import Settings
+from connector_telemetry.simulate.inprocess import BASE, client_for
+from connector_telemetry.store import open_store
 from support import (
     STORES,
     LiveServer,
@@ -23,10 +26,12 @@ from support import (
     events_path,
     free_port,
     fresh_db,
+    make_tenant,
     snapshots_path,
     start_server,
     stop_server,
 )
+from support.testmode import resets_under_ingest
 
 T0 = 1_700_000_000
 SNAPSHOT = {
@@ -241,49 +246,7 @@ def test_reset_removes_telemetry_keeps_credentials(
 
 
 def test_reset_under_concurrent_ingest(server: LiveServer, account: dict[str, Any]) -> None:
-    """Ingest, reads and resets at once: every answer is 200 or 404 (the connector went),
-    never 500; after the last reset nothing is left, nothing half."""
-    statuses: list[int] = []
-    stop = threading.Event()
-
-    def ingest() -> None:
-        with httpx.Client(
-            base_url=server.api, headers=bearer(account["token"]), timeout=30
-        ) as http:
-            base = connectors_path(account["account_id"])
-            while not stop.is_set():
-                made = http.post(base, json={"device": {"provision_license": True}})
-                statuses.append(made.status_code)
-                if made.status_code != 200:
-                    continue
-                cid = made.json()["result"]["id"]
-                for i in range(3):
-                    got = http.post(
-                        events_path(account["account_id"], cid),
-                        json=[
-                            {"e": {"k": "Init"}, "t": T0 + i},
-                            {"e": {"k": "Init"}, "t": T0 + i + 0.5},
-                        ],
-                    )
-                    statuses.append(got.status_code)
-                statuses.append(http.get(f"{base}/{cid}").status_code)
-
-    threads = [threading.Thread(target=ingest) for _ in range(3)]
-    for thread in threads:
-        thread.start()
-    resets = []
-    try:
-        for _ in range(15):
-            resets.append(httpx.post(server.url + "/_ctel/reset", timeout=30).status_code)
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join()
-    assert set(resets) == {200}
-    assert statuses and set(statuses) <= {200, 404}, sorted(set(statuses))
-    httpx.post(server.url + "/_ctel/reset", timeout=30)
-    last = httpx.post(server.url + "/_ctel/reset", timeout=30).json()["result"]["removed"]
-    assert last == {"connectors": 0, "events": 0, "snapshots": 0, "interrupts": 0}
+    resets_under_ingest(server, account)
 
 
 def test_the_sdk_tests_pass_against_a_test_mode_server(tmp_path: Path) -> None:
@@ -319,3 +282,50 @@ def test_the_sdk_tests_pass_against_a_test_mode_server(tmp_path: Path) -> None:
     assert int(done.stdout.rsplit(" passed", 1)[0].split()[-1]) >= 100, tail
     logs = list((tmp_path / "sdk").glob("live*/ctel.log"))
     assert logs and all("WARNING: TEST MODE" in log.read_text() for log in logs)
+
+
+def test_without_test_mode_no_test_state_is_read(tmp_path: Path) -> None:
+    """Off, test mode costs nothing: no hook object, and not one test-state query."""
+    db = str(tmp_path / "plain.db")
+    store = open_store(Settings(db=db))
+    store.migrate()
+    tenant = make_tenant(store)
+
+    def forbidden(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("test state read or written without --test-mode")
+
+    for name in ("test_state", "take_fault", "rate_hit", "add_journal", "test_marker"):
+        setattr(store, name, forbidden)
+    app = create_app(Settings(db=db), store)
+    assert app.testmode is None
+    try:
+        with client_for(app) as http:
+            base = f"{BASE}/client/v4{connectors_path(tenant.account_id)}"
+            made = http.post(base, json={"device": {"serial_number": "X"}}, headers=tenant.write)
+            assert made.status_code == 200, made.text
+            assert http.get(base, headers=tenant.read).status_code == 200
+            assert http.get(f"{BASE}/_ctel/faults").status_code == 400  # no such route
+    finally:
+        app.ctx.close()
+
+
+def test_test_mode_in_process_asgi(tmp_path: Path) -> None:
+    """The ASGI adapter (tests, uvicorn) runs the same hook: faults and the journal."""
+    settings = Settings(db=str(tmp_path / "asgi.db"), test_mode=True)
+    store = open_store(settings)
+    store.migrate()
+    store.mark_test_mode("2026-01-01T00:00:00Z")
+    app = create_app(settings, store)
+    try:
+        with client_for(app) as http:
+            made = http.post(f"{BASE}/_ctel/accounts").json()["result"]
+            base = f"{BASE}/client/v4{connectors_path(made['account_id'])}"
+            auth = {"Authorization": f"Bearer {made['token']}"}
+            rule = {"route": "connectors.list", "status": 504}
+            assert http.post(f"{BASE}/_ctel/faults", json=rule).status_code == 200
+            assert_error(http.get(base, headers=auth), 504, 1504)
+            assert http.get(base, headers=auth).status_code == 200
+            seen = http.get(f"{BASE}/_ctel/requests").json()["result"]
+            assert [r["status"] for r in seen] == [504, 200]
+    finally:
+        app.ctx.close()

@@ -20,7 +20,7 @@ from connector_telemetry.service import credentials
 from connector_telemetry.settings import Settings
 from connector_telemetry.store import open_store
 from support import STORES, LiveServer, assert_error, connectors_path, events_path, stop_server
-from support.testmode import TestApi, bearer, start_test_server
+from support.testmode import TestApi, bearer, resets_under_ingest, start_test_server
 
 T0 = 1_700_000_000
 
@@ -110,10 +110,24 @@ def test_journal_records_api_requests_not_its_own(
     assert ctl.requests() == []
 
 
+def test_test_api_takes_json_whatever_its_content_type(server: LiveServer, ctl: TestApi) -> None:
+    """``curl -d '{...}'`` sends application/x-www-form-urlencoded: taken as JSON."""
+    got = httpx.put(
+        server.url + "/_ctel/rate-limit",
+        content=b'{"requests": 5}',
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert got.status_code == 200 and got.json()["result"]["requests"] == 5
+    assert_error(httpx.put(server.url + "/_ctel/clock", content=b"{nope"), 400, 1001)
+
+
 def test_journal_bad_filters(server: LiveServer, ctl: TestApi) -> None:
     for query, field in [
         ("status=abc", "status"),
+        ("status=1e400", "status"),
         ("since=yesterday", "since"),
+        ("since=nan", "since"),
+        ("since=inf", "since"),
         ("colour=red", "colour"),
     ]:
         got = httpx.get(f"{server.url}/_ctel/requests?{query}")
@@ -217,6 +231,7 @@ def test_fault_closes_the_connection(
         ({"route": "events.get", "status": 503, "count": 0}, "count"),
         ({"route": "events.get", "status": 503, "count": 1.5}, "count"),
         ({"route": "events.get", "delay_ms": -5}, "delay_ms"),
+        ({"route": "events.get", "delay_ms": 10**12}, "delay_ms"),
         ({"route": "events.get", "status": 503, "close": True}, "close"),
         ({"route": "events.get", "close": "yes"}, "close"),
         ({"route": "events.get"}, "status"),
@@ -275,6 +290,8 @@ def test_rate_limit_per_credential(
         ({"requests": "ten"}, "requests"),
         ({"period_seconds": 0}, "period_seconds"),
         ({"period_seconds": -1}, "period_seconds"),
+        ({"period_seconds": 1e-12}, "period_seconds"),
+        ({"requests": 10**15}, "requests"),
         ({"per": 1}, "per"),
     ],
 )
@@ -306,6 +323,10 @@ def test_clock_set_advance_and_back(server: LiveServer, ctl: TestApi) -> None:
         ({"advance": None}, "now"),
         ({"advance": "1h"}, "advance"),
         ({"later": 1}, "later"),
+        ({"now": 1e300}, "now"),
+        ({"now": -1}, "now"),
+        ({"advance": 1e300}, "advance"),
+        ({"advance": -1e12}, "advance"),
     ]:
         assert_error(httpx.put(server.url + "/_ctel/clock", json=body), 400, 1003, field)
     ctl.call("PUT", "/clock", {"advance": 99})
@@ -447,6 +468,14 @@ def test_two_workers_count_faults_and_the_rate_limit_exactly(two_workers: LiveSe
     ctl.call("POST", "/reset")
     assert ctl.requests() == [] and ctl.call("GET", "/rate-limit")["enabled"] is False
     ctl.close()
+
+
+def test_two_workers_reset_under_concurrent_ingest(two_workers: LiveServer) -> None:
+    ctl = TestApi(two_workers)
+    try:
+        resets_under_ingest(two_workers, ctl.account())
+    finally:
+        ctl.close()
 
 
 def test_openapi_marks_the_test_api(server: LiveServer) -> None:

@@ -28,6 +28,7 @@ from connector_telemetry.api.context import Context
 from connector_telemetry.api.request import Headers, Request
 from connector_telemetry.api.route import Body, Response, Route, Schema
 from connector_telemetry.errors import ApiError, BadRequest, NotFound
+from connector_telemetry.service import body as body_rules
 from connector_telemetry.service import testmode
 
 if TYPE_CHECKING:
@@ -116,10 +117,11 @@ _COUNTS: Schema = {"type": "object", "additionalProperties": _INT}
 
 
 def _object(req: Request) -> dict[str, Any]:
-    """The body as a JSON object; an empty body is ``{}``."""
+    """The body as a JSON object, whatever its Content-Type (``curl -d`` sends a form's:
+    a test API for any language takes JSON as it comes); an empty body is ``{}``."""
     if not req.body.strip():
         return {}
-    value = req.json()
+    value = body_rules.read_json(req.body)
     if not isinstance(value, dict):
         raise BadRequest("body: must be a JSON object")
     return value

@@ -34,6 +34,12 @@ _FAULT_ANSWERS = {
     503: (1503, "Service temporarily unavailable"),
     504: (1504, "Gateway timeout"),
 }
+MAX_DELAY_MS = 300_000
+#: The rate limit's bounds (a window index must fit a 64-bit integer).
+MAX_REQUESTS = 1_000_000_000
+PERIOD_RANGE = (0.001, 366 * 86400.0)
+#: The clock may be set anywhere from 1970 to the end of 9999 (what RFC 3339 can write).
+LATEST = 253402300799.0
 _FAULT_FIELDS = ("route", "method", "status", "delay_ms", "close", "count")
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 JOURNAL_FILTERS = ("route", "method", "status", "account_id", "since")
@@ -125,6 +131,8 @@ def fault_rule(body: dict[str, Any], route_names: frozenset[str]) -> dict[str, A
     if not isinstance(close, bool):
         raise BadRequest(f"close: must be true or false, got {close!r}")
     delay_ms = _whole(body, "delay_ms", 0)
+    if delay_ms is not None and delay_ms > MAX_DELAY_MS:
+        raise BadRequest(f"delay_ms: at most {MAX_DELAY_MS} (five minutes), got {delay_ms}")
     if status is not None and close:
         raise BadRequest("close: give either status or close, not both")
     if status is None and not close and delay_ms is None:
@@ -165,9 +173,15 @@ def add_fault(store: Store, body: dict[str, Any], route_names: frozenset[str]) -
 def rate_limit(body: dict[str, Any]) -> tuple[int, float]:
     _unknown(body, ("requests", "period_seconds"))
     requests = _whole(body, "requests", 1)
+    if requests is not None and requests > MAX_REQUESTS:
+        raise BadRequest(f"requests: at most {MAX_REQUESTS}, got {requests}")
     period = _number(body, "period_seconds")
-    if period is not None and period <= 0:
-        raise BadRequest(f"period_seconds: must be above 0, got {body['period_seconds']!r}")
+    low, high = PERIOD_RANGE
+    if period is not None and not low <= period <= high:
+        raise BadRequest(
+            f"period_seconds: must be from {low:g} to {high:g} (a year), "
+            f"got {body['period_seconds']!r}"
+        )
     return (
         DEFAULT_REQUESTS if requests is None else requests,
         DEFAULT_PERIOD_SECONDS if period is None else period,
@@ -191,11 +205,19 @@ def clock_offset(body: dict[str, Any], current: float) -> float:
     now, advance = _number(body, "now"), _number(body, "advance")
     if (now is None) == (advance is None):
         raise BadRequest("now: give exactly one of now (epoch seconds) or advance (seconds)")
+    real = clock.real_now()
     if now is not None:
-        if now < 0:
-            raise BadRequest(f"now: must be epoch seconds of 0 or more, got {body['now']!r}")
-        return now - clock.real_now()
+        if not 0 <= now <= LATEST:
+            raise BadRequest(
+                f"now: must be epoch seconds from 0 to {LATEST:.0f} (9999), got {body['now']!r}"
+            )
+        return now - real
     assert advance is not None
+    if not 0 <= real + current + advance <= LATEST:
+        raise BadRequest(
+            f"advance: the clock would leave 1970 to 9999 (epoch 0 to {LATEST:.0f}), "
+            f"got {body['advance']!r}"
+        )
     return current + advance
 
 
@@ -213,22 +235,23 @@ def journal_filters(args: dict[str, str]) -> dict[str, Any]:
         "method": (args.get("method") or "").upper() or None,
         "account_id": args.get("account_id") or None,
     }
-    for name in ("status", "since"):
-        raw = args.get(name)
-        if not raw:
-            continue
+    status = args.get("status")
+    if status:
+        if not (status.isdigit() and len(status) == 3):
+            raise BadRequest(f"status: must be an HTTP status (3 digits), got {status!r}")
+        out["status"] = int(status)
+    since = args.get("since")
+    if since:
         try:
-            value = float(raw)
+            value = float(since)
         except ValueError:
-            if name == "status":
-                raise BadRequest(f"status: must be an HTTP status, got {raw!r}") from None
             try:
-                value = clock.parse_rfc3339(raw)
+                value = clock.parse_rfc3339(since)
             except ValueError:
-                raise BadRequest(
-                    f"since: must be epoch seconds or an RFC 3339 time, got {raw!r}"
-                ) from None
-        out[name] = int(value) if name == "status" else value
+                value = math.nan
+        if not math.isfinite(value):
+            raise BadRequest(f"since: must be epoch seconds or an RFC 3339 time, got {since!r}")
+        out["since"] = value
     return out
 
 
