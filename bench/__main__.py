@@ -24,7 +24,9 @@ from bench.report import machine, markdown
 HERE = Path(__file__).parent
 DATA = HERE / ".data"
 RESULTS = HERE / "results"
-PARTS = ("get", "ingest", "scale", "snapshots", "postgres", "dashboard", "backup", "metrics")
+PARTS = (
+    "get", "ingest", "scale", "snapshots", "postgres", "dashboard", "backup", "metrics", "testkit",
+)  # fmt: skip
 
 
 def fleet(size: int, kind: str = "events") -> fixtures.Fleet:
@@ -193,6 +195,13 @@ def bench_metrics(args: argparse.Namespace) -> dict[str, Any]:
     )
 
 
+def bench_testkit(args: argparse.Namespace) -> dict[str, Any]:
+    """The testing kit's start and reset times (bench/testkit.py)."""
+    from bench import testkit
+
+    return testkit.run(args.rounds)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument(
@@ -253,6 +262,7 @@ def main() -> int:
         "dashboard": ("dashboard", "dashboard in chromium", bench_dashboard),
         "backup": ("backup", "ctel backup vs a plain copy", bench_backup),
         "metrics": ("metrics", "get event, metrics on vs off", bench_metrics),
+        "testkit": ("testkit", "testing kit: start and reset", bench_testkit),
     }
     try:
         for part in only:
