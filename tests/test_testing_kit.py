@@ -246,6 +246,31 @@ def test_on_postgresql() -> None:
         assert ctel.reset()["connectors"] == 1
 
 
+@pytest.mark.skipif(
+    postgres_bindir() is None and not os.environ.get("DATABASE_URL"),
+    reason="needs PostgreSQL's server binaries or DATABASE_URL",
+)
+def test_a_postgresql_url_is_used_and_a_database_with_data_refused(
+    postgres_server: TemporaryPostgres,
+) -> None:
+    url = postgres_server.new_database("ctel_kit")
+    with CtelServer(store=url, seed=4) as ctel:
+        assert ctel.db == url
+        first = _history(ctel, ctel.simulate(connectors=1, days=0.2, start=T0))  # seed 4
+        ctel.reset()
+        assert _history(ctel, ctel.simulate(connectors=1, days=0.2, seed=4, start=T0)) == first
+    with CtelServer(store=url) as again:  # made by a test-mode server: it may serve it again
+        assert again.reset()["connectors"] == 1
+    plain = postgres_server.new_database("ctel_plain")
+    subprocess.run(
+        [sys.executable, "-m", "connector_telemetry", "db", "migrate", "--db", plain],
+        check=True,
+        capture_output=True,
+    )
+    with pytest.raises(RuntimeError, match="not created in test mode"):
+        CtelServer(store=plain).start()
+
+
 # -- the pytest plugin, as a user's suite meets it: a pytest run in a folder of its own ------
 
 USER_TESTS = """
