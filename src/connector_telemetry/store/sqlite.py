@@ -93,10 +93,18 @@ class SQLiteStore(SQLStore):
             )
         return super().refusal(exc)
 
-    def __init__(self, path: str, *, busy_timeout_ms: int = 10_000, synchronous: str = "FULL"):
+    def __init__(
+        self,
+        path: str,
+        *,
+        busy_timeout_ms: int = 10_000,
+        synchronous: str = "FULL",
+        secure_delete: str | None = None,
+    ):
         self.path = self.name = path
         self._busy_ms = busy_timeout_ms
         self._synchronous = synchronous
+        self._secure_delete = secure_delete  # None: the SQLite build's default
         self._write_lock = threading.Lock()
         self._writer = self._connect()  # creates the file
         self._turn = WriterTurn(path, busy_timeout_ms / 1000)
@@ -115,6 +123,8 @@ class SQLiteStore(SQLStore):
         conn.execute(f"PRAGMA busy_timeout = {int(self._busy_ms)}")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+        if self._secure_delete is not None:
+            conn.execute(f"PRAGMA secure_delete = {self._secure_delete}")
         conn.execute("PRAGMA foreign_keys = ON")
         return conn
 
