@@ -53,3 +53,18 @@ def fresh_db(folder: Path, url: str | None = None) -> tuple[str, Tenant]:
     finally:
         store.close()
     return db, tenant
+
+
+def downgrade_and_migrate(db: str, version: int, statements: list[str]) -> None:
+    """Undo the schema back to ``version`` (``statements`` drop what came later), check it,
+    then migrate it up again as a newer ctel would: for tests of a migration on old data."""
+    store = open_store(Settings(db=db))
+    try:
+        with store._write() as conn:  # type: ignore[attr-defined]
+            for statement in statements:
+                conn.execute(statement)
+            conn.execute(f"DELETE FROM schema_version WHERE version > {int(version)}")
+        assert store.schema_version() == version
+        store.migrate()
+    finally:
+        store.close()
