@@ -24,7 +24,17 @@ from bench.report import machine, markdown
 HERE = Path(__file__).parent
 DATA = HERE / ".data"
 RESULTS = HERE / "results"
-PARTS = ("get", "ingest", "scale", "snapshots", "postgres", "dashboard", "backup", "metrics")
+PARTS = (
+    "get",
+    "ingest",
+    "scale",
+    "snapshots",
+    "postgres",
+    "dashboard",
+    "backup",
+    "metrics",
+    "streams",
+)
 
 
 def fleet(size: int, kind: str = "events") -> fixtures.Fleet:
@@ -193,6 +203,29 @@ def bench_metrics(args: argparse.Namespace) -> dict[str, Any]:
     )
 
 
+def bench_streams(args: argparse.Namespace) -> dict[str, Any]:
+    """Live streams (issue 10): delivery latency with 1, 100 and 1000 subscribers, memory
+    per idle subscriber, the poller's cost at idle, ingest with subscribers; on SQLite and
+    on a durable throwaway PostgreSQL (bench/streams.py)."""
+    from bench import streams
+    from connector_telemetry.testing import TemporaryPostgres
+
+    out = {
+        "sqlite": streams.run(
+            fresh_sqlite("streams"), args.workers, args.seconds, args.rounds, args.batches
+        )
+    }
+    pg = TemporaryPostgres(durable=True, use_database_url=False)
+    try:
+        print("  on PostgreSQL ...", flush=True)
+        out["postgres"] = streams.run(
+            pg.new_database("bench_streams"), args.workers, args.seconds, args.rounds, args.batches
+        )
+    finally:
+        pg.stop()
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument(
@@ -253,6 +286,7 @@ def main() -> int:
         "dashboard": ("dashboard", "dashboard in chromium", bench_dashboard),
         "backup": ("backup", "ctel backup vs a plain copy", bench_backup),
         "metrics": ("metrics", "get event, metrics on vs off", bench_metrics),
+        "streams": ("streams", "live streams", bench_streams),
     }
     try:
         for part in only:
