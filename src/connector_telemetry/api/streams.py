@@ -12,7 +12,6 @@ credential is checked again every ``auth_cache_seconds`` (a revoked one ends it)
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Callable
 
 import orjson
@@ -148,9 +147,14 @@ class EventStream:
                         await asyncio.sleep(0)
                     continue
                 wait = min(last_sent + self.heartbeat, next_auth, next_look) - now
-                if not sub.wake.is_set() and wait > 0:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(sub.wake.wait(), wait)
+                if not sub.queue and sub.live and not sub.closed and wait > 0:
+                    waiter = sub.waiter = loop.create_future()
+                    timer = loop.call_later(wait, _expire, waiter)
+                    try:
+                        await waiter
+                    finally:
+                        timer.cancel()
+                        sub.waiter = None
                 messages = sub.take()
                 if messages:
                     chunk = b"".join(messages)
@@ -163,6 +167,11 @@ class EventStream:
                     last_sent = loop.time()
         finally:
             hub.unsubscribe(sub)
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def routes(ctx: Context, hub: Hub) -> list[Route]:
