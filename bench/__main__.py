@@ -35,6 +35,7 @@ PARTS = (
     "metrics",
     "fleet-scrape",
     "testkit",
+    "streams",
 )
 
 
@@ -224,6 +225,29 @@ def bench_testkit(args: argparse.Namespace) -> dict[str, Any]:
     return testkit.run(args.rounds)
 
 
+def bench_streams(args: argparse.Namespace) -> dict[str, Any]:
+    """Live streams (issue 10): delivery latency with 1, 100 and 1000 subscribers, memory
+    per idle subscriber, the poller's cost at idle, ingest with subscribers; on SQLite and
+    on a durable throwaway PostgreSQL (bench/streams.py)."""
+    from bench import streams
+    from connector_telemetry.testing import TemporaryPostgres
+
+    out = {
+        "sqlite": streams.run(
+            fresh_sqlite("streams"), args.workers, args.seconds, args.rounds, args.batches
+        )
+    }
+    pg = TemporaryPostgres(durable=True, use_database_url=False)
+    try:
+        print("  on PostgreSQL ...", flush=True)
+        out["postgres"] = streams.run(
+            pg.new_database("bench_streams"), args.workers, args.seconds, args.rounds, args.batches
+        )
+    finally:
+        pg.stop()
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument(
@@ -286,6 +310,7 @@ def main() -> int:
         "metrics": ("metrics", "get event and ingest, metrics on vs off", bench_metrics),
         "fleet-scrape": ("fleet_scrape", "the fleet scrape, 10,000 connectors", bench_fleet_scrape),
         "testkit": ("testkit", "testing kit: start and reset", bench_testkit),
+        "streams": ("streams", "live streams", bench_streams),
     }
     try:
         for part in only:

@@ -12,11 +12,11 @@ credential is checked again every ``auth_cache_seconds`` (a revoked one ends it)
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Callable
 
 import orjson
 
+from connector_telemetry.api.backlog import GONE
 from connector_telemetry.api.context import Context
 from connector_telemetry.api.events import KIND
 from connector_telemetry.api.request import Request
@@ -26,6 +26,8 @@ from connector_telemetry.models import FeedFilter, FeedItem
 from connector_telemetry.service.streams import Hub, Subscriber, resume_position
 
 HEARTBEAT = b": keep-alive\n\n"
+#: How often an idle stream asks whether its client is still connected (api/backlog.py).
+LOOK_SECONDS = 2.0
 #: The first bytes of every stream: how long an EventSource waits before it reconnects.
 OPENING = b"retry: 2000\n\n"
 AFTER = Param("after", {"type": "string"}, parse=lambda raw: raw)
@@ -96,6 +98,8 @@ class EventStream:
         if self.unconfirmed <= limit:
             return True
         queued = self.backlog()
+        if queued == GONE:
+            return False
         if queued is None or queued <= limit // 2:
             self.unconfirmed = queued or 0
             return True
@@ -105,6 +109,8 @@ class EventStream:
         while loop.time() < deadline and not self.sub.closed:
             await asyncio.sleep(0.05)
             queued = self.backlog()
+            if queued == GONE:
+                return False
             if queued is None or queued <= limit // 2:
                 self.unconfirmed = queued or 0
                 return True
@@ -114,11 +120,15 @@ class EventStream:
         hub, sub = self.hub, self.sub
         loop = asyncio.get_running_loop()
         now = loop.time()
-        next_auth, last_sent = now + self.auth_every, now
+        next_auth, last_sent, next_look = now + self.auth_every, now, now + LOOK_SECONDS
         try:
             yield OPENING
             while not sub.closed:
                 now = loop.time()
+                if now >= next_look:  # a client that hung up while idle: let it go
+                    if self.backlog() == GONE:
+                        return
+                    next_look = now + LOOK_SECONDS
                 if now >= next_auth:
                     try:
                         self.recheck()
@@ -136,10 +146,15 @@ class EventStream:
                     else:
                         await asyncio.sleep(0)
                     continue
-                wait = min(last_sent + self.heartbeat, next_auth) - now
-                if not sub.wake.is_set() and wait > 0:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(sub.wake.wait(), wait)
+                wait = min(last_sent + self.heartbeat, next_auth, next_look) - now
+                if not sub.queue and sub.live and not sub.closed and wait > 0:
+                    waiter = sub.waiter = loop.create_future()
+                    timer = loop.call_later(wait, _expire, waiter)
+                    try:
+                        await waiter
+                    finally:
+                        timer.cancel()
+                        sub.waiter = None
                 messages = sub.take()
                 if messages:
                     chunk = b"".join(messages)
@@ -152,6 +167,11 @@ class EventStream:
                     last_sent = loop.time()
         finally:
             hub.unsubscribe(sub)
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def routes(ctx: Context, hub: Hub) -> list[Route]:

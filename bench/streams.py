@@ -1,0 +1,247 @@
+"""Live streams (issue 10), measured (``python -m bench --only streams``).
+
+- **Delivery latency**: N subscribers (1, 100, 1000) on one connector's event stream of one
+  ``ctel serve``, read by a separate client process (asyncio, raw sockets); an ingest client
+  posts one event every 50 ms and notes when each answer arrives (the acknowledgement); a
+  subscriber notes when each event's message arrives. Latency = arrival - acknowledgement,
+  p50 and p99 over every (subscriber, event).
+- **Memory per idle subscriber**: the workers' resident memory (VmRSS) with 1000 idle
+  subscribers connected minus before, divided by 1000.
+- **Poller cost at idle**: the workers' CPU time over ``seconds`` with no subscriber, and
+  with 1000 idle ones (the 50 ms poller, the credential re-checks), as a share of one core.
+- **Ingest with subscribers**: events/s of 4 clients posting 1000-event batches with no
+  subscriber and with 100 subscribers of the account stream (each receiving everything),
+  in alternating rounds; the ratio of the medians' rounds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import re
+import statistics
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from bench import fixtures
+from bench.measure import post_all
+from bench.procs import Ctel, children
+from connector_telemetry.api.streams import LOOK_SECONDS
+
+_T = re.compile(rb'"t":([0-9]+)')
+
+
+# -- the subscribers' process ------------------------------------------------------------
+
+
+async def _subscriber(
+    port: int, path: str, token: str, parse: bool, ready: list[int], stop: asyncio.Event
+) -> list[tuple[int, float]]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        f"GET {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {token}\r\n"
+        "Accept: text/event-stream\r\n\r\n".encode()
+    )
+    await writer.drain()
+    head = await reader.readuntil(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.1 200"):
+        raise RuntimeError(head[:200].decode(errors="replace"))
+    ready[0] += 1
+    got: list[tuple[int, float]] = []
+    read = asyncio.ensure_future(reader.read(1 << 16))
+    halt = asyncio.ensure_future(stop.wait())
+    while True:
+        done, _ = await asyncio.wait({read, halt}, return_when=asyncio.FIRST_COMPLETED)
+        if halt in done:
+            read.cancel()
+            break
+        chunk = read.result()
+        if not chunk:
+            break
+        if parse:
+            now = time.time()
+            got.extend((int(t), now) for t in _T.findall(chunk))
+        read = asyncio.ensure_future(reader.read(1 << 16))
+    writer.close()
+    return got
+
+
+def _subscribers(port: int, paths: list[str], token: str, parse: bool, pipe: Connection) -> None:
+    """The child process: connect every subscriber, say how many are ready, read until
+    told to stop, send back what each received."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        ready = [0]
+        tasks = []
+        for i, path in enumerate(paths):
+            tasks.append(asyncio.ensure_future(_subscriber(port, path, token, parse, ready, stop)))
+            if i % 50 == 49:
+                await asyncio.sleep(0.05)
+        while ready[0] < len(paths):
+            await asyncio.sleep(0.05)
+            for task in tasks:
+                if task.done() and task.exception():
+                    raise task.exception()  # type: ignore[misc]
+        pipe.send(ready[0])
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, pipe.recv)
+        stop.set()
+        results = await asyncio.gather(*tasks)
+        pipe.send([r for r in results] if parse else [])
+
+    asyncio.run(main())
+
+
+class Subscribers:
+    """``len(paths)`` subscribers in a process of their own."""
+
+    def __init__(self, port: int, paths: list[str], token: str, parse: bool = True):
+        self.pipe, child = multiprocessing.Pipe()
+        self.process = multiprocessing.Process(
+            target=_subscribers, args=(port, paths, token, parse, child), daemon=True
+        )
+        self.process.start()
+        if not self.pipe.poll(120):
+            raise RuntimeError("the subscribers did not connect")
+        self.connected = self.pipe.recv()
+
+    def stop(self) -> list[list[tuple[int, float]]]:
+        self.pipe.send("stop")
+        received: list[list[tuple[int, float]]] = self.pipe.recv()
+        self.process.join(10)
+        time.sleep(LOOK_SECONDS + 1)  # the server lets them go (api/streams.py)
+        return received
+
+
+# -- the server's side ---------------------------------------------------------------------
+
+
+def _rss_kb(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+    return total
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _latency(server: Ctel, base: str, token: str, count: int, seconds: float) -> dict[str, Any]:
+    subs = Subscribers(server.port, [base + "/stream"] * count, token)
+    acked: dict[int, float] = {}
+    t = fixtures.T0 + 50_000_000 + count * 100_000  # keys of their own
+    with httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            t += 1
+            answer = http.post(server.url + base, json=[{"e": {"k": "Init"}, "t": t, "n": 0}])
+            acked[t] = time.time()
+            answer.raise_for_status()
+            time.sleep(0.05)
+    time.sleep(1.0)  # the last ones arrive
+    received = subs.stop()
+    latencies = [(when - acked[t]) * 1000 for mine in received for t, when in mine if t in acked]
+    expected = len(acked) * count
+    return {
+        "subscribers": count,
+        "events": len(acked),
+        "delivered": len(latencies),
+        "expected": expected,
+        "p50_ms": round(_percentile(latencies, 0.5), 1),
+        "p99_ms": round(_percentile(latencies, 0.99), 1),
+        "max_ms": round(max(latencies), 1),
+    }
+
+
+def _idle(server: Ctel, base: str, token: str, seconds: float) -> dict[str, Any]:
+    pids = children(server.process.pid) if server.process else []
+    time.sleep(1)
+    before_kb = _rss_kb(pids)
+    cpu0 = _cpu_seconds(pids)
+    time.sleep(seconds)
+    idle_cpu = _cpu_seconds(pids) - cpu0
+    subs = Subscribers(server.port, [base + "/stream"] * 1000, token, parse=False)
+    time.sleep(2)
+    after_kb = _rss_kb(pids)
+    cpu0 = _cpu_seconds(pids)
+    time.sleep(seconds)
+    busy_cpu = _cpu_seconds(pids) - cpu0
+    subs.stop()
+    return {
+        "rss_kb_before": before_kb,
+        "rss_kb_with_1000_idle": after_kb,
+        "kb_per_idle_subscriber": round((after_kb - before_kb) / 1000, 1),
+        "cpu_share_no_subscriber": round(idle_cpu / seconds, 4),
+        "cpu_share_1000_idle": round(busy_cpu / seconds, 4),
+        "seconds": seconds,
+    }
+
+
+def _ingest(
+    server: Ctel, token: str, paths: list[str], account_stream: str, rounds: int, batches: int
+) -> dict[str, Any]:
+    without, with_subs = [], []
+    per_round = max(batches // rounds, 10)
+    for r in range(rounds):
+        bodies = [
+            orjson.dumps(b) for b in fixtures.event_batches(per_round, 1000, 2 * r * per_round)
+        ]
+        without.append(post_all(server.port, paths[2 * r], token, bodies, 4))
+        subs = Subscribers(server.port, [account_stream] * 100, token, parse=False)
+        bodies = [
+            orjson.dumps(b)
+            for b in fixtures.event_batches(per_round, 1000, (2 * r + 1) * per_round)
+        ]
+        with_subs.append(post_all(server.port, paths[2 * r + 1], token, bodies, 4))
+        subs.stop()
+    ratios = [w / o for w, o in zip(with_subs, without, strict=True)]
+    return {
+        "events_per_s_no_subscriber": round(statistics.median(without)),
+        "events_per_s_100_subscribers": round(statistics.median(with_subs)),
+        "ratio": round(statistics.median(ratios), 3),
+        "ratio_per_round": [round(x, 2) for x in ratios],
+        "rounds": rounds,
+        "batches_per_round": per_round,
+    }
+
+
+def run(db: str, workers: int, seconds: float, rounds: int, batches: int) -> dict[str, Any]:
+    """Every figure of this part on ``db`` (a new SQLite file or PostgreSQL database)."""
+    token, paths = fixtures.ingest_target(db, "events", 2 * rounds + 1)
+    account_stream = paths[0].rpartition("/magic/connectors/")[0] + (
+        "/magic/connectors/telemetry/stream"
+    )
+    out: dict[str, Any] = {"workers": workers}
+    with Ctel(db, workers) as server:
+        out["serve_command"] = " ".join(server.command())
+        for count in (1, 100, 1000):
+            print(f"  latency, {count} subscriber(s) ...", flush=True)
+            out[f"latency_{count}"] = _latency(server, paths[-1], token, count, seconds)
+            print(" ", out[f"latency_{count}"], flush=True)
+        print("  idle: memory and poller ...", flush=True)
+        out["idle"] = _idle(server, paths[-1], token, seconds)
+        print(" ", out["idle"], flush=True)
+        print("  ingest with and without subscribers ...", flush=True)
+        out["ingest"] = _ingest(server, token, paths, account_stream, rounds, batches)
+        print(" ", out["ingest"], flush=True)
+    return out
