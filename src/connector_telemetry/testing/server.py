@@ -243,6 +243,9 @@ class CtelServer:
             "PYTHONUNBUFFERED": "1",
             # tests make failed authentications from 127.0.0.1 on purpose: no throttle
             "CTEL_AUTH_FAILURES_PER_MINUTE": "0",
+            # ctel's own /metrics: importing prometheus_client in the worker took ~75 ms of
+            # a ~0.5 s start; env={"CTEL_METRICS": "token"} turns it on
+            "CTEL_METRICS": "off",
             **self.env,
         }
         for name in ("CTEL_DB", "CTEL_PORT", "CTEL_HOST", "CTEL_WORKERS", "CTEL_PREFIX"):
