@@ -30,6 +30,7 @@ PARTS = (
     "scale",
     "snapshots",
     "postgres",
+    "pg-purge",
     "dashboard",
     "backup",
     "metrics",
@@ -179,6 +180,16 @@ def bench_postgres(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def bench_pg_purge(args: argparse.Namespace) -> dict[str, Any]:
+    """Purging a month of ``--purge-rows`` events: the partition dropped vs a batched
+    DELETE of as many rows (bench/pg_purge.py), on a durable throwaway cluster."""
+    from bench import pg_purge
+    from connector_telemetry.testing import TemporaryPostgres
+
+    with TemporaryPostgres(durable=True, use_database_url=False) as pg:
+        return pg_purge.run(pg.new_database("bench_purge"), args.purge_rows)
+
+
 def bench_dashboard(args: argparse.Namespace) -> dict[str, Any]:
     """The dashboard in Chromium: the fleet page with 10,000 connectors, a week of
     one-minute snapshots drawn, the bytes of a first load (bench/dashboard.py)."""
@@ -248,6 +259,9 @@ def main() -> int:
         help="PostgreSQL: event counts built for scale; the largest serves Get Event",
     )
     parser.add_argument(
+        "--purge-rows", type=int, default=10_000_000, help="pg-purge: events in the month purged"
+    )
+    parser.add_argument(
         "--browser-rounds", type=int, default=5, help="dashboard: page loads per figure"
     )
     parser.add_argument(
@@ -273,6 +287,7 @@ def main() -> int:
         "scale": ("scale", "scale", bench_scale),
         "snapshots": ("snapshots", "snapshots", bench_snapshots),
         "postgres": ("postgres", "postgresql", bench_postgres),
+        "pg-purge": ("pg_purge", "postgresql: purging a month", bench_pg_purge),
         "dashboard": ("dashboard", "dashboard in chromium", bench_dashboard),
         "backup": ("backup", "ctel backup vs a plain copy", bench_backup),
         "metrics": ("metrics", "get event and ingest, metrics on vs off", bench_metrics),

@@ -176,6 +176,14 @@ def markdown(report: dict[str, Any]) -> str:
             f"| PostgreSQL: peak RSS per worker (MB, all PostgreSQL parts) | "
             f"{pg['peak_rss_mb']} | | | none |"
         )
+    purge = report.get("pg_purge")
+    if purge:
+        lines.append(
+            f"| PostgreSQL: purging a month of {purge['events_per_month']:,} events, s "
+            f"(partition dropped) | {purge['drop_partition_s']} | batched DELETE "
+            f"{purge['batched_delete_s']} (+ VACUUM {purge['vacuum_after_delete_s']}) | "
+            f"{purge['ratio_delete_vs_drop']}x faster | none |"
+        )
     mc = report.get("metrics")
     if mc:
         lines.append(
