@@ -61,12 +61,7 @@ class NetDelay:
 
     def url(self, url: str) -> str:
         """``url`` (a libpq URL of the target) through this proxy: over TCP, this port."""
-        from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
-        params: dict[str, Any] = conninfo_to_dict(url)
-        params.update(host="127.0.0.1", port=str(self.port))
-        params.pop("hostaddr", None)
-        return make_conninfo("", **params)
+        return through(url, self.port)
 
     # -- the connections ------------------------------------------------------
 
@@ -155,6 +150,23 @@ class NetDelay:
             self._acceptor.join(5)
 
 
+def through(url: str, port: int) -> str:
+    """``url`` (``postgresql://...``, any host) as a ``postgresql://`` URL of the same
+    database, user and options on ``127.0.0.1:port`` (what ctel recognizes as PostgreSQL)."""
+    from urllib.parse import quote, urlencode
+
+    from psycopg.conninfo import conninfo_to_dict
+
+    params: dict[str, Any] = conninfo_to_dict(url)
+    for key in ("host", "hostaddr", "port"):
+        params.pop(key, None)
+    user, password = params.pop("user", ""), params.pop("password", None)
+    dbname = params.pop("dbname", "")
+    auth = quote(str(user)) + (f":{quote(str(password))}" if password else "")
+    query = f"?{urlencode(params)}" if params else ""
+    return f"postgresql://{auth}@127.0.0.1:{port}/{quote(str(dbname))}{query}"
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of a process so far (``/proc/<pid>/stat``)."""
     with open(f"/proc/{pid}/stat") as stream:
@@ -185,11 +197,7 @@ class ProxyProcess:
         self.port = int(line)
 
     def url(self, url: str) -> str:
-        from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
-        params: dict[str, Any] = conninfo_to_dict(url)
-        params.update(host="127.0.0.1", port=str(self.port))
-        return make_conninfo("", **params)
+        return through(url, self.port)
 
     def cpu_seconds(self) -> float:
         return cpu_seconds(self.process.pid)

@@ -122,6 +122,51 @@ def _dashboard(d: dict[str, Any]) -> list[str]:
     ]
 
 
+def _pg_reads(prefix: str, part: dict[str, Any], targets: dict[str, str]) -> list[str]:
+    """Get Event, List (1000-item pages) and Latest of one PostgreSQL setting."""
+    lines: list[str] = []
+    names = {"get_event": "Get Event", "list": "List Events (1000-item pages)", "latest": "Latest"}
+    for key, name in names.items():
+        if key in part:
+            got = part[key]
+            lines += _versus_nginx(
+                f"{prefix}{name} ({got['stored']:,} stored)",
+                got,
+                (targets.get(key, "none"), "<= 3" if key == "get_event" else "none"),
+            )
+            if "proxy_cpu_us_per_request" in got:
+                lines.append(
+                    f"| {prefix}{name}: the proxy's own CPU, us per request | "
+                    f"{got['proxy_cpu_us_per_request']} | | | |"
+                )
+    return lines
+
+
+def _postgres(pg: dict[str, Any]) -> list[str]:
+    lines = _pg_reads("PostgreSQL: ", pg, {"get_event": ">= 0.30"})
+    lines += _ingest("PostgreSQL: ingest", "event", pg["ingest"], PG_BASELINES)
+    if "scale" in pg:
+        lines += _scale("PostgreSQL: ", pg["scale"], ("none", "none"))
+    for rtt, part in pg.get("network", {}).items():
+        prefix = f"PostgreSQL {rtt} ms round trip (proxy): "
+        lines.append(
+            f"| {prefix}`SELECT 1` ms, through the proxy | {part['select_1_ms_proxied']} | "
+            f"direct {part['select_1_ms_direct']} | | |"
+        )
+        lines += _pg_reads(prefix, part, {"get_event": ">= 0.25"})
+        lines += _ingest(prefix + "ingest", "event", part["ingest"], PG_BASELINES)
+        if "proxy_cpu_ms_per_1000_event_batch" in part["ingest"]:
+            lines.append(
+                f"| {prefix}ingest: the proxy's own CPU, ms per 1000-event batch | "
+                f"{part['ingest']['proxy_cpu_ms_per_1000_event_batch']} | | | |"
+            )
+    lines.append(
+        f"| PostgreSQL: peak RSS per worker (MB, all PostgreSQL parts) | "
+        f"{pg['peak_rss_mb']} | | | none |"
+    )
+    return lines
+
+
 def markdown(report: dict[str, Any]) -> str:
     g, i, s = report.get("get_event"), report.get("ingest"), report.get("scale")
     snap, pg = report.get("snapshots"), report.get("postgres")
@@ -165,17 +210,7 @@ def markdown(report: dict[str, Any]) -> str:
             ("(0.40)", "(2)"),
         )
     if pg:
-        lines += _versus_nginx(
-            f"PostgreSQL: Get Event ({pg['get_event']['stored']:,} stored)",
-            pg["get_event"],
-            ("none", "none"),
-        )
-        lines += _ingest("PostgreSQL: ingest", "event", pg["ingest"], PG_BASELINES)
-        lines += _scale("PostgreSQL: ", pg["scale"], ("none", "none"))
-        lines.append(
-            f"| PostgreSQL: peak RSS per worker (MB, all PostgreSQL parts) | "
-            f"{pg['peak_rss_mb']} | | | none |"
-        )
+        lines += _postgres(pg)
     purge = report.get("pg_purge")
     if purge:
         lines.append(
