@@ -34,6 +34,10 @@ class SQLStore(FleetSummary):
     name: str
     _pks: ConnectorPks
     observe: Callable[[str, float], None] = staticmethod(ignore_step)
+    read_threads = 0
+
+    def bind_reader(self) -> None:
+        """Nothing: reads run inline (see ``Store.read_threads``)."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
