@@ -135,11 +135,13 @@ def bench_postgres(args: argparse.Namespace) -> dict[str, Any]:
     durable throwaway PostgreSQL cluster, its fixtures built in each run (the cluster, in
     /tmp, goes when the run ends); then, for each round trip of ``--pg-rtts`` above 0,
     the same reads and ingest with ``bench/netdelay.py`` between ctel and PostgreSQL."""
+    from bench import multinode
     from bench.netdelay import ProxyProcess, round_trip_ms
     from connector_telemetry.testing import TemporaryPostgres
 
     sizes = sorted(int(s) for s in args.pg_sizes.split(","))
     rtts = [float(x) for x in args.pg_rtts.split(",")]
+    nodes = [int(x) for x in args.pg_nodes.split(",")]
     pg = TemporaryPostgres(durable=True, use_database_url=False)
     try:
         fleets = []
@@ -156,10 +158,16 @@ def bench_postgres(args: argparse.Namespace) -> dict[str, Any]:
                 out.update(_pg_reads_and_ingest(args, pg, fleets[-1], None))
                 print("  scale ...", flush=True)
                 out["scale"] = measure.scale(fleets, args.workers, args.requests)
+                print("  nodes behind nginx ...", flush=True)
+                out["nodes"] = multinode.run(fleets[-1], pg.data, nodes, args.seconds)
                 continue
             print(f"  through bench/netdelay.py, {rtt} ms round trip ...", flush=True)
             with ProxyProcess(("127.0.0.1", pg.port), rtt / 2) as proxy:
                 part = _pg_reads_and_ingest(args, pg, fleets[-1], proxy)
+                print("  nodes behind nginx ...", flush=True)
+                part["nodes"] = multinode.run(
+                    fleets[-1], pg.data, nodes, args.seconds, proxy.url(fleets[-1].db)
+                )
                 part["rtt_ms_set"] = rtt
                 part["select_1_ms_direct"] = round_trip_ms(fleets[-1].db)
                 part["select_1_ms_proxied"] = round_trip_ms(proxy.url(fleets[-1].db))
@@ -302,6 +310,9 @@ def main() -> int:
         default="0,0.5",
         help="PostgreSQL: round trips (ms) between ctel and PostgreSQL; 0 is direct, "
         "others go through bench/netdelay.py with half of it each way",
+    )
+    parser.add_argument(
+        "--pg-nodes", default="1,2,3", help="PostgreSQL: node counts behind nginx (1 worker each)"
     )
     parser.add_argument(
         "--purge-rows", type=int, default=10_000_000, help="pg-purge: events in the month purged"

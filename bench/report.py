@@ -160,6 +160,25 @@ def _postgres(pg: dict[str, Any]) -> list[str]:
                 f"| {prefix}ingest: the proxy's own CPU, ms per 1000-event batch | "
                 f"{part['ingest']['proxy_cpu_ms_per_1000_event_batch']} | | | |"
             )
+    for prefix, part in [
+        ("PostgreSQL: ", pg),
+        *(
+            (f"PostgreSQL {rtt} ms round trip (proxy): ", p)
+            for rtt, p in pg.get("network", {}).items()
+        ),
+    ]:
+        nodes = part.get("nodes") or {}
+        one = nodes.get("1")
+        for count, got in nodes.items():
+            if count.isdigit() and one:
+                lines.append(
+                    f"| {prefix}Get Event req/s, {count} node(s) (1 worker each) behind nginx "
+                    f"(CPU us/request: nodes {got['node_cpu_us_per_request']}, PostgreSQL "
+                    f"{got['postgres_cpu_us_per_request']}, "
+                    f"nginx {got['nginx_cpu_us_per_request']};"
+                    f" p99 {got['p99_ms']} ms) | {got['rps']:,} | 1 node {one['rps']:,} | "
+                    f"{round(got['rps'] / one['rps'], 2)} | none |"
+                )
     lines.append(
         f"| PostgreSQL: peak RSS per worker (MB, all PostgreSQL parts) | "
         f"{pg['peak_rss_mb']} | | | none |"
