@@ -40,8 +40,9 @@ def machine() -> dict[str, Any]:
 
 
 def _versus_nginx(what: str, g: dict[str, Any], targets: tuple[str, str]) -> list[str]:
+    connections = "-c8" if " -c8 " in g.get("command", "") else "-c64"
     return [
-        f"| {what} req/s ({g['workers']} workers, wrk -t1 -c64, median of "
+        f"| {what} req/s ({g['workers']} workers, wrk -t1 {connections}, median of "
         f"{g.get('rounds', 1)} alternating rounds) | {g['ctel_rps']:,.0f} | "
         f"nginx {g['nginx_rps']:,.0f} | {g['rps_ratio']} | {targets[0]} |",
         f"| {what} p50 ms | {g['ctel_p50_ms']} | nginx {g['nginx_p50_ms']} | "
@@ -144,7 +145,8 @@ def _pg_reads(prefix: str, part: dict[str, Any], targets: dict[str, str]) -> lis
 
 def _postgres(pg: dict[str, Any]) -> list[str]:
     lines = _pg_reads("PostgreSQL: ", pg, {"get_event": ">= 0.30"})
-    lines += _ingest("PostgreSQL: ingest", "event", pg["ingest"], PG_BASELINES)
+    if "ingest" in pg:
+        lines += _ingest("PostgreSQL: ingest", "event", pg["ingest"], PG_BASELINES)
     if "scale" in pg:
         lines += _scale("PostgreSQL: ", pg["scale"], ("none", "none"))
     for rtt, part in pg.get("network", {}).items():
@@ -260,8 +262,8 @@ def markdown(report: dict[str, Any]) -> str:
         ("Ingest", i),
         ("Snapshot ingest", snap and snap["ingest"]),
         ("Get Snapshot", snap and snap["get"]),
-        ("PostgreSQL Get Event", pg and pg["get_event"]),
-        ("PostgreSQL ingest", pg and pg["ingest"]),
+        ("PostgreSQL Get Event", pg and pg.get("get_event")),
+        ("PostgreSQL ingest", pg and pg.get("ingest")),
     ):
         if part:
             lines.append(f"- {name}: `{part['serve_command']}`")
