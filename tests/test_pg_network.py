@@ -213,3 +213,49 @@ def test_a_node_answers_503_while_the_database_is_gone_and_recovers_by_itself(
     finally:
         stop_server(server)
         net.close()
+
+
+def test_one_worker_keeps_several_reads_in_flight(
+    postgres_server: TemporaryPostgres, tmp_path: Path
+) -> None:
+    """Four Get Events to a one-worker node wait in PostgreSQL at once (each on a read
+    connection of its own), blocked by a lock this test holds; all answer once it goes."""
+    url, tenant = fresh_db(tmp_path, postgres_server.new_database("ctel_net"))
+    server = start_server(url, log_path=tmp_path / "ctel.log", env={"CTEL_READ_CONNECTIONS": "4"})
+    try:
+        cid = str(create_connector(server.api, tenant)["id"])
+        path = events_path(tenant.account_id, cid)
+        body = [{"e": {"k": "Init"}, "t": T0 + i, "n": 0} for i in range(4)]
+        with httpx.Client(base_url=server.api, timeout=60) as client:
+            assert client.post(path, json=body, headers=tenant.write).status_code == 200
+            assert _ask(client, f"{path}/{T0}.0", tenant).status_code == 200
+        answers: list[int] = []
+
+        def get(i: int) -> None:
+            with httpx.Client(base_url=server.api, timeout=60) as mine:
+                answers.append(_ask(mine, f"{path}/{T0 + i}.0", tenant).status_code)
+
+        with (
+            psycopg.connect(url) as locker,
+            psycopg.connect(url, autocommit=True) as watcher,  # a fresh snapshot each time
+        ):
+            locker.execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
+            threads = [threading.Thread(target=get, args=(i,)) for i in range(4)]
+            for thread in threads:
+                thread.start()
+            deadline = time.monotonic() + 30
+            waiting = 0
+            while waiting < 4 and time.monotonic() < deadline:
+                time.sleep(0.05)
+                row = watcher.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock' AND query LIKE 'SELECT doc FROM events%'"
+                ).fetchone()
+                waiting = int(row[0]) if row else 0
+            assert waiting == 4, "the reads did not wait in PostgreSQL together"
+            locker.rollback()
+        for thread in threads:
+            thread.join(60)
+        assert answers == [200] * 4
+    finally:
+        stop_server(server)
