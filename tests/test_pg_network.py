@@ -193,6 +193,9 @@ def test_a_node_answers_503_while_the_database_is_gone_and_recovers_by_itself(
             # recovered by itself: the next requests succeed
             assert _ask(client, f"{path}/{T0}.0", tenant).status_code == 200
             assert client.post(path, json=body, headers=tenant.write).status_code == 200
+            # and no connection leaked: one worker opens at most its 4 read threads', its
+            # 4 writers' and the one that checks credentials
+            assert settle(url, 9) <= 9
 
             # 2. the database gone altogether (nothing listens): 503 with retry-after
             net.close()
