@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -65,8 +66,18 @@ def batch(ts: list[float]) -> list[Any]:
     return events.parse_batch(body, "application/json", 100_000)
 
 
-def test_no_connection_leaks_through_cuts_and_churn(direct: str, proxy: NetDelay) -> None:
-    store = PostgresStore(proxy.url(direct), pool_max_size=3, pool_timeout_seconds=5)
+@pytest.mark.parametrize("read_threads", [0, 3])
+def test_no_connection_leaks_through_cuts_and_churn(
+    direct: str, proxy: NetDelay, read_threads: int
+) -> None:
+    """Writes from 6 threads, reads on the store's read threads (as the dispatcher runs
+    them) or inline, every connection cut 5 times meanwhile."""
+    store = PostgresStore(
+        proxy.url(direct), pool_max_size=3, pool_timeout_seconds=5, read_connections=read_threads
+    )
+    reads = None
+    if read_threads:  # as api.context runs them
+        reads = ThreadPoolExecutor(read_threads, initializer=store.bind_reader)
     try:
         store.migrate()
         account = credentials.create_account(store)
@@ -84,7 +95,11 @@ def test_no_connection_leaks_through_cuts_and_churn(direct: str, proxy: NetDelay
                 i += 1
                 try:
                     events.record_events(store, account, made.id, batch([T0 + k * 1e5 + i]))
-                    store.get_event(account, made.id, [(T0 + k * 1e5 + i, 0.0)])
+                    keys = [(T0 + k * 1e5 + i, 0.0)]
+                    if reads is None:
+                        store.get_event(account, made.id, keys)
+                    else:
+                        reads.submit(store.get_event, account, made.id, keys).result()
                 except psycopg.OperationalError:
                     pass  # cut mid-query: the API answers 503 (checked below)
                 except BaseException as exc:
@@ -106,12 +121,14 @@ def test_no_connection_leaks_through_cuts_and_churn(direct: str, proxy: NetDelay
         assert proxy.dropped > 0
         opened, idle, most = store.pool_state() or (0, 0, 0)
         assert opened == idle <= most == 3  # nothing in use, nothing counted twice
-        # server side: the pool's idle ones and the reader, no more (cut ones are gone)
-        assert settle(direct, opened + 1) <= opened + 1
+        # server side: the pool's idle ones and the readers, no more (cut ones are gone)
+        assert settle(direct, opened + 1 + read_threads) <= opened + 1 + read_threads
         # and it still works
         events.record_events(store, account, made.id, batch([T0 + 9e6]))
         assert store.get_event(account, made.id, [(T0 + 9e6, 0.0)]) is not None
     finally:
+        if reads is not None:
+            reads.shutdown()
         store.close()
     assert settle(direct, 0) == 0  # closing the store closes every connection
 
