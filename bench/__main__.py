@@ -35,6 +35,7 @@ PARTS = (
     "backup",
     "metrics",
     "fleet-scrape",
+    "testkit",
 )
 
 
@@ -274,6 +275,13 @@ def bench_fleet_scrape(args: argparse.Namespace) -> dict[str, Any]:
     return fleet_scrape.run(DATA / "fleet-scrape.db", args.workers, args.rounds)
 
 
+def bench_testkit(args: argparse.Namespace) -> dict[str, Any]:
+    """The testing kit's start and reset times (bench/testkit.py)."""
+    from bench import testkit
+
+    return testkit.run(args.rounds)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument(
@@ -348,6 +356,7 @@ def main() -> int:
         "backup": ("backup", "ctel backup vs a plain copy", bench_backup),
         "metrics": ("metrics", "get event and ingest, metrics on vs off", bench_metrics),
         "fleet-scrape": ("fleet_scrape", "the fleet scrape, 10,000 connectors", bench_fleet_scrape),
+        "testkit": ("testkit", "testing kit: start and reset", bench_testkit),
     }
     try:
         for part in only:

@@ -256,6 +256,10 @@ def markdown(report: dict[str, Any]) -> str:
     d = report.get("dashboard")
     if d:
         lines += _dashboard(d)
+    if report.get("testkit"):
+        from bench.testkit import markdown_rows
+
+        lines += markdown_rows(report["testkit"])
     lines += ["", "Commands:", ""]
     for name, part in (
         ("Get Event", g),

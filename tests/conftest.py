@@ -9,6 +9,7 @@ itself checked, and so does the run when one shows up in a log only after the la
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,6 +33,10 @@ from support import (
     stop_server,
 )
 from support.sdk import sdk  # noqa: F401 - the fixture: one run per SDK mode
+
+#: Set (to anything): the shared live server runs with --test-mode (tests/test_testmode.py
+#: runs the SDK tests so, to prove test mode changes nothing when no fault or limit is set).
+IN_TEST_MODE = "CTEL_TESTS_IN_TEST_MODE"
 
 
 @pytest.fixture(autouse=True)
@@ -85,6 +90,13 @@ def live(
         db = str(request.getfixturevalue("postgres_url"))
     else:
         db = str(folder / "ctel.db")
+    if os.environ.get(IN_TEST_MODE):
+        # Issue 11: the same tests against a test-mode server, which must create its
+        # database (its marker) itself.
+        server = start_server(db, "--test-mode", log_path=folder / "ctel.log")
+        yield server
+        stop_server(server)
+        return
     store = open_store(Settings(db=db))
     store.migrate()
     credentials.create_account(store, name="bootstrap-suppressor")

@@ -15,6 +15,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from connector_telemetry.settings import Settings
+from connector_telemetry.store import open_store
 from connector_telemetry.store.base import Store
 from support import (
     LiveServer,
@@ -25,7 +27,7 @@ from support import (
     start_server,
     stop_server,
 )
-from support.tenants import make_tenant
+from support.tenants import downgrade_and_migrate, make_tenant
 
 
 @pytest.fixture(scope="module")
@@ -199,12 +201,22 @@ def test_activity_on_each_store(live: LiveServer, tenant: Tenant, http: httpx.Cl
     assert found[("ctel_connector_interrupts_pending", (("instance", b),))] == 1
 
 
-def test_counts_are_kept_at_ingest(
-    live: LiveServer, tenant: Tenant, http: httpx.Client, store: Store
-) -> None:
+def test_counts_are_kept_at_ingest(fresh: tuple[str, Tenant], tmp_path: Path) -> None:
     """The counts are kept at ingest (schema 5): duplicates are not counted, whole or part
     of a batch, on either store; a purge does not lower them (counters stay monotonic);
-    a deleted connector's go with it."""
+    a deleted connector's go with it. (A database of its own: the purge is store-wide.)"""
+    db, tenant = fresh
+    live = start_server(db, log_path=tmp_path / "ctel.log")
+    store = open_store(Settings(db=db))
+    try:
+        with httpx.Client(base_url=live.api, timeout=30) as http:
+            _counts_are_kept(live, tenant, http, store)
+    finally:
+        store.close()
+        stop_server(live)
+
+
+def _counts_are_kept(live: LiveServer, tenant: Tenant, http: httpx.Client, store: Store) -> None:
     a = create_connector(live.api, tenant)["id"]
     events = f"/accounts/{tenant.account_id}/magic/connectors/{a}/telemetry/events"
     scrape = live.url + f"/metrics/accounts/{tenant.account_id}"
@@ -231,3 +243,66 @@ def test_counts_are_kept_at_ingest(
     connector = f"/accounts/{tenant.account_id}/magic/connectors/{a}"
     assert http.delete(connector, headers=tenant.write).is_success
     assert count("Init") is None
+
+
+def _counts(live: LiveServer, tenant: Tenant) -> dict[tuple[str, str], float]:
+    """``(connector id, kind) -> ctel_connector_events_total`` of the tenant's scrape."""
+    text = httpx.get(live.url + f"/metrics/accounts/{tenant.account_id}", headers=tenant.read).text
+    return {
+        (dict(labels)["instance"], dict(labels)["kind"]): value
+        for (metric, labels), value in series(text).items()
+        if metric == "ctel_connector_events_total"
+    }
+
+
+def test_migration_5_counts_stored_events(fresh: tuple[str, Tenant], tmp_path: Path) -> None:
+    """Schema 4 with events, migrated to 5: each connector's stored events are counted."""
+    db, tenant = fresh
+    server = start_server(db, log_path=tmp_path / "ctel.log")
+    try:
+        cid = create_connector(server.api, tenant)["id"]
+        path = f"{server.api}/accounts/{tenant.account_id}/magic/connectors/{cid}/telemetry/events"
+        batch = [{"e": {"k": "FinishUpgradeFailure"}, "t": 10}, {"e": {"k": "Init"}, "t": 11},
+                 {"e": {"k": "Init"}, "t": 12}]  # fmt: skip
+        assert httpx.post(path, json=batch, headers=tenant.write).is_success
+        before = _counts(server, tenant)
+    finally:
+        stop_server(server)
+    assert before == {(cid, "FinishUpgradeFailure"): 1, (cid, "Init"): 2}
+    downgrade_and_migrate(db, 4, [])
+    server = start_server(db, log_path=tmp_path / "ctel.log")
+    try:
+        assert _counts(server, tenant) == before
+    finally:
+        stop_server(server)
+
+
+def test_an_import_counts_what_it_brings(
+    live: LiveServer, tenant: Tenant, http: httpx.Client, store: Store, tmp_path: Path
+) -> None:
+    """``ctel import`` counts the events it brings (once: importing again adds nothing)."""
+    from connector_telemetry.service.transfer import export_account, import_account
+    from connector_telemetry.settings import Settings
+    from connector_telemetry.store import open_store
+
+    class Quiet:
+        def advance(self, count: int = 1, note: str = "") -> None: ...
+        def close(self) -> None: ...
+
+    cid = create_connector(live.api, tenant)["id"]
+    path = f"/accounts/{tenant.account_id}/magic/connectors/{cid}/telemetry/events"
+    batch = [{"e": {"k": "HaError"}, "t": 1.7e9}, {"e": {"k": "Reconcile"}, "t": 1.7e9 + 1}]
+    assert http.post(path, json=batch, headers=tenant.write).is_success
+    dump = tmp_path / "export.ndjson"
+    with open(dump, "wb") as out:
+        export_account(store, tenant.account_id, out, Quiet())
+    other = open_store(Settings(db=str(tmp_path / "copy.db")))
+    try:
+        other.migrate()
+        for _ in range(2):  # the second import brings nothing new
+            with open(dump, "rb") as stream:
+                import_account(other, stream, Quiet())
+        counts = other.fleet_activity(tenant.account_id).events
+    finally:
+        other.close()
+    assert sorted(counts) == [(cid, "HaError", 1), (cid, "Reconcile", 1)]

@@ -125,6 +125,29 @@ def test_store_timings(fresh: tuple[str, Tenant], tmp_path: Path) -> None:
         stop_server(server)
 
 
+def test_open_streams(served: tuple[LiveServer, Tenant]) -> None:
+    """``ctel_streams_open``: the live streams open on every worker, within a flush."""
+    from support.sse import Listener
+
+    server, tenant = served
+    connector_id = create_connector(server.api, tenant)["id"]
+    url = server.api + events_path(tenant.account_id, connector_id) + "/stream"
+    key = ("ctel_streams_open", ())
+
+    def open_streams(expected: float) -> float:
+        deadline = time.monotonic() + 5
+        while True:
+            found = samples(httpx.get(server.url + "/metrics", headers=tenant.read).text)
+            if found.get(key) == expected or time.monotonic() > deadline:
+                return found.get(key, -1)
+            time.sleep(0.2)
+
+    with Listener(url, tenant.read) as one, Listener(url, tenant.read) as two:
+        assert one.status == two.status == 200
+        assert open_streams(2) == 2
+    assert open_streams(0) == 0
+
+
 def test_openmetrics_by_accept(served: tuple[LiveServer, Tenant]) -> None:
     server, tenant = served
     scrape = httpx.get(
@@ -149,12 +172,12 @@ def test_who_may_scrape(served: tuple[LiveServer, Tenant]) -> None:
     assert json.loads(revoked.text)["success"] is False
 
 
-@pytest.mark.parametrize(("mode", "status"), [("public", 200), ("off", 400)])
+@pytest.mark.parametrize(("mode", "status"), [("public", 200), ("off", 404)])
 def test_metrics_setting(tmp_path: Path, mode: str, status: int) -> None:
     db, _ = fresh_db(tmp_path)
     server = start_server(db, env={"CTEL_METRICS": mode})
     try:
         answer = httpx.get(server.url + "/metrics")
-        assert answer.status_code == status, answer.text  # off: no route (400/7000)
+        assert answer.status_code == status, answer.text  # off: no route (404/7000)
     finally:
         stop_server(server)

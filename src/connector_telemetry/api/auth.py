@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from connector_telemetry import clock
 from connector_telemetry.api.request import Headers
 from connector_telemetry.api.route import Route
 from connector_telemetry.errors import Forbidden, InvalidHeaders, MissingCredentials
@@ -89,7 +90,7 @@ class Authenticator:
         hit = self._cache.get(key)
         if hit is not None and now - hit[1] < self.cache_seconds:
             principal = hit[0]
-            if principal.expires_at is None or principal.expires_at > time.time():
+            if principal.expires_at is None or principal.expires_at > clock.now():
                 return principal
         principal = verify()
         self._cache[key] = (principal, now)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import time
 from bisect import bisect_left
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from connector_telemetry import __version__
@@ -120,6 +121,13 @@ class Metrics:
             multiprocess_mode="livesum",
         )
         self._store: Store | None = None
+        self.streams = Gauge(
+            "ctel_streams_open",
+            "Live streams (server-sent events) open, all workers.",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self._open_streams: Callable[[], int] | None = None
         info = Gauge(
             "ctel_build_info",
             "Always 1; the version of connector-telemetry serving.",
@@ -135,9 +143,11 @@ class Metrics:
         self._times: dict[str, list[float]] = {}  # route -> [per-bucket counts..., sum]
         self._reads = [0.0] * (len(BUCKETS) + 2)
 
-    def watch(self, store: Store) -> None:
-        """Time ``store``'s write steps, and report its pool at each flush."""
+    def watch(self, store: Store, open_streams: Callable[[], int] | None = None) -> None:
+        """Time ``store``'s write steps; at each flush, report its pool and the number of
+        open streams (``open_streams()``)."""
         self._store = store
+        self._open_streams = open_streams
         steps = self.steps
         store.observe = lambda step, seconds: steps[step].observe(seconds)
 
@@ -169,6 +179,8 @@ class Metrics:
             _observe_many(self.duration.labels(route), values)
         if reads[-1]:
             _observe_many(self.reads, reads)
+        if self._open_streams is not None:
+            self.streams.set(self._open_streams())
         state = self._store.pool_state() if self._store is not None else None
         if state is not None:
             opened, idle, most = state

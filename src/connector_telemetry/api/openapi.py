@@ -3,7 +3,9 @@ declarations (api/route.py): a route cannot exist without being described, and t
 document refuses to build when one lacks its result, its body or a schema it names.
 Every limit in it is the one its parameter, body or field enforces (query ``limit``
 maxima, ``max_batch_events``, the connector's field limits). Public, as Cloudflare's is.
-Routes at the server's root (health checks) are outside the API and not described.
+Routes at the server's root (health checks) are outside the API and not described, but
+for test mode's (``/_ctel/...``, issue 11): described when, and only when, the server runs
+in test mode, tagged ``test-mode`` and marked ``x-ctel-test-only: true``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import orjson
 
 from connector_telemetry import __version__
 from connector_telemetry.api.request import Request
-from connector_telemetry.api.route import PATH_PARAMS, Raw, Route, Schema
+from connector_telemetry.api.route import PATH_PARAMS, Raw, Route, Schema, Stream
 from connector_telemetry.api.schemas import ERROR_ITEM, SCHEMAS
 
 _ERRORS = {
@@ -25,6 +27,7 @@ _ERRORS = {
     "404": "Connector, event or snapshot not found",
     "405": "Method not allowed",
     "409": "Conflicting content (x-should-retry: false)",
+    "410": "Resume token older than the items still kept (retention): code 1410",
     "413": "Body too large",
     "415": "Unsupported Content-Type",
 }
@@ -34,6 +37,13 @@ _ERRORS_BY_ACCESS = {
     "read": ("400", "403", "404"),
     "write": ("400", "403", "404", "409", "413", "415"),
 }
+#: Where test mode's API lives (api/testmode.py), and how the document marks it.
+TEST_ROOT = "/_ctel/"
+TEST_TAG = "test-mode"
+_TEST_TAG_TEXT = (
+    "Test only: served by `ctel serve --test-mode` alone (reset, accounts, faults, rate "
+    "limit, request journal, clock), at the server's root, without credentials."
+)
 _ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
 
 
@@ -70,7 +80,7 @@ def _check(route: Route) -> None:
 def _answer(route: Route) -> Schema:
     """The 200 answer's body: the envelope around the result, or the raw result."""
     assert route.result is not None
-    if isinstance(route.answer, Raw):
+    if isinstance(route.answer, Raw | Stream):
         return route.result
     return {
         "type": "object",
@@ -130,9 +140,20 @@ def _operation(route: Route) -> dict[str, Any]:
 def document(routes: list[Route], prefix: str) -> bytes:
     """The document of the routes under the API prefix; raises ``UndescribedRoute``."""
     paths: dict[str, dict[str, Any]] = {}
+    tags = []
     for route in routes:
         if route.mount == "api":
             paths.setdefault(route.template, {})[route.method.lower()] = _operation(route)
+        elif route.template.startswith(TEST_ROOT):
+            # Test mode's API (issue 11): at the server's root, present only when the server
+            # runs in test mode, marked test-only.
+            path = paths.setdefault(route.template, {"servers": [{"url": "/"}]})
+            path[route.method.lower()] = {
+                **_operation(route),
+                "tags": [TEST_TAG],
+                "x-ctel-test-only": True,
+            }
+            tags = [{"name": TEST_TAG, "description": _TEST_TAG_TEXT}]
         else:
             _check(route)
     return orjson.dumps(
@@ -153,6 +174,7 @@ def document(routes: list[Route], prefix: str) -> bytes:
                 "schemas": SCHEMAS,
             },
             "paths": paths,
+            **({"tags": tags} if tags else {}),
         }
     )
 

@@ -27,9 +27,9 @@ A ``Route`` says:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from connector_telemetry.api import envelope
 from connector_telemetry.errors import InvalidQuery
@@ -44,7 +44,8 @@ Handler = Callable[["Request"], Any]
 Access = Literal["public", "read", "write", "self"]
 Mount = Literal["api", "root"]
 Headers = list[tuple[str, str]]
-Response = tuple[int, Headers, bytes]
+#: ``(status, headers, body)``: bytes, or a ``Streamed`` body (only from a ``Stream`` route).
+Response = tuple[int, Headers, "bytes | Streamed"]
 BODY_METHODS = frozenset(("POST", "PUT", "PATCH"))
 #: The longest connector id a path may carry (ours are 32 hex characters).
 CONNECTOR_ID_MAX = 128
@@ -79,6 +80,10 @@ def _connector_id(raw: str) -> str | None:
     return raw if len(raw) <= CONNECTOR_ID_MAX else None
 
 
+def _fault_id(raw: str) -> int | None:
+    return int(raw) if raw.isdigit() and len(raw) <= 18 else None
+
+
 def _event_id(raw: str) -> list[tuple[float, float]] | None:
     return event_key_candidates(raw) or None
 
@@ -99,6 +104,8 @@ PATH_PARAMS: dict[str, PathParam] = {
     ),
     "event_id": PathParam("event_t.event_n", _event_id, {"event_t": _NUMBER, "event_n": _NUMBER}),
     "snapshot_t": PathParam("snapshot_t", parse_decimal, {"snapshot_t": _NUMBER}),
+    # A test-mode fault rule (issue 11: DELETE /_ctel/faults/{fault_id}).
+    "fault_id": PathParam("fault_id", _fault_id, {"fault_id": {"type": "integer", "minimum": 1}}),
     # A file below a root route (the dashboard's assets): looked up, never opened by name.
     "file": PathParam("file", lambda raw: raw, {"file": {"type": "string"}}, spans=True),
 }
@@ -221,7 +228,29 @@ class Prepared:
         return lambda result: (result[0], [*result[1], *extra], result[2])
 
 
-Answer = Envelope | Raw | Prepared
+class Streamed(Protocol):
+    """A streaming answer's body (``Stream``): its chunks as they come, and ``close`` (the
+    client went away, or the server is stopping). The dispatcher sets ``backlog``: how
+    many bytes sent are still queued in the kernel for the client (None: unknown)."""
+
+    backlog: Callable[[], int | None]
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Stream:
+    """The handler returns a ``Streamed`` body, sent chunk by chunk as it yields them
+    (server-sent events): RSGI ``response_stream``, ASGI ``more_body``."""
+
+    content_type: str = "text/event-stream"
+
+    def responder(self, headers: Headers) -> Callable[[Any], Response]:
+        return lambda result: (200, headers, result)
+
+
+Answer = Envelope | Raw | Prepared | Stream
 ENVELOPE = Envelope()
 
 

@@ -272,6 +272,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         help="purge telemetry recorded more than N days ago (default: keep all)",
     )
+    serve.add_argument(
+        "--test-mode",
+        action="store_true",
+        default=None,
+        help="serve the test API under /_ctel/ (reset, faults, rate limit, journal, clock); "
+        "for test suites only, on a database created in test mode",
+    )
     serve.set_defaults(func=cmd_serve)
 
     accounts = sub.add_parser("accounts", help="manage accounts").add_subparsers(

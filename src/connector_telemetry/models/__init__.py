@@ -13,6 +13,8 @@ from connector_telemetry.models.connector import DAYS, DEVICE_TYPES, Connector
 from connector_telemetry.models.fleet import FAILURE_KINDS, FleetActivity, FleetRow
 from connector_telemetry.models.telemetry import (
     EventMeta,
+    FeedFilter,
+    FeedItem,
     IngestResult,
     Interrupt,
     NewEvent,
@@ -29,6 +31,8 @@ __all__ = [
     "PERMISSION_NAMES",
     "Connector",
     "EventMeta",
+    "FeedFilter",
+    "FeedItem",
     "FleetActivity",
     "FleetRow",
     "IngestResult",

@@ -25,10 +25,19 @@ from connector_telemetry.server.startup import (
     run_worker,
     stop_starting_workers_on_sigterm,
 )
-from connector_telemetry.service import credentials
+from connector_telemetry.service import credentials, testmode
 from connector_telemetry.settings import Settings
 from connector_telemetry.store import describe, open_store
 from connector_telemetry.store.base import Store
+
+TEST_MODE_WARNING = """\
+ctel: ************************************************************************
+ctel: * WARNING: TEST MODE (--test-mode). Anyone who can reach this server may,  *
+ctel: * without credentials, under /_ctel/: delete every connector and all its   *
+ctel: * telemetry (reset), create accounts and tokens, inject faults, read the   *
+ctel: * request journal and move the clock. For test suites only: never serve    *
+ctel: * real data with it.                                                       *
+ctel: ************************************************************************"""
 
 
 @contextlib.contextmanager
@@ -125,11 +134,16 @@ def serve(settings: Settings, demo: bool = False) -> int:
     raise_open_files_limit()
     store = open_store(settings)
     try:
+        created = store.schema_version() == 0
         store.migrate()
         store.check_writable()
+        if settings.test_mode:
+            testmode.refuse_unmarked(store, created, describe(settings.db))
         bootstrap(settings, store, demo)
     finally:
         store.close()
+    if settings.test_mode:
+        print(TEST_MODE_WARNING, file=sys.stderr, flush=True)
     print(
         f"ctel: serving {describe(settings.db)} on http://{settings.host}:{settings.port}"
         f"{settings.prefix} with {settings.worker_count} worker(s); "

@@ -16,6 +16,7 @@ def purge(store: Store, retention_days: float, *, pause: float = 0.01) -> int:
     """Purge everything recorded (``t``) before now minus ``retention_days``."""
     if retention_days <= 0:
         raise ValueError("retention days must be positive")
+    clock.set_offset(store.test_clock())  # a test database's clock (0 for any other)
     cutoff = clock.now() - retention_days * 86400
     total = 0
     while gone := store.purge_telemetry(cutoff, BATCH):

@@ -6,14 +6,16 @@ says so; they never build HTTP answers.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from contextvars import ContextVar
-from typing import Protocol
+from typing import Any, Protocol
 
 from connector_telemetry.errors import ApiError
 from connector_telemetry.models import (
     Connector,
     EventMeta,
+    FeedFilter,
+    FeedItem,
     FleetActivity,
     FleetRow,
     IngestResult,
@@ -148,6 +150,24 @@ class Store(Protocol):
     def latest_snapshots(self, account_id: str, connector_id: str, limit: int) -> list[bytes]: ...
     def get_snapshot(self, account_id: str, connector_id: str, t: float) -> bytes | None: ...
 
+    # the feed: every new event and snapshot in arrival (commit) order per account, for
+    # the live streams (issue 10; store/feed.py)
+    #: Whether anything may have been committed since the last call (cheap; may say True).
+    def feed_changed(self) -> bool: ...
+    def feed_heads(self, account_ids: Collection[str]) -> dict[str, int]: ...
+    def feed_head(self, account_id: str) -> int: ...
+    #: The oldest seq still kept (None: none).
+    def feed_floor(self, account_id: str) -> int | None: ...
+    #: The position before the first item that arrived at or after ``a`` (else the head).
+    def feed_since(self, account_id: str, a: float) -> int: ...
+    #: Items after ``after`` up to ``upto`` selected by ``which`` (at most ``limit`` rows
+    #: examined), and the position reached.
+    def read_feed(
+        self, account_id: str, after: int, upto: int, which: FeedFilter, limit: int
+    ) -> tuple[list[FeedItem], int]: ...
+    #: The connector's key (``NotFound`` otherwise).
+    def connector_pk(self, account_id: str, connector_id: str) -> int: ...
+
     # interrupts
     def create_interrupt(
         self, account_id: str, connector_id: str, action: str, purge: bool, submitted_at: str
@@ -191,6 +211,45 @@ class Store(Protocol):
     def import_snapshots(
         self, account_id: str, connector_id: str, rows: list[tuple[float, float, bytes]]
     ) -> int: ...
+
+    # test mode (issue 11; service/testmode.py): never called unless the server runs with
+    # ``--test-mode`` (the purger reads ``test_clock`` once per run)
+    #: When the database was created by a test-mode server (RFC 3339), else None.
+    def test_marker(self) -> str | None: ...
+    def mark_test_mode(self, created_at: str) -> None: ...
+    #: ``(clock_offset, rate_requests, rate_period, active_faults)``, read afresh (what
+    #: another worker committed a moment ago included).
+    def test_state(self) -> tuple[float, int | None, float | None, int]: ...
+    #: The clock offset of a test database, 0.0 for any other.
+    def test_clock(self) -> float: ...
+    def set_clock_offset(self, offset: float) -> None: ...
+    #: Sets (or, with None, switches off) the rate limit; the counts start again.
+    def set_rate_limit(self, requests: int | None, period: float | None) -> None: ...
+    #: This request of ``credential`` counted in window ``window``; the count so far.
+    def rate_hit(self, credential: str, window: int) -> int: ...
+    def add_fault(
+        self,
+        route: str,
+        method: str | None,
+        status: int | None,
+        delay_ms: int | None,
+        close: bool,
+        count: int | None,
+    ) -> int: ...
+    #: ``(id, route, method, status, delay_ms, close, count, remaining)`` oldest first.
+    def list_faults(self) -> list[tuple[Any, ...]]: ...
+    def delete_fault(self, fault_id: int) -> bool: ...
+    def clear_faults(self) -> int: ...
+    #: The oldest rule matching this request, its remaining count taken down by one in the
+    #: same statement: ``(status, delay_ms, close)``, or None.
+    def take_fault(self, route: str, method: str) -> tuple[Any, ...] | None: ...
+    def add_journal(self, row: tuple[Any, ...]) -> None: ...
+    #: The journal's rows (the columns of ``add_journal``) matching every filter given.
+    def list_journal(self, filters: dict[str, Any]) -> list[tuple[Any, ...]]: ...
+    def clear_journal(self) -> int: ...
+    #: Every connector, event, snapshot and interrupt removed, the test state cleared, in
+    #: one write transaction; how many of each went.
+    def reset_test_data(self) -> dict[str, int]: ...
 
 
 __all__ = ["Permission", "SchemaTooNew", "Store", "ignore_step"]

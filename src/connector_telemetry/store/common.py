@@ -14,6 +14,7 @@ from connector_telemetry.clock import rfc3339
 from connector_telemetry.errors import ApiError, Conflict, NotFound, Unavailable
 from connector_telemetry.models import Connector, EventMeta, Interrupt, Token, User
 from connector_telemetry.store.base import SchemaTooNew, ignore_step
+from connector_telemetry.store.feed import Feed
 from connector_telemetry.store.fleet import FleetSummary
 from connector_telemetry.store.rows import (
     ConnectorPks,
@@ -25,7 +26,7 @@ from connector_telemetry.store.rows import (
 from connector_telemetry.store.sql import SQL, Connection, Cursor, Dialect, migrations
 
 
-class SQLStore(FleetSummary):
+class SQLStore(FleetSummary, Feed):
     dialect: ClassVar[Dialect]
     sql: ClassVar[SQL]
     #: The newest schema version this code knows (the dialect's last migration).
@@ -44,6 +45,7 @@ class SQLStore(FleetSummary):
         if "dialect" in cls.__dict__:
             cls.sql = SQL().adapted(cls.dialect)
             cls.known_schema_version = migrations(cls.dialect.name)[-1][0]
+            cls._feed_queries = {}
 
     # -- what each store provides -------------------------------------------------
 
@@ -399,6 +401,9 @@ class SQLStore(FleetSummary):
                 break
             with self._write() as conn:
                 gone += conn.execute(query, (before_t, before_t, batch - gone)).rowcount
+        if gone < batch:  # the streams' feed, by arrival time (store/feed.py)
+            with self._write() as conn:
+                gone += self._purge_feed(conn, before_t, batch - gone)
         return gone
 
     def export_events(
@@ -430,3 +435,106 @@ class SQLStore(FleetSummary):
         self, account_id: str, connector_id: str, rows: list[tuple[float, float, bytes]]
     ) -> int:
         return self._import(account_id, connector_id, "snapshots", rows)
+
+    # -- test mode (issue 11) ---------------------------------------------------------------
+
+    def _read_fresh(self, query: str, args: Any = ()) -> Cursor:
+        """A read that sees every commit made before it (not a held read transaction's
+        snapshot): ``_read`` where reads are not held."""
+        return self._read(query, args)
+
+    def test_marker(self) -> str | None:
+        row = self._read_fresh(self.sql.test_marker).fetchone()
+        return None if row is None else str(row[0])
+
+    def mark_test_mode(self, created_at: str) -> None:
+        with self._write() as conn:
+            conn.execute(self.sql.set_test_marker, (created_at,))
+
+    def test_state(self) -> tuple[float, int | None, float | None, int]:
+        row = self._read_fresh(self.sql.test_state).fetchone()
+        return float(row[0]), row[1], row[2], int(row[3])
+
+    def test_clock(self) -> float:
+        if self.test_marker() is None:
+            return 0.0
+        return self.test_state()[0]
+
+    def set_clock_offset(self, offset: float) -> None:
+        with self._write() as conn:
+            conn.execute(self.sql.set_clock_offset, (offset,))
+
+    def set_rate_limit(self, requests: int | None, period: float | None) -> None:
+        with self._write() as conn:
+            conn.execute(self.sql.set_rate_limit, (requests, period))
+            conn.execute(self.sql.clear_rate_hits)
+
+    def rate_hit(self, credential: str, window: int) -> int:
+        with self._write() as conn:
+            return int(conn.execute(self.sql.rate_hit, (credential, window)).fetchone()[0])
+
+    def add_fault(
+        self,
+        route: str,
+        method: str | None,
+        status: int | None,
+        delay_ms: int | None,
+        close: bool,
+        count: int | None,
+    ) -> int:
+        with self._write() as conn:
+            row = (route, method, status, delay_ms, close, count, count)
+            return int(conn.execute(self.sql.add_fault, row).fetchone()[0])
+
+    def list_faults(self) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in self._read_fresh(self.sql.list_faults).fetchall()]
+
+    def delete_fault(self, fault_id: int) -> bool:
+        with self._write() as conn:
+            return bool(conn.execute(self.sql.delete_fault, (fault_id,)).rowcount == 1)
+
+    def clear_faults(self) -> int:
+        with self._write() as conn:
+            return int(conn.execute(self.sql.clear_faults).rowcount)
+
+    def take_fault(self, route: str, method: str) -> tuple[Any, ...] | None:
+        with self._write() as conn:
+            row = conn.execute(self.sql.take_fault, (route, method)).fetchone()
+        return None if row is None else tuple(row)
+
+    def add_journal(self, row: tuple[Any, ...]) -> None:
+        with self._write() as conn:
+            conn.execute(self.sql.add_journal, row)
+
+    def list_journal(self, filters: dict[str, Any]) -> list[tuple[Any, ...]]:
+        where, args = [], []
+        for column, value in filters.items():
+            if value is None:
+                continue
+            where.append("time >= ?" if column == "since" else f"{column} = ?")
+            args.append(value)
+        query = self.sql.list_journal
+        if where:
+            query += " WHERE " + " AND ".join(where)
+        query = self.dialect.adapt(query + " ORDER BY id")
+        return [tuple(row) for row in self._read_fresh(query, tuple(args)).fetchall()]
+
+    def clear_journal(self) -> int:
+        with self._write() as conn:
+            return int(conn.execute(self.sql.clear_journal).rowcount)
+
+    def reset_test_data(self) -> dict[str, int]:
+        sql = self.sql
+        with self._write() as conn:
+            conn.execute(sql.lock_all_connectors).fetchall()
+            removed = {
+                "events": conn.execute(sql.reset_events).rowcount,
+                "snapshots": conn.execute(sql.reset_snapshots).rowcount,
+                "interrupts": conn.execute(sql.reset_interrupts).rowcount,
+                "connectors": conn.execute(sql.reset_connectors).rowcount,
+            }
+            for query in (sql.reset_feed, sql.clear_faults, sql.clear_journal, sql.clear_rate_hits):
+                conn.execute(query)
+            conn.execute(sql.reset_state)
+            self._bump_credentials(conn)  # license keys went with their connectors
+        return {name: int(count) for name, count in removed.items()}

@@ -228,12 +228,14 @@ class PostgresStore(SQLStore):
         def work(conn: Conn) -> IngestResult:
             cpk, last_seen_t = self._lock_connector(conn, account_id, connector_id)
             rows = ingest.number_and_dedupe(conn, cpk, events)
-            kinds = ingest.insert_events(conn, cpk, rows, collected_at, events)
-            duplicates = len(events) - len(kinds)
-            self._count_events(conn, cpk, kinds)
+            new = ingest.insert_events(conn, cpk, rows, collected_at, events)
+            duplicates = len(events) - len(new)
+            self._count_events(conn, cpk, (k for _, _, k, _ in new))
             self._heartbeat(conn, cpk, last_seen_t, newest, collected_at)
             if failing:
                 self._keep_failure(conn, cpk, rows, 0, 1, 2)
+            a = collected_at
+            self._feed(conn, account_id, cpk, "event", [(t, n, a, k) for t, n, k, _ in new])
             return IngestResult(accepted=len(events) - duplicates, duplicates=duplicates)
 
         return self._telemetry_write("events", (ev.t for ev in events), work)
@@ -252,13 +254,18 @@ class PostgresStore(SQLStore):
         def work(conn: Conn) -> IngestResult:
             cpk, last_seen_t = self._lock_connector(conn, account_id, connector_id)
             unique = dedupe_snapshots(snapshots)
-            duplicates = len(snapshots) - len(unique)
-            duplicates += ingest.insert_snapshots(conn, cpk, unique, collected_at)
+            new = ingest.insert_snapshots(conn, cpk, unique, collected_at)
+            duplicates = len(snapshots) - len(new)
             self._heartbeat(conn, cpk, last_seen_t, newest, collected_at)
             self._keep_health(conn, cpk, snapshots)
+            a = collected_at
+            self._feed(conn, account_id, cpk, "snapshot", [(s.t, 0.0, a, None) for s in new])
             return IngestResult(accepted=len(snapshots) - duplicates, duplicates=duplicates)
 
         return self._telemetry_write("snapshots", (snap.t for snap in snapshots), work)
+
+    def _insert_feed(self, conn: Any, rows: list[tuple[Any, ...]]) -> None:
+        ingest.insert_feed(conn, rows)
 
     # -- retention and import -------------------------------------------------
 

@@ -237,6 +237,79 @@ class SQL:
         "AND (failure_t IS NULL OR failure_t < ? OR (failure_t = ? AND failure_n < ?))"
     )
 
+    # -- the feed (issue 10's streams; the rules in store/feed.py)
+    bump_feed_head: str = (
+        "INSERT INTO feed_heads (account_id, seq) VALUES (?, ?) ON CONFLICT (account_id) "
+        "DO UPDATE SET seq = feed_heads.seq + excluded.seq RETURNING seq"
+    )
+    feed_heads: str = "SELECT account_id, seq FROM feed_heads"
+    feed_head: str = "SELECT seq FROM feed_heads WHERE account_id=?"
+    feed_floor: str = "SELECT min(seq) FROM feed WHERE account_id=?"
+    feed_since: str = "SELECT min(seq) FROM feed WHERE account_id=? AND a>=?"
+    purge_feed: str = (
+        "DELETE FROM feed WHERE (account_id, seq) IN (SELECT f.account_id, f.seq "
+        "FROM feed_heads h JOIN feed f ON f.account_id = h.account_id AND f.a < ? LIMIT ?)"
+    )
+
+    # -- test mode (issue 11; service/testmode.py). The marker, then the state every worker
+    # shares: read by test-mode servers only, never by one without ``--test-mode``.
+    test_marker: str = "SELECT value FROM meta WHERE name='test_mode'"
+    set_test_marker: str = "INSERT INTO meta VALUES ('test_mode', ?) ON CONFLICT (name) DO NOTHING"
+    test_state: str = (
+        "SELECT clock_offset, rate_requests, rate_period, "
+        "(SELECT count(*) FROM test_faults WHERE remaining IS NULL OR remaining > 0) "
+        "FROM test_state"
+    )
+    set_clock_offset: str = "UPDATE test_state SET clock_offset=?"
+    set_rate_limit: str = "UPDATE test_state SET rate_requests=?, rate_period=?"
+    clear_rate_hits: str = "DELETE FROM test_rate"
+    #: One more request of a credential in window ``win``: the count after it, exact
+    #: whatever the number of workers (one statement, in a write transaction).
+    rate_hit: str = (
+        "INSERT INTO test_rate VALUES (?, ?, 1) ON CONFLICT (credential) DO UPDATE SET "
+        "hits = CASE WHEN test_rate.win = excluded.win THEN test_rate.hits + 1 ELSE 1 END, "
+        "win = excluded.win RETURNING hits"
+    )
+    add_fault: str = (
+        "INSERT INTO test_faults (route, method, status, delay_ms, close, count, remaining) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id"
+    )
+    list_faults: str = (
+        "SELECT id, route, method, status, delay_ms, close, count, remaining FROM test_faults "
+        "ORDER BY id"
+    )
+    delete_fault: str = "DELETE FROM test_faults WHERE id=?"
+    clear_faults: str = "DELETE FROM test_faults"
+    #: The oldest rule matching (route, method) with requests left takes this request: its
+    #: count goes down by one in the same statement (NULL: every request, stays NULL).
+    take_fault: str = (
+        "UPDATE test_faults SET remaining = remaining - 1 WHERE id = ("
+        "SELECT id FROM test_faults WHERE (route=? OR route='*') "
+        "AND (method IS NULL OR method=?) AND (remaining IS NULL OR remaining > 0) "
+        "ORDER BY id LIMIT 1) AND (remaining IS NULL OR remaining > 0) "
+        "RETURNING status, delay_ms, close"
+    )
+    add_journal: str = (
+        "INSERT INTO test_journal (time, method, path, route, query, status, bytes_in, "
+        "bytes_out, credential_kind, credential_id, account_id) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+    list_journal: str = (
+        "SELECT time, method, path, route, query, status, bytes_in, bytes_out, "
+        "credential_kind, credential_id, account_id FROM test_journal"
+    )
+    clear_journal: str = "DELETE FROM test_journal"
+    #: Reset: every connector locked first (an ingest in flight finishes before, or finds
+    #: its connector gone after), then their telemetry, interrupts and themselves.
+    lock_all_connectors: str = "SELECT pk FROM connectors FOR UPDATE"
+    reset_events: str = "DELETE FROM events"
+    reset_snapshots: str = "DELETE FROM snapshots"
+    reset_interrupts: str = "DELETE FROM interrupts"
+    reset_connectors: str = "DELETE FROM connectors"
+    #: the streams' feed goes too (its heads stay: seqs keep growing, resume tokens stay valid)
+    reset_feed: str = "DELETE FROM feed"
+    reset_state: str = "UPDATE test_state SET clock_offset=0, rate_requests=NULL, rate_period=NULL"
+
     def adapted(self, dialect: Dialect) -> SQL:
         return replace(self, **{f.name: dialect.adapt(getattr(self, f.name)) for f in fields(self)})
 

@@ -32,7 +32,7 @@ from connector_telemetry.store.rows import (
     stored_snapshot_conflict,
     unnumbered_times,
 )
-from connector_telemetry.store.sql import Dialect
+from connector_telemetry.store.sql import Cursor, Dialect
 from connector_telemetry.store.sqlite_held import HeldReader
 from connector_telemetry.store.sqlite_turn import WriterTurn
 
@@ -42,6 +42,21 @@ _IMPORT = {
     "events": "INSERT OR IGNORE INTO events (cpk, t, n, a, k, doc) VALUES (?, ?, ?, ?, ?, ?)",
     "snapshots": "INSERT OR IGNORE INTO snapshots (cpk, t, a, doc) VALUES (?, ?, ?, ?)",
 }
+
+
+class _Rows:
+    """Rows already fetched, as a cursor's ``fetchone``/``fetchall`` give them."""
+
+    rowcount = -1
+
+    def __init__(self, rows: list[Any]):
+        self._rows = rows
+
+    def fetchone(self) -> Any:
+        return self._rows[0] if self._rows else None
+
+    def fetchall(self) -> list[Any]:
+        return self._rows
 
 
 def _run_script(conn: sqlite3.Connection, script: str) -> None:
@@ -78,10 +93,18 @@ class SQLiteStore(SQLStore):
             )
         return super().refusal(exc)
 
-    def __init__(self, path: str, *, busy_timeout_ms: int = 10_000, synchronous: str = "FULL"):
+    def __init__(
+        self,
+        path: str,
+        *,
+        busy_timeout_ms: int = 10_000,
+        synchronous: str = "FULL",
+        secure_delete: str | None = None,
+    ):
         self.path = self.name = path
         self._busy_ms = busy_timeout_ms
         self._synchronous = synchronous
+        self._secure_delete = secure_delete  # None: the SQLite build's default
         self._write_lock = threading.Lock()
         self._writer = self._connect()  # creates the file
         self._turn = WriterTurn(path, busy_timeout_ms / 1000)
@@ -91,12 +114,17 @@ class SQLiteStore(SQLStore):
         self._data_version = -1
         self._pks = ConnectorPks(self._connector_pk)
         self._credentials_version = 0
+        self._feed_version = -1
+        self._fresh: sqlite3.Connection | None = None  # test mode's reads (``_read_fresh``)
+        self._fresh_lock = threading.Lock()
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.execute(f"PRAGMA busy_timeout = {int(self._busy_ms)}")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+        if self._secure_delete is not None:
+            conn.execute(f"PRAGMA secure_delete = {self._secure_delete}")
         conn.execute("PRAGMA foreign_keys = ON")
         return conn
 
@@ -144,7 +172,19 @@ class SQLiteStore(SQLStore):
         if self._held is not None:
             self._held.end()
 
+    def _read_fresh(self, query: str, args: Any = ()) -> Cursor:
+        """On a connection of its own in autocommit mode, whichever thread asks, so that
+        what any process committed before is seen (the event loop's reads are held)."""
+        with self._fresh_lock:
+            if self._fresh is None:
+                self._fresh = self._connect_reader()
+            rows = self._fresh.execute(query, args).fetchall()
+        return _Rows(rows)
+
     def close(self) -> None:
+        if self._fresh is not None:
+            self._fresh.close()
+            self._fresh = None
         for conn in (self._reader, self._writer):
             if conn is not None:
                 conn.close()
@@ -221,16 +261,17 @@ class SQLiteStore(SQLStore):
             conn.execute("SAVEPOINT batch")
             try:
                 conn.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)", rows)
-                stored = rows
+                new = rows
             except sqlite3.IntegrityError:
                 conn.execute("ROLLBACK TO batch")
-                stored = self._insert_checking(conn, rows, events)
-                duplicates += len(rows) - len(stored)
+                new = self._insert_checking(conn, rows, events)
+                duplicates += len(rows) - len(new)
             conn.execute("RELEASE batch")
-            self._count_events(conn, cpk, (row[4] for row in stored))
+            self._count_events(conn, cpk, (row[4] for row in new))
             self._heartbeat(conn, cpk, last_seen_t, newest, collected_at)
             if failing:
                 self._keep_failure(conn, cpk, rows, 1, 2, 4)
+            self._feed(conn, account_id, cpk, "event", [(r[1], r[2], r[3], r[4]) for r in new])
             return IngestResult(accepted=len(events) - duplicates, duplicates=duplicates)
 
     def _ingest_lock(
@@ -260,8 +301,8 @@ class SQLiteStore(SQLStore):
     def _insert_checking(
         self, conn: sqlite3.Connection, rows: list[EventRow], events: list[NewEvent]
     ) -> list[EventRow]:
-        """The slow path, taken when part of a batch is already stored: the rows stored
-        now (the others were stored before, with the same content)."""
+        """The slow path, taken when part of a batch is already stored: the rows that
+        were new."""
         index_of = {(ev.t, ev.n): ev.index for ev in events if ev.n is not None}
         new = []
         for row in rows:
@@ -293,11 +334,14 @@ class SQLiteStore(SQLStore):
             conn.execute("SAVEPOINT batch")
             try:
                 conn.executemany("INSERT INTO snapshots VALUES (?, ?, ?, ?)", rows)
+                new = rows
             except sqlite3.IntegrityError:
                 conn.execute("ROLLBACK TO batch")
+                new = []
                 for row in rows:
                     cur = conn.execute("INSERT OR IGNORE INTO snapshots VALUES (?, ?, ?, ?)", row)
                     if cur.rowcount == 1:
+                        new.append(row)
                         continue
                     (stored,) = conn.execute(self.sql.get_snapshot, row[:2]).fetchone()
                     if not same_content(stored, row[3]):
@@ -306,7 +350,20 @@ class SQLiteStore(SQLStore):
             conn.execute("RELEASE batch")
             self._heartbeat(conn, cpk, last_seen_t, newest, collected_at)
             self._keep_health(conn, cpk, snapshots)
+            self._feed(conn, account_id, cpk, "snapshot", [(r[1], 0.0, r[2], None) for r in new])
             return IngestResult(accepted=len(snapshots) - duplicates, duplicates=duplicates)
+
+    def _insert_feed(self, conn: Any, rows: list[tuple[Any, ...]]) -> None:
+        conn.executemany("INSERT INTO feed VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def feed_changed(self) -> bool:
+        """``PRAGMA data_version`` moves on every commit by another connection (any
+        process's writer, this one's included): unchanged, nothing was committed."""
+        (version,) = self._read("PRAGMA data_version").fetchone()
+        if version == self._feed_version:
+            return False
+        self._feed_version = version
+        return True
 
     # -- import ----------------------------------------------------------------
 
@@ -317,7 +374,8 @@ class SQLiteStore(SQLStore):
             cpk, _ = self._lock_connector(conn, account_id, connector_id)
             before = conn.total_changes
             conn.executemany(_IMPORT[table], [(cpk, *row) for row in rows])
+            added = conn.total_changes - before  # counted before the summary's own changes
             if table == "events":  # (t, n, a, k, doc): the fleet summary's newest failure
                 self._keep_failure(conn, cpk, rows, 0, 1, 3)
                 conn.execute(self.sql.recount_events, (cpk,))
-            return conn.total_changes - before
+            return added
