@@ -30,6 +30,7 @@ PARTS = (
     "scale",
     "snapshots",
     "postgres",
+    "pg-purge",
     "dashboard",
     "backup",
     "metrics",
@@ -132,11 +133,17 @@ def bench_snapshots(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def bench_postgres(args: argparse.Namespace) -> dict[str, Any]:
-    """Get Event, ingest, scale and memory on a durable throwaway PostgreSQL cluster,
-    its fixtures built in each run (the cluster, in /tmp, goes when the run ends)."""
+    """Get Event, List Events (1000-item pages), Latest, ingest, scale and memory on a
+    durable throwaway PostgreSQL cluster, its fixtures built in each run (the cluster, in
+    /tmp, goes when the run ends); then, for each round trip of ``--pg-rtts`` above 0,
+    the same reads and ingest with ``bench/netdelay.py`` between ctel and PostgreSQL."""
+    from bench import multinode
+    from bench.netdelay import ProxyProcess, round_trip_ms
     from connector_telemetry.testing import TemporaryPostgres
 
     sizes = sorted(int(s) for s in args.pg_sizes.split(","))
+    rtts = [float(x) for x in args.pg_rtts.split(",")]
+    nodes = [int(x) for x in args.pg_nodes.split(",")]
     pg = TemporaryPostgres(durable=True, use_database_url=False)
     try:
         fleets = []
@@ -147,38 +154,89 @@ def bench_postgres(args: argparse.Namespace) -> dict[str, Any]:
                 f"  built {size:,} events on PostgreSQL in {time.perf_counter() - started:.0f} s",
                 flush=True,
             )
-        print("  get event vs nginx ...", flush=True)
-        get = measure.versus_nginx(fleets[-1], args.workers, args.seconds)
-        print(" ", get, flush=True)
-        print("  ingest vs bare psycopg ...", flush=True)
-        bare_db, table = pg.new_database("bench_bare"), TABLES["events"]
-        ingest = measure.ingest_rounds(
-            pg.new_database("bench_ingest"),
-            "events",
-            {
-                "": partial(bare_postgres, table, url=bare_db, copy=False),
-                "_copy": partial(bare_postgres, table, url=bare_db, copy=True),
-            },
-            args.workers,
-            args.clients,
-            args.batches,
-            1000,
-            args.rounds,
-        )
-        print(" ", ingest, flush=True)
-        print("  scale ...", flush=True)
-        scale = measure.scale(fleets, args.workers, args.requests)
+        out: dict[str, Any] = {"sizes": sizes, "network": {}}
+        for rtt in rtts:
+            if rtt <= 0:
+                out.update(_pg_reads_and_ingest(args, pg, fleets[-1], None))
+                print("  scale ...", flush=True)
+                out["scale"] = measure.scale(fleets, args.workers, args.requests)
+                print("  nodes behind nginx ...", flush=True)
+                out["nodes"] = multinode.run(fleets[-1], pg.data, nodes, args.seconds)
+                continue
+            print(f"  through bench/netdelay.py, {rtt} ms round trip ...", flush=True)
+            with ProxyProcess(("127.0.0.1", pg.port), rtt / 2) as proxy:
+                part = _pg_reads_and_ingest(args, pg, fleets[-1], proxy)
+                print("  nodes behind nginx ...", flush=True)
+                part["nodes"] = multinode.run(
+                    fleets[-1], pg.data, nodes, args.seconds, proxy.url(fleets[-1].db)
+                )
+                part["rtt_ms_set"] = rtt
+                part["select_1_ms_direct"] = round_trip_ms(fleets[-1].db)
+                part["select_1_ms_proxied"] = round_trip_ms(proxy.url(fleets[-1].db))
+            out["network"][str(rtt)] = part
+            print(" ", {k: v for k, v in part.items() if not isinstance(v, dict)}, flush=True)
     finally:
         pg.stop()
-    rss = [get["peak_rss_mb"], ingest["peak_rss_mb"]]
-    rss += [scale[str(size)]["peak_rss_mb"] for size in sizes]
-    return {
-        "get_event": get,
-        "ingest": ingest,
-        "scale": scale,
-        "peak_rss_mb": max((max(r) for r in rss if r), default=0.0),
-        "sizes": sizes,
-    }
+    parts = [out.get(k) for k in ("get_event", "list", "latest", "ingest")]
+    rss = [p["peak_rss_mb"] for p in parts if p]
+    rss += [out["scale"][str(size)]["peak_rss_mb"] for size in sizes if "scale" in out]
+    out["peak_rss_mb"] = max((max(r) for r in rss if r), default=0.0)
+    return out
+
+
+def _pg_reads_and_ingest(
+    args: argparse.Namespace, pg: Any, big: fixtures.Fleet, proxy: Any
+) -> dict[str, Any]:
+    """Get Event, List, Latest against nginx and ingest against bare psycopg, ctel (and
+    the bare baselines) talking to PostgreSQL directly (``proxy`` None: its Unix socket)
+    or through ``proxy``; with a proxy, its CPU seconds per request too."""
+    serve = None if proxy is None else proxy.url(big.db)
+    out: dict[str, Any] = {}
+    for key, page in (("get_event", None), ("list", "list"), ("latest", "latest")):
+        print(f"  {key} vs nginx ...", flush=True)
+        cpu = proxy.cpu_seconds() if proxy else 0.0
+        out[key] = measure.versus_nginx(big, args.workers, args.seconds, page=page, serve_db=serve)
+        if proxy is not None:
+            requests = out[key]["ctel_rps"] * (args.seconds + 2) * out[key]["rounds"]
+            spent = proxy.cpu_seconds() - cpu
+            out[key]["proxy_cpu_us_per_request"] = round(spent / requests * 1e6, 1)
+        print(" ", out[key], flush=True)
+    print("  ingest vs bare psycopg ...", flush=True)
+    bare_db, table = pg.new_database("bench_bare"), TABLES["events"]
+    target = pg.new_database("bench_ingest")
+    if proxy is not None:
+        bare_db, target = proxy.url(bare_db), proxy.url(target)
+    cpu = proxy.cpu_seconds() if proxy else 0.0
+    out["ingest"] = measure.ingest_rounds(
+        target,
+        "events",
+        {
+            "": partial(bare_postgres, table, url=bare_db, copy=False),
+            "_copy": partial(bare_postgres, table, url=bare_db, copy=True),
+        },
+        args.workers,
+        args.clients,
+        args.batches,
+        1000,
+        args.rounds,
+    )
+    if proxy is not None:  # ctel's batches and the two baselines' went through it
+        batches = 3 * out["ingest"]["batches"]
+        out["ingest"]["proxy_cpu_ms_per_1000_event_batch"] = round(
+            (proxy.cpu_seconds() - cpu) / batches * 1e3, 2
+        )
+    print(" ", out["ingest"], flush=True)
+    return out
+
+
+def bench_pg_purge(args: argparse.Namespace) -> dict[str, Any]:
+    """Purging a month of ``--purge-rows`` events: the partition dropped vs a batched
+    DELETE of as many rows (bench/pg_purge.py), on a durable throwaway cluster."""
+    from bench import pg_purge
+    from connector_telemetry.testing import TemporaryPostgres
+
+    with TemporaryPostgres(durable=True, use_database_url=False) as pg:
+        return pg_purge.run(pg.new_database("bench_purge"), args.purge_rows)
 
 
 def bench_dashboard(args: argparse.Namespace) -> dict[str, Any]:
@@ -280,6 +338,18 @@ def main() -> int:
         help="PostgreSQL: event counts built for scale; the largest serves Get Event",
     )
     parser.add_argument(
+        "--pg-rtts",
+        default="0,0.5",
+        help="PostgreSQL: round trips (ms) between ctel and PostgreSQL; 0 is direct, "
+        "others go through bench/netdelay.py with half of it each way",
+    )
+    parser.add_argument(
+        "--pg-nodes", default="1,2,3", help="PostgreSQL: node counts behind nginx (1 worker each)"
+    )
+    parser.add_argument(
+        "--purge-rows", type=int, default=10_000_000, help="pg-purge: events in the month purged"
+    )
+    parser.add_argument(
         "--browser-rounds", type=int, default=5, help="dashboard: page loads per figure"
     )
     parser.add_argument(
@@ -305,6 +375,7 @@ def main() -> int:
         "scale": ("scale", "scale", bench_scale),
         "snapshots": ("snapshots", "snapshots", bench_snapshots),
         "postgres": ("postgres", "postgresql", bench_postgres),
+        "pg-purge": ("pg_purge", "postgresql: purging a month", bench_pg_purge),
         "dashboard": ("dashboard", "dashboard in chromium", bench_dashboard),
         "backup": ("backup", "ctel backup vs a plain copy", bench_backup),
         "metrics": ("metrics", "get event and ingest, metrics on vs off", bench_metrics),

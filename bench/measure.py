@@ -29,6 +29,7 @@ from connector_telemetry.service.cursors import encode_cursor, fingerprint
 from connector_telemetry.store import is_postgres
 
 SCRIPT = Path(__file__).parent / "random_key.lua"
+PAGES = Path(__file__).parent / "pages.lua"
 
 #: a baseline's items/s for one round's batches
 Baseline = Callable[[fixtures.Batches], float]
@@ -57,23 +58,48 @@ def _get(port: int, path: str, token: str) -> bytes:
     return body
 
 
-def versus_nginx(f: fixtures.Fleet, workers: int, seconds: int, rounds: int = 3) -> dict[str, Any]:
+def _probe(f: fixtures.Fleet, page: str | None) -> str:
+    """The path whose answer nginx serves: one stored item, a 1000-item page, or Latest."""
+    if page == "latest":
+        return f.base(f.connector_ids[0]) + "/latest"
+    if page == "list":
+        span = int(f.wrk_env()["CTEL_SPAN"])
+        start = fixtures.T0 + span // 2
+        return f"{f.base(f.connector_ids[0])}?from={start}&to={fixtures.T0 + span}&limit=1000"
+    return f.probe()
+
+
+def versus_nginx(
+    f: fixtures.Fleet,
+    workers: int,
+    seconds: int,
+    rounds: int = 3,
+    page: str | None = None,
+    serve_db: str | None = None,
+) -> dict[str, Any]:
     """``ctel serve --workers N`` on ``f``, wrk -t1 -c64 asking for random stored items,
     against nginx serving one stored item's response bytes with the same worker count,
     script and settings. Both run side by side (the idle one takes no CPU) and wrk
     alternates between them, ``rounds`` times (2 s warm-up, then ``seconds``, each), so
-    the machine's noise falls on both alike; the figures are medians over the rounds."""
-    env = f.wrk_env()
+    the machine's noise falls on both alike; the figures are medians over the rounds.
+
+    ``page``: List Events pages ("list": 1000 items from a random stored t) or Latest
+    Events ("latest") instead of Get Event (``pages.lua``), nginx serving one such page.
+    Pages are asked by 8 connections (``-c8``), not 64 (a 1000-item page takes a few ms).
+    ``serve_db``: what ctel serves ``f`` through (another URL of its database: a proxy)."""
+    env, script, connections = f.wrk_env(), SCRIPT, 64
+    if page is not None:  # pages take longer: fewer connections, none timed out
+        env, script, connections = {**env, "CTEL_PAGE": page}, PAGES, 8
     warm(f.db)
     ours: list[WrkResult] = []
     theirs: list[WrkResult] = []
-    with Ctel(f.db, workers) as server:
-        body = _get(server.port, f.probe(), f.token)
+    with Ctel(serve_db or f.db, workers) as server:
+        body = _get(server.port, _probe(f, page), f.token)
         with Nginx(body, workers) as nginx:
             for _ in range(rounds):
                 for url, results in ((server.url, ours), (nginx.url, theirs)):
-                    wrk(url, SCRIPT, env, 2)  # warm-up
-                    results.append(wrk(url, SCRIPT, env, seconds))
+                    wrk(url, script, env, 2, connections)  # warm-up
+                    results.append(wrk(url, script, env, seconds, connections))
         rss, master = server.peak_rss(), server.master_rss()
         serve_command = " ".join(server.command())
     if any(r.non_2xx for r in theirs):

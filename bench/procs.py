@@ -203,7 +203,8 @@ def _ms(text: str) -> float:
 def wrk(
     url: str, script: Path, env: dict[str, str], seconds: int, connections: int = 64
 ) -> WrkResult:
-    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url]
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "--latency"]
+    cmd += ["-s", str(script), url]
     out = subprocess.run(
         cmd, capture_output=True, text=True, env={**os.environ, **env}, check=True
     ).stdout

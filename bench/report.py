@@ -40,8 +40,9 @@ def machine() -> dict[str, Any]:
 
 
 def _versus_nginx(what: str, g: dict[str, Any], targets: tuple[str, str]) -> list[str]:
+    connections = "-c8" if " -c8 " in g.get("command", "") else "-c64"
     return [
-        f"| {what} req/s ({g['workers']} workers, wrk -t1 -c64, median of "
+        f"| {what} req/s ({g['workers']} workers, wrk -t1 {connections}, median of "
         f"{g.get('rounds', 1)} alternating rounds) | {g['ctel_rps']:,.0f} | "
         f"nginx {g['nginx_rps']:,.0f} | {g['rps_ratio']} | {targets[0]} |",
         f"| {what} p50 ms | {g['ctel_p50_ms']} | nginx {g['nginx_p50_ms']} | "
@@ -122,6 +123,71 @@ def _dashboard(d: dict[str, Any]) -> list[str]:
     ]
 
 
+def _pg_reads(prefix: str, part: dict[str, Any], targets: dict[str, str]) -> list[str]:
+    """Get Event, List (1000-item pages) and Latest of one PostgreSQL setting."""
+    lines: list[str] = []
+    names = {"get_event": "Get Event", "list": "List Events (1000-item pages)", "latest": "Latest"}
+    for key, name in names.items():
+        if key in part:
+            got = part[key]
+            lines += _versus_nginx(
+                f"{prefix}{name} ({got['stored']:,} stored)",
+                got,
+                (targets.get(key, "none"), "<= 3" if key == "get_event" else "none"),
+            )
+            if "proxy_cpu_us_per_request" in got:
+                lines.append(
+                    f"| {prefix}{name}: the proxy's own CPU, us per request | "
+                    f"{got['proxy_cpu_us_per_request']} | | | |"
+                )
+    return lines
+
+
+def _postgres(pg: dict[str, Any]) -> list[str]:
+    lines = _pg_reads("PostgreSQL: ", pg, {"get_event": ">= 0.30"})
+    if "ingest" in pg:
+        lines += _ingest("PostgreSQL: ingest", "event", pg["ingest"], PG_BASELINES)
+    if "scale" in pg:
+        lines += _scale("PostgreSQL: ", pg["scale"], ("none", "none"))
+    for rtt, part in pg.get("network", {}).items():
+        prefix = f"PostgreSQL {rtt} ms round trip (proxy): "
+        lines.append(
+            f"| {prefix}`SELECT 1` ms, through the proxy | {part['select_1_ms_proxied']} | "
+            f"direct {part['select_1_ms_direct']} | | |"
+        )
+        lines += _pg_reads(prefix, part, {"get_event": ">= 0.25"})
+        lines += _ingest(prefix + "ingest", "event", part["ingest"], PG_BASELINES)
+        if "proxy_cpu_ms_per_1000_event_batch" in part["ingest"]:
+            lines.append(
+                f"| {prefix}ingest: the proxy's own CPU, ms per 1000-event batch | "
+                f"{part['ingest']['proxy_cpu_ms_per_1000_event_batch']} | | | |"
+            )
+    for prefix, part in [
+        ("PostgreSQL: ", pg),
+        *(
+            (f"PostgreSQL {rtt} ms round trip (proxy): ", p)
+            for rtt, p in pg.get("network", {}).items()
+        ),
+    ]:
+        nodes = part.get("nodes") or {}
+        one = nodes.get("1")
+        for count, got in nodes.items():
+            if count.isdigit() and one:
+                lines.append(
+                    f"| {prefix}Get Event req/s, {count} node(s) (1 worker each) behind nginx "
+                    f"(CPU us/request: nodes {got['node_cpu_us_per_request']}, PostgreSQL "
+                    f"{got['postgres_cpu_us_per_request']}, "
+                    f"nginx {got['nginx_cpu_us_per_request']};"
+                    f" p99 {got['p99_ms']} ms) | {got['rps']:,} | 1 node {one['rps']:,} | "
+                    f"{round(got['rps'] / one['rps'], 2)} | none |"
+                )
+    lines.append(
+        f"| PostgreSQL: peak RSS per worker (MB, all PostgreSQL parts) | "
+        f"{pg['peak_rss_mb']} | | | none |"
+    )
+    return lines
+
+
 def markdown(report: dict[str, Any]) -> str:
     g, i, s = report.get("get_event"), report.get("ingest"), report.get("scale")
     snap, pg = report.get("snapshots"), report.get("postgres")
@@ -165,16 +231,14 @@ def markdown(report: dict[str, Any]) -> str:
             ("(0.40)", "(2)"),
         )
     if pg:
-        lines += _versus_nginx(
-            f"PostgreSQL: Get Event ({pg['get_event']['stored']:,} stored)",
-            pg["get_event"],
-            ("none", "none"),
-        )
-        lines += _ingest("PostgreSQL: ingest", "event", pg["ingest"], PG_BASELINES)
-        lines += _scale("PostgreSQL: ", pg["scale"], ("none", "none"))
+        lines += _postgres(pg)
+    purge = report.get("pg_purge")
+    if purge:
         lines.append(
-            f"| PostgreSQL: peak RSS per worker (MB, all PostgreSQL parts) | "
-            f"{pg['peak_rss_mb']} | | | none |"
+            f"| PostgreSQL: purging a month of {purge['events_per_month']:,} events, s "
+            f"(partition dropped) | {purge['drop_partition_s']} | batched DELETE "
+            f"{purge['batched_delete_s']} (+ VACUUM {purge['vacuum_after_delete_s']}) | "
+            f"{purge['ratio_delete_vs_drop']}x faster | none |"
         )
     mc = report.get("metrics")
     if mc:
@@ -202,8 +266,8 @@ def markdown(report: dict[str, Any]) -> str:
         ("Ingest", i),
         ("Snapshot ingest", snap and snap["ingest"]),
         ("Get Snapshot", snap and snap["get"]),
-        ("PostgreSQL Get Event", pg and pg["get_event"]),
-        ("PostgreSQL ingest", pg and pg["ingest"]),
+        ("PostgreSQL Get Event", pg and pg.get("get_event")),
+        ("PostgreSQL ingest", pg and pg.get("ingest")),
     ):
         if part:
             lines.append(f"- {name}: `{part['serve_command']}`")

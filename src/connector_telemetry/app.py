@@ -4,9 +4,11 @@ Cloudflare's envelope (``App._fail``).
 
 The dispatcher serves each route as it declares itself (api/route.py): it authenticates
 and authorizes by the route's access, parses its declared query, reads its body, runs it
-inline (a read: a plain function, no coroutine) or on the writer thread (``writes``),
-and renders its answer. Every answer leaves through ``prepare`` or ``finish``: the place
-for a per-request hook (metrics, request ids, a request journal, fault injection).
+inline (a read: a plain function, no coroutine; with a store that keeps several reads
+in flight, PostgreSQL, on one of its read threads: ``Context.read``) or on the writer
+thread (``writes``), and renders its answer. Every answer leaves through ``prepare`` or
+``finish``: the place for a per-request hook (metrics, request ids, a request journal,
+fault injection).
 
 The app is a plain object with ``handle()``; ``__rsgi__`` (granian, production)
 and ``__call__`` (ASGI: tests, uvicorn, anything else) are thin adapters.
@@ -103,6 +105,8 @@ class App:
         self.requests = RequestLog(settings.log_format)
         #: Whether answers are followed up (request log lines, metrics).
         self.tracing = self.requests.enabled or self.metrics is not None
+        #: Whether authenticated reads go to the store's read threads (``Context.read``).
+        self._threaded = self.ctx.reads is not None
 
     def _test_route_names(self) -> frozenset[str]:
         assert self.testmode is not None
@@ -130,7 +134,7 @@ class App:
                     raise self.throttle.failed(client, exc) from None
                 authorize(principal, route, params)
                 req.principal = principal
-            if route.deferred:
+            if route.deferred or (self._threaded and route.access in _AUTHENTICATED):
                 return route, req
             if route.query:
                 req.args = route.parse_query(req)
@@ -165,6 +169,8 @@ class App:
                 req.args = route.parse_query(req)
             if route.writes:
                 return route.respond(await self.ctx.write(route.handler, req))
+            if self._threaded and route.access in _AUTHENTICATED:
+                return route.respond(await self.ctx.read(route.handler, req))
             return route.respond(route.handler(req))
         except Exception as exc:
             return self._fail(exc, req.method, req.path, route)

@@ -215,6 +215,15 @@ SETTINGS: tuple[Setting, ...] = (
         _above_zero,
     ),
     Setting(
+        "read_connections",
+        4,
+        "PostgreSQL: reads each server process keeps in flight at once, each on a "
+        "connection (and thread) of its own; 0: one read connection, reads answered inline "
+        "on the event loop, one at a time.",
+        _whole,
+        _at_least(0),
+    ),
+    Setting(
         "statement_timeout_ms",
         60_000,
         "PostgreSQL: longest any one statement may run before it is cancelled (503); 0 disables.",
@@ -359,6 +368,7 @@ class Settings:
     pool_min_size: int = 1
     pool_max_size: int = 4
     pool_timeout_seconds: float = 10.0
+    read_connections: int = 4
     statement_timeout_ms: int = 60_000
     log_level: str = "info"
     metrics: str = "token"

@@ -17,7 +17,11 @@ Afterwards:
   ``PRAGMA integrity_check``; on PostgreSQL, amcheck's ``verify_heapam`` on every table and
   ``bt_index_check`` (with ``heapallindexed``) on every B-tree index.
 
-Sizes: CI 10 kill/restart cycles per store, ``CTEL_FULL=1`` 100.
+Through a network (issue 13): ``postgres-proxy`` serves through ``support.netdelay``
+(0.25 ms each way) and its cycles crash ctel and the database as above, or cut every
+connection mid-request (``network``: ctel answers 503 meanwhile and recovers by itself).
+
+Sizes: CI 10 kill/restart cycles per store (3 through the proxy), ``CTEL_FULL=1`` 100 (12).
 """
 
 from __future__ import annotations
@@ -47,11 +51,13 @@ from support import (
     start_server,
     stop_server,
 )
+from support.netdelay import NetDelay
 from support.reliability import hard_kill, report, size
 
 pytestmark = pytest.mark.slow
 
 CYCLES = size(10, 100)
+PROXY_CYCLES = size(3, 12)  # through support.netdelay: one of each mode on CI
 CLIENTS = 4
 WORKERS = 2
 SEED = 20261126
@@ -219,6 +225,9 @@ class Target:
     """Where the server stores: its ``--db``, its consistency checks and its raw rows."""
 
     db: str
+    #: What the server is given as ``--db`` (another way to the same database: a proxy).
+    serve_db: str
+    cycles = CYCLES
 
     def integrity(self) -> list[str]:
         """The store's consistency check: empty or ["ok"] when sound."""
@@ -240,7 +249,7 @@ class Target:
 
 class SqliteTarget(Target):
     def __init__(self, db: str):
-        self.db = db
+        self.db = self.serve_db = db
 
     def integrity(self) -> list[str]:
         with closing(sqlite3.connect(self.db)) as conn:
@@ -254,8 +263,11 @@ class SqliteTarget(Target):
 
 
 class PostgresTarget(Target):
-    def __init__(self, cluster: TemporaryPostgres, db: str):
-        self.cluster, self.db = cluster, db
+    def __init__(self, cluster: TemporaryPostgres, db: str, proxy: NetDelay | None = None):
+        self.cluster, self.db, self.proxy = cluster, db, proxy
+        self.serve_db = db if proxy is None else proxy.url(db)
+        if proxy is not None:
+            self.cycles = PROXY_CYCLES
 
     def _connect(self) -> Any:
         import psycopg
@@ -291,7 +303,13 @@ class PostgresTarget(Target):
                 yield tuple(row[:-1]), bytes(row[-1])
 
     def crash_modes(self) -> tuple[str, ...]:
+        if self.proxy is not None:
+            return ("network", "database", "both")
         return ("ctel", "both", "database")
+
+    def cut_network(self) -> None:
+        assert self.proxy is not None
+        self.proxy.drop_all()
 
     def crash_database(self) -> None:
         self.cluster.crash()
@@ -300,7 +318,7 @@ class PostgresTarget(Target):
         self.cluster.start()
 
 
-@pytest.fixture(params=STORES)
+@pytest.fixture(params=[*STORES, *(["postgres-proxy"] if "postgres" in STORES else [])])
 def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Target, Tenant]]:
     if request.param == "sqlite":
         db, tenant = fresh_db(tmp_path)
@@ -310,10 +328,15 @@ def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Tar
         pytest.skip("the PostgreSQL crash test needs PostgreSQL's server binaries")
     # its own cluster: durable (fsync on), and ours to crash
     cluster = TemporaryPostgres(durable=True, use_database_url=False)
+    proxy = None
     try:
         db, tenant = fresh_db(tmp_path, cluster.new_database("ctel_crash"))
-        yield PostgresTarget(cluster, db), tenant
+        if request.param == "postgres-proxy":
+            proxy = NetDelay(("127.0.0.1", cluster.port), 0.25).start()
+        yield PostgresTarget(cluster, db, proxy), tenant
     finally:
+        if proxy is not None:
+            proxy.close()
         cluster.stop()
 
 
@@ -330,7 +353,7 @@ def test_sigkill_during_concurrent_ingest(
     log = tmp_path / "ctel.log"
     rng = random.Random(SEED)
     ledger = Ledger()
-    server = start_server(store.db, workers=WORKERS, log_path=log)
+    server = start_server(store.serve_db, workers=WORKERS, log_path=log)
     try:
         connector_id = create_connector(server.api, tenant)["id"]
     finally:
@@ -341,9 +364,9 @@ def test_sigkill_during_concurrent_ingest(
     recovered: list[bool] = []  # per database-only crash: did ctel answer 200 again?
     pending: list[Batch] = []  # unacknowledged batches to re-send in the next cycle
     started = time.monotonic()
-    for cycle in range(CYCLES):
+    for cycle in range(store.cycles):
         mode = modes[cycle % len(modes)]
-        server = start_server(store.db, workers=WORKERS, log_path=log)
+        server = start_server(store.serve_db, workers=WORKERS, log_path=log)
         stop = threading.Event()
         retries = [b for b in pending if b.group % 2 == 0]  # odd ones stay unacknowledged
         threads = [
@@ -367,10 +390,13 @@ def test_sigkill_during_concurrent_ingest(
             for thread in threads:
                 thread.start()
             time.sleep(rng.uniform(0.05, 1.5))
-            if mode == "database":  # PostgreSQL goes down under a live ctel, and comes back
-                store.crash_database()
-                time.sleep(rng.uniform(0.1, 0.5))
-                store.restart_database()
+            if mode in ("database", "network"):
+                if mode == "database":  # PostgreSQL goes down under a live ctel, and back
+                    store.crash_database()
+                    time.sleep(rng.uniform(0.1, 0.5))
+                    store.restart_database()
+                else:  # every connection cut mid-request (the proxy)
+                    store.cut_network()
                 back = time.monotonic()
                 while ledger.last_ack <= back and time.monotonic() < back + 10:
                     time.sleep(0.05)
@@ -389,7 +415,7 @@ def test_sigkill_during_concurrent_ingest(
         assert store.integrity() == ["ok"], f"after crash {cycle + 1} ({mode})"
         pending = [b for b in ledger.batches.values() if not b.acked and b.attempts == 1]
 
-    server = start_server(store.db, workers=WORKERS, log_path=log)
+    server = start_server(store.serve_db, workers=WORKERS, log_path=log)
     try:
         with httpx.Client(base_url=server.api, headers=tenant.read, timeout=60) as http:
             total_sent = sum(b.size for b in ledger.batches.values())
@@ -436,10 +462,10 @@ def test_sigkill_during_concurrent_ingest(
     )
     assert ledger.transport_errors > 0, "no request was ever cut by a kill: the test proved nothing"
     by_kind = Counter(kind for kind, _ in ledger.batches)
-    per_mode = Counter(modes[c % len(modes)] for c in range(CYCLES))
+    per_mode = Counter(modes[c % len(modes)] for c in range(store.cycles))
     report(
         request.config,
-        f"crash safety ({request.node.callspec.id}): {CYCLES} cycles {dict(per_mode)} "
+        f"crash safety ({request.node.callspec.id}): {store.cycles} cycles {dict(per_mode)} "
         f"({WORKERS} workers, {CLIENTS} clients) in {elapsed:.1f} s; {len(ledger.batches)} "
         f"batches ({dict(by_kind)}) / {total_sent} items sent, {acked} batches acknowledged, "
         f"{unacked} not ({unacked_stored} of those stored whole, {ledger.lost_acks} found whole "

@@ -1,9 +1,13 @@
-"""What every handler shares: the store, the settings, the single writer thread."""
+"""What every handler shares: the store, the settings, the single writer thread, and
+(PostgreSQL) the read threads."""
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from connector_telemetry.api.auth import Authenticator
@@ -28,6 +32,13 @@ class Context:
         self.auth = Authenticator(store, settings.auth_cache_seconds)
         # One thread does every write of this process (see api.writer).
         self.writer = Writer(store.write_timeout)
+        #: Where reads run when the store keeps several in flight (``Store.read_threads``:
+        #: PostgreSQL, each thread on a connection of its own); None: inline (SQLite).
+        self.reads = (
+            ThreadPoolExecutor(store.read_threads, "ctel-read", initializer=store.bind_reader)
+            if store.read_threads > 0
+            else None
+        )
         #: ctel's own metrics (api.metrics), or None when ``metrics`` is off.
         self.metrics: Metrics | None = None
 
@@ -40,6 +51,18 @@ class Context:
             return await self.writer.run(fn, *args)
         finally:
             self.metrics.write_took(started)
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on a read thread (``reads`` is not None), in this request's context."""
+        run = contextvars.copy_context().run
+        loop = asyncio.get_running_loop()
+        if self.metrics is None:
+            return await loop.run_in_executor(self.reads, run, fn, *args)
+        started = time.perf_counter()
+        try:
+            return await loop.run_in_executor(self.reads, run, fn, *args)
+        finally:
+            self.metrics.read_took(started)
 
     def ingest(self, kind: str, parse: Callable[..., Any], record: Callable[..., Any]) -> Handler:
         """An ingest route's handler (events or snapshots), for the writer thread: the body
@@ -75,4 +98,6 @@ class Context:
         if timeout is None:
             timeout = self.settings.shutdown_timeout_seconds
         self.writer.close(timeout)
+        if self.reads is not None:
+            self.reads.shutdown(wait=True, cancel_futures=True)
         self.store.close()

@@ -34,6 +34,7 @@ def open_store(settings: Settings) -> Store:
             pool_max_size=settings.pool_max_size,
             pool_timeout_seconds=settings.pool_timeout_seconds,
             statement_timeout_ms=settings.statement_timeout_ms,
+            read_connections=settings.read_connections,
         )
     from connector_telemetry.store.sqlite import SQLiteStore
 

@@ -55,6 +55,9 @@ class Store(Protocol):
     write_timeout: float | None
     #: The newest schema version this code knows (its last migration).
     known_schema_version: int
+    #: Threads that answer reads concurrently, each calling ``bind_reader`` first (its own
+    #: connection); 0: reads are answered inline on the event loop (SQLite).
+    read_threads: int
 
     def migrate(self) -> int: ...
     #: The answer to one of ``unavailable_errors`` (503 busy; SQLite: 507 on a full disk).
@@ -71,6 +74,8 @@ class Store(Protocol):
     #: (``on_begin`` is called when one begins); a no-op where that gains nothing.
     def hold_reads(self, on_begin: Callable[[], None]) -> None: ...
     def end_reads(self) -> None: ...
+    #: Gives the calling thread (one of ``read_threads``) a read connection of its own.
+    def bind_reader(self) -> None: ...
     #: ``(open, idle, max)`` connections of this process's write pool; None without one.
     def pool_state(self) -> tuple[int, int, int] | None: ...
 

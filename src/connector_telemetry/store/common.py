@@ -35,6 +35,10 @@ class SQLStore(FleetSummary, Feed):
     name: str
     _pks: ConnectorPks
     observe: Callable[[str, float], None] = staticmethod(ignore_step)
+    read_threads = 0
+
+    def bind_reader(self) -> None:
+        """Nothing: reads run inline (see ``Store.read_threads``)."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

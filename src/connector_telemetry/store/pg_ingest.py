@@ -1,9 +1,16 @@
-"""Ingest on PostgreSQL (used by store.postgres): numbering, inserting a batch in one
-statement, telling duplicates from conflicts.
+"""Ingest on PostgreSQL (used by store.postgres): numbering, inserting a batch,
+telling duplicates from conflicts.
+
+A batch goes in with a binary ``COPY`` (PostgreSQL's fastest way in: ~1.7x the rows/s
+of the ``INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING`` it replaced, issue
+13) inside a savepoint. Almost every batch is new; one that repeats a stored key makes
+the COPY fail on the primary key, and then (the savepoint rolled back, nothing of the
+COPY left) the batch goes in with that ``INSERT ... ON CONFLICT DO NOTHING RETURNING``,
+whose missing rows are told apart as duplicates (same content) or a conflict (409).
 
 Every function runs inside the caller's transaction, after the connector row lock
 (``SQLStore._lock_connector``), so what it reads stays true until commit whatever other
-processes do.
+processes do: the batch is stored whole or not at all, exactly once across nodes.
 """
 
 from __future__ import annotations
@@ -21,6 +28,24 @@ from connector_telemetry.store.rows import (
 )
 
 Conn = psycopg.Connection[Any]
+
+_COPY_EVENTS = "COPY events (cpk, t, n, a, k, doc) FROM STDIN (FORMAT BINARY)"
+_EVENT_TYPES = ("int8", "float8", "float8", "float8", "text", "bytea")
+_COPY_SNAPSHOTS = "COPY snapshots (cpk, t, a, doc) FROM STDIN (FORMAT BINARY)"
+_SNAPSHOT_TYPES = ("int8", "float8", "float8", "bytea")
+
+
+def _copied(conn: Conn, statement: str, types: tuple[str, ...], rows: Any) -> bool:
+    """``rows`` COPYed in a savepoint: True, or False (nothing of them stored) when one of
+    them repeats a stored key."""
+    try:
+        with conn.transaction(), conn.cursor().copy(statement) as copy:
+            copy.set_types(list(types))
+            for row in rows:
+                copy.write_row(row)
+    except psycopg.errors.UniqueViolation:
+        return False
+    return True
 
 
 def number_and_dedupe(
@@ -45,10 +70,13 @@ def insert_events(
     collected_at: float,
     events: list[NewEvent],
 ) -> list[tuple[float, float, str, bytes]]:
-    """Insert what is new in one statement; returns the rows that were new (the others
+    """Insert what is new (see the module doc); returns the rows that were new (the others
     were already stored with the same content: 409 if any with other content)."""
     if not rows:
         return []
+    fresh = ((cpk, t, n, collected_at, k, doc) for t, n, k, doc in rows)
+    if _copied(conn, _COPY_EVENTS, _EVENT_TYPES, fresh):
+        return rows
     ts, ns, ks, docs = (list(column) for column in zip(*rows, strict=True))
     inserted = conn.execute(
         "INSERT INTO events (cpk, t, n, a, k, doc) SELECT %b, u.t, u.n, %b, u.k, u.doc "
@@ -80,9 +108,12 @@ def insert_events(
 def insert_snapshots(
     conn: Conn, cpk: int, snaps: list[NewSnapshot], collected_at: float
 ) -> list[NewSnapshot]:
-    """Insert what is new in one statement; returns the snapshots that were new."""
+    """Insert what is new (see the module doc); returns the snapshots that were new."""
     if not snaps:
         return []
+    fresh = ((cpk, s.t, collected_at, s.doc) for s in snaps)
+    if _copied(conn, _COPY_SNAPSHOTS, _SNAPSHOT_TYPES, fresh):
+        return snaps
     inserted = conn.execute(
         "INSERT INTO snapshots (cpk, t, a, doc) SELECT %b, u.t, %b, u.doc "
         "FROM unnest(%b::float8[], %b::bytea[]) AS u(t, doc) "

@@ -8,7 +8,12 @@ numbers for events sent without ``n``, duplicate detection and the 409 stay exac
 while writers of different connectors never wait for each other. Credential changes
 bump ``credentials_version`` in their own transaction.
 
-Reads run inline on the event loop, on one dedicated autocommit connection: binary
+Reads run on ``read_connections`` threads of their own (``read_threads``: the dispatcher
+hands them the read routes, so that several reads of one process are in flight at once
+and a round trip to a remote server does not stall the event loop), each with its own
+autocommit connection; anything else that reads (the event loop's credential checks,
+the writer thread) shares one more. With ``read_connections`` 0, reads run inline on
+the event loop on that one connection, as before issue 13. Every read connection: binary
 results, statements prepared (by psycopg, after a few uses) with one generic plan,
 the connection replaced when it breaks. Each read sees everything committed before
 it started. How both kinds of connection live through failovers: store.pg_connections.
@@ -22,6 +27,7 @@ Events and snapshots are partitioned by month of ``t`` (store.pg_partitions).
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -80,6 +86,7 @@ class PostgresStore(SQLStore):
         pool_max_size: int = 4,
         pool_timeout_seconds: float = 10.0,
         statement_timeout_ms: int = 60_000,
+        read_connections: int = 0,
     ):
         self.url = url
         self.name = describe(url)
@@ -87,9 +94,12 @@ class PostgresStore(SQLStore):
         self._statement_timeout_ms = statement_timeout_ms
         self._connect_timeout = max(2, math.ceil(pool_timeout_seconds))
         # Connections: see store.pg_connections (failovers, deadlines, reads from a standby).
-        self._reader = Reader(
-            url, connect_timeout=self._connect_timeout, configure=self._configure, name=self.name
-        )
+        self._reader = self._new_reader()
+        #: the read threads' own readers (``bind_reader``), closed with the store
+        self.read_threads = max(0, read_connections)
+        self._bound: list[Reader] = []
+        self._bound_lock = threading.Lock()
+        self._local = threading.local()
         self._writers = Writers(
             url,
             min_size=pool_min_size,
@@ -110,6 +120,20 @@ class PostgresStore(SQLStore):
             (str(int(self._statement_timeout_ms)),),
         )
 
+    def _new_reader(self) -> Reader:
+        return Reader(
+            self.url, connect_timeout=self._connect_timeout, configure=self._configure,
+            name=self.name,
+        )  # fmt: skip
+
+    def bind_reader(self) -> None:
+        """The calling thread (a read thread) reads on a connection of its own from now
+        on (opened at its first read)."""
+        reader = self._new_reader()
+        with self._bound_lock:
+            self._bound.append(reader)
+        self._local.reader = reader
+
     def _connect(self) -> Conn:
         return connect(self.url, self._connect_timeout, self._configure)
 
@@ -117,7 +141,8 @@ class PostgresStore(SQLStore):
         """One statement on the read connection, with binary results
         (``pg_connections.Reader.execute``: a connection lost since the last read is
         replaced and the statement sent again, once)."""
-        return self._reader.execute(query, args, binary=True)
+        reader: Reader = getattr(self._local, "reader", None) or self._reader
+        return reader.execute(query, args, binary=True)
 
     @contextmanager
     def _connection(self) -> Iterator[Conn]:
@@ -160,6 +185,10 @@ class PostgresStore(SQLStore):
 
     def close(self) -> None:
         self._reader.close()
+        with self._bound_lock:
+            bound, self._bound = self._bound, []
+        for reader in bound:
+            reader.close()
         self._writers.close()
 
     # -- schema ---------------------------------------------------------------
