@@ -42,7 +42,7 @@ from connector_telemetry.api.context import Context
 from connector_telemetry.api.metrics import Metrics
 from connector_telemetry.api.request import Headers, Request, inflated
 from connector_telemetry.api.requestlog import REQUEST_ID, RequestLog, request_id
-from connector_telemetry.api.route import BODY_METHODS, Response, Route, Streamed
+from connector_telemetry.api.route import BODY_METHODS, Response, Route, Stream, Streamed
 from connector_telemetry.api.route import Headers as HeaderList
 from connector_telemetry.api.routing import Router
 from connector_telemetry.api.throttle import AuthThrottle
@@ -105,8 +105,15 @@ class App:
         self.requests = RequestLog(settings.log_format)
         #: Whether answers are followed up (request log lines, metrics).
         self.tracing = self.requests.enabled or self.metrics is not None
-        #: Whether authenticated reads go to the store's read threads (``Context.read``).
-        self._threaded = self.ctx.reads is not None
+        #: The routes whose reads go to the store's read threads (``Context.read``): the
+        #: authenticated reads, streams excepted (a stream lives on the event loop).
+        self._threaded = frozenset(
+            route.operation_id
+            for route in routes
+            if self.ctx.reads is not None
+            and route.access in _AUTHENTICATED
+            and not isinstance(route.answer, Stream)
+        )
 
     def _test_route_names(self) -> frozenset[str]:
         assert self.testmode is not None
@@ -134,7 +141,7 @@ class App:
                     raise self.throttle.failed(client, exc) from None
                 authorize(principal, route, params)
                 req.principal = principal
-            if route.deferred or (self._threaded and route.access in _AUTHENTICATED):
+            if route.deferred or route.operation_id in self._threaded:
                 return route, req
             if route.query:
                 req.args = route.parse_query(req)
@@ -169,7 +176,7 @@ class App:
                 req.args = route.parse_query(req)
             if route.writes:
                 return route.respond(await self.ctx.write(route.handler, req))
-            if self._threaded and route.access in _AUTHENTICATED:
+            if route.operation_id in self._threaded:
                 return route.respond(await self.ctx.read(route.handler, req))
             return route.respond(route.handler(req))
         except Exception as exc:
