@@ -115,14 +115,6 @@ class Subscriber:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def wants(self, item: FeedItem) -> bool:
-        which = self.which
-        return (
-            (self.connector_id is None or item.connector_id == self.connector_id)
-            and (which.kind is None or item.kind == which.kind)
-            and (which.k is None or item.k == which.k)
-        )
-
     def pause(self) -> None:
         """Leave live delivery: forget the queue; the stream reads the feed from the last
         item it sent, at its own pace."""
@@ -272,14 +264,26 @@ class Hub:
                 account_id, account.pos, head, everything, READ_BATCH
             )
             live = [sub for sub in account.subscribers if sub.live and not sub.closed]
+            # Subscribers with the same filter are asked once per item (many dashboards
+            # follow the same connector).
+            groups: dict[tuple[str | None, str | None, str | None], list[Subscriber]] = {}
+            for sub in live:
+                groups.setdefault((sub.connector_id, *sub.which[1:]), []).append(sub)
             for item in items:
                 framed: list[bytes | None] = [None, None]
-                for sub in live:
-                    if item.seq > sub.pos and sub.live and sub.wants(item):
-                        message = framed[sub.account]
-                        if message is None:
-                            message = framed[sub.account] = self.frame(item, sub.account)
-                        sub.offer(item.seq, message)
+                for (cid, kind, k), subs in groups.items():
+                    if (
+                        (cid is not None and item.connector_id != cid)
+                        or (kind is not None and item.kind != kind)
+                        or (k is not None and item.k != k)
+                    ):
+                        continue
+                    message = framed[cid is None]
+                    if message is None:
+                        message = framed[cid is None] = self.frame(item, cid is None)
+                    for sub in subs:
+                        if item.seq > sub.pos and sub.live:
+                            sub.offer(item.seq, message)
             for sub in live:
                 if sub.live:
                     sub.pos = max(sub.pos, reached)
