@@ -363,7 +363,9 @@ def test_migration_4_on_existing_data(fresh: tuple[str, Tenant], tmp_path: Path)
             for column in ("health_t", "health", "health_prev_t", "health_prev", "failure_t",
                            "failure_n", "failure_k"):  # fmt: skip
                 conn.execute(f"ALTER TABLE connectors DROP COLUMN {column}")
-            conn.execute("DELETE FROM schema_version WHERE version = 4")
+            conn.execute("DROP TABLE feed")  # schema 5 (issue 10's streams) goes too
+            conn.execute("DROP TABLE feed_heads")
+            conn.execute("DELETE FROM schema_version WHERE version >= 4")
         assert store.schema_version() == 3
         store.migrate()
     finally:
