@@ -163,6 +163,7 @@ class Hub:
         self.accounts: dict[str, _Account] = {}
         self._poller: asyncio.Task[None] | None = None
         self.closed = False
+        self._failing = False
         #: Poller rounds that read the heads, and that found something new (the bench's).
         self.polls = 0
         self.reads = 0
@@ -242,8 +243,14 @@ class Hub:
                 continue
             try:
                 self.poll()
-            except Exception as exc:  # the store is unreachable: next round
-                log.warning("streams: reading the feed failed: %s", exc)
+            except Exception as exc:  # the store is unreachable: next round (said once)
+                if not self._failing:
+                    log.warning("streams: reading the feed failed (retrying): %s", exc)
+                self._failing = True
+            else:
+                if self._failing:
+                    log.warning("streams: reading the feed again")
+                self._failing = False
 
     def poll(self) -> None:
         """One round: wake the subscribers of every account whose head moved."""
