@@ -295,6 +295,8 @@ def bench_streams(args: argparse.Namespace) -> dict[str, Any]:
             fresh_sqlite("streams"), args.workers, args.seconds, args.rounds, args.batches
         )
     }
+    if "postgres" not in args.stream_stores.split(","):
+        return out
     pg = TemporaryPostgres(durable=True, use_database_url=False)
     try:
         print("  on PostgreSQL ...", flush=True)
@@ -351,6 +353,9 @@ def main() -> int:
     )
     parser.add_argument(
         "--browser-rounds", type=int, default=5, help="dashboard: page loads per figure"
+    )
+    parser.add_argument(
+        "--stream-stores", default="sqlite,postgres", help="streams: sqlite, or both stores"
     )
     parser.add_argument(
         "--results",

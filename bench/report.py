@@ -260,6 +260,10 @@ def markdown(report: dict[str, Any]) -> str:
         from bench.testkit import markdown_rows
 
         lines += markdown_rows(report["testkit"])
+    st = report.get("streams")
+    if st:
+        for store, part in st.items():
+            lines += _streams(store, part)
     lines += ["", "Commands:", ""]
     for name, part in (
         ("Get Event", g),
@@ -274,3 +278,29 @@ def markdown(report: dict[str, Any]) -> str:
             if "command" in part:
                 lines.append(f"  and `{part['command']}`")
     return "\n".join(lines) + "\n"
+
+
+def _streams(store: str, st: dict[str, Any]) -> list[str]:
+    """Live streams (bench/streams.py) on one store."""
+    lines = []
+    for count in (1, 100, 1000):
+        lat = st[f"latency_{count}"]
+        lines.append(
+            f"| Streams ({store}): delivery after the ingest answer, {count} subscriber(s), "
+            f"p50 / p99 ms ({lat['delivered']:,} of {lat['expected']:,} delivered) | "
+            f"{lat['p50_ms']} / {lat['p99_ms']} | | | p99 < 250 (1000) |"
+        )
+    idle, ing = st["idle"], st["ingest"]
+    lines += [
+        f"| Streams ({store}): memory per idle subscriber, KB | "
+        f"{idle['kb_per_idle_subscriber']} | | | |",
+        f"| Streams ({store}): workers' CPU at idle, share of a core, 1000 idle subscribers "
+        f"| {idle['cpu_share_1000_idle']} | none {idle['cpu_share_no_subscriber']} | | |",
+        f"| Streams ({store}): ingest events/s with 100 subscribers of another connector "
+        f"(notified, nothing delivered) | {ing['events_per_s_notified']:,} | none "
+        f"{ing['events_per_s_none']:,} | {ing['ratio_notified']} | |",
+        f"| Streams ({store}): ingest events/s with 1 account-stream subscriber (every item "
+        f"delivered) | {ing['events_per_s_delivered']:,} | none {ing['events_per_s_none']:,} "
+        f"| {ing['ratio_delivered']} | |",
+    ]
+    return lines

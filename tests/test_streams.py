@@ -29,6 +29,7 @@ def test_the_events_stream_delivers_each_item_as_get_event_returns_it(
     with Listener(live.api + path + "/stream", tenant.read) as stream:
         assert stream.status == 200
         assert stream.headers["content-type"].startswith("text/event-stream")
+        assert stream.headers["x-accel-buffering"] == "no"  # nginx passes it on unbuffered
         # arrival order, not (t, n): the second batch is older than the first
         post(live, tenant, path, [event("Init", T0 + 10, 0), event("Leave", T0 + 11, 0)])
         post(live, tenant, path, [event("Reconcile", T0 + 1, 0)])

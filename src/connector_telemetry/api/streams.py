@@ -34,6 +34,8 @@ AFTER = Param("after", {"type": "string"}, parse=lambda raw: raw)
 FROM = number("from", required=False)
 _AUTH_HEADERS = ("authorization", "x-auth-email", "x-auth-key")
 _ERRORS = ("400", "403", "404", "410")
+#: On every answer of a stream route: never cached, and passed on unbuffered by nginx.
+_HEADERS = (("cache-control", "no-store"), ("x-accel-buffering", "no"))
 
 
 def _result(what: str) -> dict[str, str]:
@@ -230,6 +232,7 @@ def routes(ctx: Context, hub: Hub) -> list[Route]:
             query=(AFTER, FROM, KIND),
             answer=answer,
             errors=_ERRORS,
+            headers=_HEADERS,
         ),
         Route(
             "GET",
@@ -242,6 +245,7 @@ def routes(ctx: Context, hub: Hub) -> list[Route]:
             query=(AFTER, FROM),
             answer=answer,
             errors=_ERRORS,
+            headers=_HEADERS,
         ),
         Route(
             "GET",
@@ -258,5 +262,6 @@ def routes(ctx: Context, hub: Hub) -> list[Route]:
             query=(AFTER, FROM, KIND),
             answer=answer,
             errors=_ERRORS,
+            headers=_HEADERS,
         ),
     ]

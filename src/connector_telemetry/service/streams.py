@@ -115,14 +115,6 @@ class Subscriber:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def wants(self, item: FeedItem) -> bool:
-        which = self.which
-        return (
-            (self.connector_id is None or item.connector_id == self.connector_id)
-            and (which.kind is None or item.kind == which.kind)
-            and (which.k is None or item.k == which.k)
-        )
-
     def pause(self) -> None:
         """Leave live delivery: forget the queue; the stream reads the feed from the last
         item it sent, at its own pace."""
@@ -171,6 +163,7 @@ class Hub:
         self.accounts: dict[str, _Account] = {}
         self._poller: asyncio.Task[None] | None = None
         self.closed = False
+        self._failing = False
         #: Poller rounds that read the heads, and that found something new (the bench's).
         self.polls = 0
         self.reads = 0
@@ -250,8 +243,14 @@ class Hub:
                 continue
             try:
                 self.poll()
-            except Exception as exc:  # the store is unreachable: next round
-                log.warning("streams: reading the feed failed: %s", exc)
+            except Exception as exc:  # the store is unreachable: next round (said once)
+                if not self._failing:
+                    log.warning("streams: reading the feed failed (retrying): %s", exc)
+                self._failing = True
+            else:
+                if self._failing:
+                    log.warning("streams: reading the feed again")
+                self._failing = False
 
     def poll(self) -> None:
         """One round: wake the subscribers of every account whose head moved."""
@@ -272,14 +271,26 @@ class Hub:
                 account_id, account.pos, head, everything, READ_BATCH
             )
             live = [sub for sub in account.subscribers if sub.live and not sub.closed]
+            # Subscribers with the same filter are asked once per item (many dashboards
+            # follow the same connector).
+            groups: dict[tuple[str | None, str | None, str | None], list[Subscriber]] = {}
+            for sub in live:
+                groups.setdefault((sub.connector_id, *sub.which[1:]), []).append(sub)
             for item in items:
                 framed: list[bytes | None] = [None, None]
-                for sub in live:
-                    if item.seq > sub.pos and sub.live and sub.wants(item):
-                        message = framed[sub.account]
-                        if message is None:
-                            message = framed[sub.account] = self.frame(item, sub.account)
-                        sub.offer(item.seq, message)
+                for (cid, kind, k), subs in groups.items():
+                    if (
+                        (cid is not None and item.connector_id != cid)
+                        or (kind is not None and item.kind != kind)
+                        or (k is not None and item.k != k)
+                    ):
+                        continue
+                    message = framed[cid is None]
+                    if message is None:
+                        message = framed[cid is None] = self.frame(item, cid is None)
+                    for sub in subs:
+                        if item.seq > sub.pos and sub.live:
+                            sub.offer(item.seq, message)
             for sub in live:
                 if sub.live:
                     sub.pos = max(sub.pos, reached)
