@@ -25,8 +25,17 @@ HERE = Path(__file__).parent
 DATA = HERE / ".data"
 RESULTS = HERE / "results"
 PARTS = (
-    "get", "ingest", "scale", "snapshots", "postgres", "dashboard", "backup", "metrics", "testkit",
-)  # fmt: skip
+    "get",
+    "ingest",
+    "scale",
+    "snapshots",
+    "postgres",
+    "dashboard",
+    "backup",
+    "metrics",
+    "fleet-scrape",
+    "testkit",
+)
 
 
 def fleet(size: int, kind: str = "events") -> fixtures.Fleet:
@@ -190,9 +199,22 @@ def bench_backup(args: argparse.Namespace) -> dict[str, Any]:
 def bench_metrics(args: argparse.Namespace) -> dict[str, Any]:
     """Get Event with ctel's own metrics on vs off (measure.metrics_cost)."""
     size = max(int(x) for x in args.sizes.split(","))
+    SCRATCH.mkdir(parents=True, exist_ok=True)
     return measure.metrics_cost(
-        fleet(min(size, 1_000_000)), args.workers, args.seconds, args.rounds
+        fleet(min(size, 1_000_000)),
+        str(SCRATCH / "metrics-ingest.db"),
+        args.workers,
+        args.seconds,
+        args.rounds,
     )
+
+
+def bench_fleet_scrape(args: argparse.Namespace) -> dict[str, Any]:
+    """``/metrics/accounts/{id}`` for 10,000 connectors (bench/fleet_scrape.py)."""
+    from bench import fleet_scrape
+
+    DATA.mkdir(exist_ok=True)
+    return fleet_scrape.run(DATA / "fleet-scrape.db", args.workers, args.rounds)
 
 
 def bench_testkit(args: argparse.Namespace) -> dict[str, Any]:
@@ -261,7 +283,8 @@ def main() -> int:
         "postgres": ("postgres", "postgresql", bench_postgres),
         "dashboard": ("dashboard", "dashboard in chromium", bench_dashboard),
         "backup": ("backup", "ctel backup vs a plain copy", bench_backup),
-        "metrics": ("metrics", "get event, metrics on vs off", bench_metrics),
+        "metrics": ("metrics", "get event and ingest, metrics on vs off", bench_metrics),
+        "fleet-scrape": ("fleet_scrape", "the fleet scrape, 10,000 connectors", bench_fleet_scrape),
         "testkit": ("testkit", "testing kit: start and reset", bench_testkit),
     }
     try:

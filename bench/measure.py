@@ -76,6 +76,8 @@ def versus_nginx(f: fixtures.Fleet, workers: int, seconds: int, rounds: int = 3)
                     results.append(wrk(url, SCRIPT, env, seconds))
         rss, master = server.peak_rss(), server.master_rss()
         serve_command = " ".join(server.command())
+    if any(r.non_2xx for r in theirs):
+        raise RuntimeError(f"nginx answered non-2xx: {[r.non_2xx for r in theirs]}")
     if any(r.non_2xx or r.socket_errors for r in ours):
         bad = [(r.non_2xx, r.socket_errors) for r in ours]
         print(f"  warning: (non-2xx, socket errors) per round: {bad}", flush=True)
@@ -109,7 +111,9 @@ def versus_nginx(f: fixtures.Fleet, workers: int, seconds: int, rounds: int = 3)
     }
 
 
-def metrics_cost(f: fixtures.Fleet, workers: int, seconds: int, rounds: int = 3) -> dict[str, Any]:
+def metrics_cost(
+    f: fixtures.Fleet, scratch: str, workers: int, seconds: int, rounds: int = 3
+) -> dict[str, Any]:
     """Get Event with ctel's own metrics on (``CTEL_METRICS=token``, the default) against
     the same server with them off, side by side, wrk alternating between them as in
     ``versus_nginx``; the ratio of throughputs (on / off), median over the rounds."""
@@ -125,8 +129,10 @@ def metrics_cost(f: fixtures.Fleet, workers: int, seconds: int, rounds: int = 3)
             for url, results in ((a.url, on), (b.url, off)):
                 wrk(url, SCRIPT, env, 2)  # warm-up
                 results.append(wrk(url, SCRIPT, env, seconds))
+    ingest = _ingest_on_off(scratch, workers, rounds)
     ratios = [x.rps / y.rps for x, y in zip(on, off, strict=True)]
     return {
+        **ingest,
         "metrics_on_rps": round(statistics.median([r.rps for r in on])),
         "metrics_off_rps": round(statistics.median([r.rps for r in off])),
         "rps_ratio": round(statistics.median(ratios), 3),
@@ -135,6 +141,29 @@ def metrics_cost(f: fixtures.Fleet, workers: int, seconds: int, rounds: int = 3)
         "p99_off_ms": statistics.median([r.p99_ms for r in off]),
         "rounds": rounds,
         "command": on[0].command,
+    }
+
+
+def _ingest_on_off(db: str, workers: int, rounds: int, batches: int = 40) -> dict[str, Any]:
+    """Event ingest (1000-event batches, 4 clients) into two servers of a new database
+    ``db``, metrics on and off, alternating round by round, each round on a fresh
+    connector."""
+    token, paths = fixtures.ingest_target(db, "events", 2 * rounds)
+    rates: dict[str, list[float]] = {"on": [], "off": []}
+    with (
+        Ctel(db, workers, env={"CTEL_METRICS": "token"}) as on,
+        Ctel(db, workers, env={"CTEL_METRICS": "off"}) as off,
+    ):
+        for r in range(rounds):
+            for k, (name, server) in enumerate((("on", on), ("off", off))):
+                bodies = [orjson.dumps(b) for b in fixtures.event_batches(batches, 1000, 0)]
+                rates[name].append(post_all(server.port, paths[2 * r + k], token, bodies, 4))
+    ratios = [x / y for x, y in zip(rates["on"], rates["off"], strict=True)]
+    return {
+        "ingest_metrics_on_events_per_s": round(statistics.median(rates["on"])),
+        "ingest_metrics_off_events_per_s": round(statistics.median(rates["off"])),
+        "ingest_ratio": round(statistics.median(ratios), 3),
+        "ingest_ratio_per_round": [round(x, 3) for x in ratios],
     }
 
 

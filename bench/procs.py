@@ -136,6 +136,9 @@ class Nginx:
 
     def __init__(self, body: bytes, workers: int):
         self.dir = Path(tempfile.mkdtemp(prefix="ctel-nginx-"))
+        # nginx started by root serves as ``nobody``, who must reach the file (mkdtemp
+        # makes the folder 0700: nginx would answer every request 404)
+        self.dir.chmod(0o755)
         self.port = free_port()
         (self.dir / "root").mkdir()
         (self.dir / "root" / "event.json").write_bytes(body)
@@ -167,6 +170,9 @@ http {{
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"
         subprocess.run([nginx, "-c", str(self.dir / "nginx.conf")], check=True)
         wait_http(self.url)
+        probe = httpx.get(self.url + "/probe")
+        if probe.status_code != 200:
+            raise RuntimeError(f"nginx answered {probe.status_code}: see {self.dir}/error.log")
         return self
 
     def __exit__(self, *exc: object) -> None:

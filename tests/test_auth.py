@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from connector_telemetry.api.route import Route
+from connector_telemetry.api.route import Route, Stream
 from connector_telemetry.app import create_app
 from connector_telemetry.service import credentials
 from connector_telemetry.settings import Settings
@@ -72,6 +72,11 @@ def _call(
     path = _path(route, account_id, connector_id)
     if route.mount == "root":  # outside the API prefix (/metrics/accounts/...)
         path = str(http.base_url).rstrip("/").removesuffix("/client/v4") + path
+    if isinstance(route.answer, Stream):  # a live stream: its status and headers, then hang up
+        with http.stream(route.method, path, params=query, headers=headers) as response:
+            if response.status_code != 200:
+                response.read()
+            return response
     return http.request(
         route.method,
         path,

@@ -206,5 +206,6 @@ def test_unknown_routes_and_methods_answer_in_the_envelope(
     response = http.post(f"{base(tenant)}/x/telemetry/events/latest", headers=tenant.write)
     assert_error(response, 405, 10405, "not allowed")
     assert response.headers["allow"] == "GET"
+    # outside the API prefix, an unknown path is 404, as on any web server
     outside = httpx.get(str(http.base_url).replace("/client/v4", "/elsewhere"))
-    assert_error(outside, 400, 7000)
+    assert_error(outside, 404, 7000, "No route for that URI")

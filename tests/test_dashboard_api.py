@@ -11,10 +11,9 @@ import httpx
 from cloudflare import Cloudflare
 
 from connector_telemetry.service import credentials
-from connector_telemetry.settings import Settings
-from connector_telemetry.store import open_store
 from connector_telemetry.store.base import Store
 from support import LiveServer, Tenant, assert_error, events_path, start_server, stop_server
+from support.tenants import downgrade_and_migrate
 
 T0 = 1_700_000_000
 XSS = "<img src=x onerror=alert(1)>"
@@ -357,21 +356,10 @@ def test_migration_4_on_existing_data(fresh: tuple[str, Tenant], tmp_path: Path)
             expected = by_id(fleet(http, tenant))[cid]
     finally:
         stop_server(server)
-    store = open_store(Settings(db=db))
-    try:
-        with store._write() as conn:  # type: ignore[attr-defined]
-            for column in ("health_t", "health", "health_prev_t", "health_prev", "failure_t",
-                           "failure_n", "failure_k"):  # fmt: skip
-                conn.execute(f"ALTER TABLE connectors DROP COLUMN {column}")
-            conn.execute("DELETE FROM schema_version WHERE version = 4")
-            # and schema 5's test-mode tables (issue 11), which came after
-            for table in ("meta", "test_state", "test_faults", "test_rate", "test_journal"):
-                conn.execute(f"DROP TABLE {table}")
-            conn.execute("DELETE FROM schema_version WHERE version = 5")
-        assert store.schema_version() == 3
-        store.migrate()
-    finally:
-        store.close()
+    columns = ("health_t", "health", "health_prev_t", "health_prev", "failure_t", "failure_n",
+               "failure_k")  # fmt: skip
+    drops = [f"ALTER TABLE connectors DROP COLUMN {column}" for column in columns]
+    downgrade_and_migrate(db, 3, drops)
     server = start_server(db, log_path=tmp_path / "ctel.log")
     try:
         with httpx.Client(base_url=server.api, timeout=30) as http:

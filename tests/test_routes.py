@@ -183,9 +183,9 @@ def test_health_checks_are_routes_like_any_other(live: LiveServer) -> None:
         wrong = client.post("/healthz")
         assert_error(wrong, 405, 10405, "allowed: GET")
         assert wrong.headers["allow"] == "GET" and wrong.headers["cache-control"] == "no-store"
-        assert_error(client.get("/healthz/"), 400, 7000)  # exact paths at the root
+        assert_error(client.get("/healthz/"), 404, 7000)  # exact paths at the root
         assert_error(client.get("/client/v4/healthz"), 400, 7000)  # not inside the API
-        assert_error(client.get("/nothing"), 400, 7000)
+        assert_error(client.get("/nothing"), 404, 7000)  # outside the prefix: 404
 
 
 def test_not_ready_is_a_503_in_the_envelope(fresh_sqlite: tuple[str, Tenant]) -> None:

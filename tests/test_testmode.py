@@ -94,10 +94,10 @@ def fill(api: str, account: dict[str, Any], connectors: int = 2) -> list[str]:
 
 
 def test_test_api_is_an_unknown_route_without_test_mode(live: LiveServer) -> None:
-    """Without --test-mode, /_ctel/ paths answer exactly as any unknown route does (ctel
-    answers those as Cloudflare does: 400, code 7000 "No route for that URI")."""
+    """Without --test-mode, /_ctel/ paths answer exactly as any unknown route outside the
+    API prefix does: 404, code 7000 "No route for that URI"."""
     unknown = httpx.get(live.url + "/_nothing_here")
-    assert_error(unknown, 400, 7000, "No route for that URI")
+    assert_error(unknown, 404, 7000, "No route for that URI")
     for method, path in [
         ("GET", "/_ctel/faults"),
         ("POST", "/_ctel/reset"),
@@ -174,7 +174,7 @@ def test_a_test_database_opens_without_test_mode(tmp_path: Path) -> None:
         stop_server(first)
     plain = start_server(db)
     try:
-        assert_error(httpx.get(plain.url + "/_ctel/faults"), 400, 7000, "No route")
+        assert_error(httpx.get(plain.url + "/_ctel/faults"), 404, 7000, "No route")
         got = httpx.get(
             plain.api + connectors_path(made["account_id"]), headers=bearer(made["token"])
         )
@@ -304,7 +304,7 @@ def test_without_test_mode_no_test_state_is_read(tmp_path: Path) -> None:
             made = http.post(base, json={"device": {"serial_number": "X"}}, headers=tenant.write)
             assert made.status_code == 200, made.text
             assert http.get(base, headers=tenant.read).status_code == 200
-            assert http.get(f"{BASE}/_ctel/faults").status_code == 400  # no such route
+            assert http.get(f"{BASE}/_ctel/faults").status_code == 404  # no such route
     finally:
         app.ctx.close()
 

@@ -68,9 +68,9 @@ def test_page_and_assets(live: LiveServer) -> None:
 def test_no_other_paths(live: LiveServer) -> None:
     with httpx.Client(base_url=live.url) as http:
         assert_error(http.get("/assets/x/nope.js"), 404, 1404, "no such file")
-        assert_error(http.get("/assets/x/../../../pyproject.toml"), 400, 7000)  # (/pyproject.toml)
+        assert_error(http.get("/assets/x/../../../pyproject.toml"), 404, 7000)  # (/pyproject.toml)
         assert_error(http.get("/assets/x/%2E%2E/%2E%2E/pyproject.toml"), 404, 1404)
-        assert_error(http.get("/favicon.ico"), 400, 7000)
+        assert_error(http.get("/favicon.ico"), 404, 7000)
         not_allowed = http.post("/", json={})
         assert_error(not_allowed, 405, 10405)
         assert not_allowed.headers["allow"] == "GET"

@@ -30,15 +30,18 @@ from connector_telemetry.api import (
     metrics,
     openapi,
     snapshots,
+    streams,
     testmode,
     tokens,
 )
 from connector_telemetry.api.auth import authorize
+from connector_telemetry.api.backlog import send_queue
 from connector_telemetry.api.context import Context
 from connector_telemetry.api.metrics import Metrics
 from connector_telemetry.api.request import Headers, Request, inflated
 from connector_telemetry.api.requestlog import REQUEST_ID, RequestLog, request_id
-from connector_telemetry.api.route import BODY_METHODS, Response, Route
+from connector_telemetry.api.route import BODY_METHODS, Response, Route, Streamed
+from connector_telemetry.api.route import Headers as HeaderList
 from connector_telemetry.api.routing import Router
 from connector_telemetry.api.throttle import AuthThrottle
 from connector_telemetry.errors import (
@@ -47,6 +50,7 @@ from connector_telemetry.errors import (
     PayloadTooLarge,
     RequestTimeout,
 )
+from connector_telemetry.service.streams import Hub
 from connector_telemetry.settings import Settings
 from connector_telemetry.store.base import Store
 from connector_telemetry.web import Web
@@ -66,10 +70,13 @@ class App:
     def __init__(self, settings: Settings, store: Store):
         self.settings = settings
         self.ctx = Context(settings, store)
+        #: The live streams' fan-out (issue 10), one per process.
+        self.streams = Hub(store, streams.frame)
         routes = [
             *connectors.routes(self.ctx),
             *events.routes(self.ctx),
             *snapshots.routes(self.ctx),
+            *streams.routes(self.ctx, self.streams),
             *interrupts.routes(self.ctx),
             *tokens.routes(self.ctx),
             *health.routes(self.ctx),
@@ -77,6 +84,8 @@ class App:
             *Web(settings.prefix).routes(),  # the dashboard's page and files, at the root
         ]
         self.metrics = Metrics() if settings.metrics != "off" else None
+        if self.metrics is not None:
+            self.metrics.watch(store, lambda: sum(1 for _ in self.streams.subscribers()))
         self.ctx.metrics = self.metrics
         routes += metrics.routes(self.ctx, self.metrics, settings.metrics)
         routes += metrics.fleet_routes(self.ctx)
@@ -125,7 +134,12 @@ class App:
                 return route, req
             if route.query:
                 req.args = route.parse_query(req)
-            return route.respond(route.handler(req))
+            if self.metrics is None:
+                return route.respond(route.handler(req))
+            began = time.perf_counter()
+            answer = route.handler(req)
+            self.metrics.read_took(began)
+            return route.respond(answer)
         except Exception as exc:
             return self._fail(exc, method, path, route)
 
@@ -226,11 +240,17 @@ class App:
             if len(out) == 2:
                 out = await self.finish(out[0], out[1], proto)
             status, headers, body = out
-        proto.response_bytes(status, [*headers, ("x-request-id", rid)], body)
+        if isinstance(body, bytes):
+            proto.response_bytes(status, [*headers, ("x-request-id", rid)], body)
+            sent = len(body)
+        else:
+            body.backlog = send_queue(scope.server, scope.client)
+            sent = await _stream_rsgi(proto, status, [*headers, ("x-request-id", rid)], body)
         if self.tracing:
-            self._trace(rid, scope.method, scope.headers, status, started, len(body))
+            self._trace(rid, scope.method, scope.headers, status, started, sent)
 
     def __rsgi_del__(self, loop: Any) -> None:
+        self.streams.close()
         self.ctx.close()
 
     # -- ASGI -------------------------------------------------------------------
@@ -242,6 +262,7 @@ class App:
                 if message["type"] == "lifespan.startup":
                     await send({"type": "lifespan.startup.complete"})
                 elif message["type"] == "lifespan.shutdown":
+                    self.streams.close()
                     self.ctx.close()
                     await send({"type": "lifespan.shutdown.complete"})
                     return
@@ -287,9 +308,16 @@ class App:
                 "headers": [(k.encode(), v.encode()) for k, v in [*out, ("x-request-id", rid)]],
             }
         )
-        await send({"type": "http.response.body", "body": payload})
+        if isinstance(payload, bytes):
+            await send({"type": "http.response.body", "body": payload})
+            sent = len(payload)
+        else:
+            if scope.get("server") and scope.get("client"):
+                ends = ("{}:{}".format(*scope["server"]), "{}:{}".format(*scope["client"]))
+                payload.backlog = send_queue(*ends)
+            sent = await _stream_asgi(receive, send, payload)
         if self.tracing:
-            self._trace(rid, scope["method"], headers, status, started, len(payload))
+            self._trace(rid, scope["method"], headers, status, started, sent)
 
     def _trace(
         self, rid: str, method: str, headers: Headers, status: int, started: float, out: int
@@ -302,6 +330,48 @@ class App:
             length = headers.get("content-length") or "0"
             bytes_in = int(length) if length.isdigit() else 0
             self.requests.done(rid, method, route, status, started, params, bytes_in, out)
+
+
+async def _stream_rsgi(proto: Any, status: int, headers: HeaderList, body: Streamed) -> int:
+    """A ``Stream`` route's answer over RSGI: each chunk as it comes, until the body ends
+    or the client goes away (which closes the body); how many bytes were sent."""
+    transport = proto.response_stream(status, headers)
+    gone = asyncio.ensure_future(proto.client_disconnect())
+    gone.add_done_callback(lambda _: body.close())
+    sent = 0
+    try:
+        async for chunk in body:
+            await transport.send_bytes(chunk)
+            sent += len(chunk)
+    except Exception as exc:  # the connection is closed (RSGIProtocolClosed): it ends here
+        log.debug("stream ended: %s", exc)
+    finally:
+        gone.cancel()
+        body.close()
+    return sent
+
+
+async def _stream_asgi(receive: Any, send: Any, body: Streamed) -> int:
+    """The same over ASGI (``more_body``); ``http.disconnect`` closes the body."""
+
+    async def watch() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        body.close()
+
+    gone = asyncio.ensure_future(watch())
+    sent = 0
+    try:
+        async for chunk in body:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            sent += len(chunk)
+        await send({"type": "http.response.body", "body": b""})
+    except OSError as exc:
+        log.debug("stream ended: %s", exc)
+    finally:
+        gone.cancel()
+        body.close()
+    return sent
 
 
 class _AsgiHeaders(dict[str, str]):

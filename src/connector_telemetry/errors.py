@@ -19,8 +19,10 @@ by the app's dispatcher) renders it into Cloudflare's v4 envelope. The tree::
     │   ├── InvalidAccessToken    403     9109  unknown, revoked or expired token
     │   └── UnknownApiKey         403     9103  unknown X-Auth-Email / X-Auth-Key pair
     ├── NotFound                  404     1404
+    │   └── NoPage                404     7000  a path outside the API prefix that is no route
     ├── MethodNotAllowed          405     10405
     ├── Conflict                  409     1409  (x-should-retry: false)
+    ├── ResumeTokenExpired        410     1410  a stream's resume token older than retention
     ├── RequestTimeout            408     1408  the body did not arrive in time
     ├── PayloadTooLarge           413     1413
     ├── UnsupportedMediaType      415     1415
@@ -140,6 +142,13 @@ class NotFound(ApiError):
     status, code = 404, 1404
 
 
+class NoPage(NotFound):
+    """Outside the API prefix (the dashboard, health checks, /metrics, test mode's /_ctel/),
+    an unknown path is 404, as on any web server; under it, Cloudflare's 400 ``NoRoute``."""
+
+    code = 7000
+
+
 class MethodNotAllowed(ApiError):
     status, code = 405, 10405
 
@@ -151,6 +160,13 @@ class Conflict(ApiError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, headers=[("x-should-retry", "false")])
+
+
+class ResumeTokenExpired(ApiError):
+    """A live stream's resume token (``Last-Event-ID``, ``after``) whose following items
+    were removed by retention: resuming would silently skip them."""
+
+    status, code = 410, 1410
 
 
 class RequestTimeout(ApiError):

@@ -78,13 +78,13 @@ def _check_log_level(value: str) -> None:
         raise ValueError("must be one of " + ", ".join(LOG_LEVELS))
 
 
-def _flag(raw: str) -> bool:
+def _switch(raw: str) -> bool:
     value = raw.strip().lower()
-    if value in ("1", "true", "yes", "on"):
+    if value in ("1", "true", "on", "yes"):
         return True
-    if value in ("0", "false", "no", "off", ""):
+    if value in ("0", "false", "off", "no"):
         return False
-    raise ValueError("must be true or false (1/0, yes/no, on/off)")
+    raise ValueError("must be 1 or 0 (true/false, on/off, yes/no)")
 
 
 def _any(value: Any) -> None:
@@ -311,12 +311,35 @@ SETTINGS: tuple[Setting, ...] = (
         _check_proxies,
     ),
     Setting(
+        "streams",
+        True,
+        "Live streams (server-sent events, issue 10): 1 serves them, 0 leaves their routes "
+        "out (404 like any unknown path).",
+        _switch,
+    ),
+    Setting(
+        "stream_heartbeat_seconds",
+        15.0,
+        "How often an idle live stream sends a comment line (`: keep-alive`), so that "
+        "proxies do not close it.",
+        _number,
+        _above_zero,
+    ),
+    Setting(
+        "stream_buffer_bytes",
+        1024 * 1024,
+        "Most bytes of messages a live stream holds for a client that reads slower than "
+        "items arrive; past it the stream reads the feed at the client's pace instead.",
+        _whole,
+        _at_least(1),
+    ),
+    Setting(
         "test_mode",
         False,
         "Test mode (`serve --test-mode`): the test API under /_ctel/ (reset, faults, rate "
         "limit, request journal, clock) for test suites; only on a database created in test "
         "mode. Never in production.",
-        _flag,
+        _switch,
     ),
 )
 
@@ -348,6 +371,9 @@ class Settings:
     max_concurrent_requests: int = 0
     auth_failures_per_minute: int = 60
     trusted_proxies: str = ""
+    streams: bool = True
+    stream_heartbeat_seconds: float = 15.0
+    stream_buffer_bytes: int = 1024 * 1024
     test_mode: bool = False
 
     @classmethod

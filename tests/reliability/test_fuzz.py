@@ -47,7 +47,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from connector_telemetry.api.route import Route
+from connector_telemetry.api.route import Route, Stream
 from connector_telemetry.app import create_app
 from connector_telemetry.settings import Settings
 from support import (
@@ -85,7 +85,9 @@ def app_routes() -> list[Route]:
     return routes
 
 
-ROUTES = app_routes()
+#: Live streams (issue 10) answer 200 with a body that never ends: their inputs and errors
+#: are tested in tests/test_streams.py; the fuzzer's client would wait on them forever.
+ROUTES = [route for route in app_routes() if not isinstance(route.answer, Stream)]
 MODES = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
 CASES_PER_MODE = math.ceil(TOTAL_CASES / (len(ROUTES) * len(CREDENTIALS) * len(MODES)))
 

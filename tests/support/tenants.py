@@ -53,3 +53,29 @@ def fresh_db(folder: Path, url: str | None = None) -> tuple[str, Tenant]:
     finally:
         store.close()
     return db, tenant
+
+
+#: The tables each schema version after 4 created (a new migration adds its line here).
+TABLES_OF_SCHEMA = {
+    5: ("event_counts",),
+    6: ("feed", "feed_heads"),
+    7: ("meta", "test_state", "test_faults", "test_rate", "test_journal"),
+}
+
+
+def downgrade_and_migrate(db: str, version: int, statements: list[str]) -> None:
+    """Undo the schema back to ``version`` (``statements`` undo what it changed itself; the
+    tables of later versions, ``TABLES_OF_SCHEMA``, are dropped here), check it, then
+    migrate it up again as a newer ctel would: for tests of a migration on old data."""
+    later = [t for v, tables in TABLES_OF_SCHEMA.items() if v > version for t in tables]
+    statements = [*statements, *(f"DROP TABLE IF EXISTS {table}" for table in later)]
+    store = open_store(Settings(db=db))
+    try:
+        with store._write() as conn:  # type: ignore[attr-defined]
+            for statement in statements:
+                conn.execute(statement)
+            conn.execute(f"DELETE FROM schema_version WHERE version > {int(version)}")
+        assert store.schema_version() == version
+        store.migrate()
+    finally:
+        store.close()

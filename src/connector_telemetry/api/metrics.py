@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import time
 from bisect import bisect_left
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from connector_telemetry import __version__
@@ -35,6 +36,7 @@ from connector_telemetry.service import fleet_metrics
 if TYPE_CHECKING:
     from connector_telemetry.api.context import Context
     from connector_telemetry.api.request import Request
+    from connector_telemetry.store.base import Store
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 #: Request durations: from 0.25 ms (a cached Get Event) to 10 s (a write waiting its turn).
@@ -83,6 +85,49 @@ class Metrics:
             buckets=BUCKETS,
             registry=r,
         )
+        self.reads = Histogram(
+            "ctel_store_read_seconds",
+            "Time a read request spent reading on the event loop (its store queries and "
+            "the answer's assembly; the loop answers nothing else meanwhile).",
+            buckets=BUCKETS,
+            registry=r,
+        )
+        self.steps = {
+            step: Histogram(name, text, buckets=BUCKETS, registry=r)
+            for step, name, text in (
+                (
+                    "write",
+                    "ctel_store_write_transaction_seconds",
+                    "Time a write transaction took, from its start to its commit.",
+                ),
+                (
+                    "writer_turn",
+                    "ctel_store_writer_turn_wait_seconds",
+                    "SQLite: time a write waited for the database's cross-process writer turn.",
+                ),
+                (
+                    "pool",
+                    "ctel_store_pool_wait_seconds",
+                    "PostgreSQL: time a write waited for a pooled connection.",
+                ),
+            )
+        }
+        self.pool = Gauge(
+            "ctel_store_pool_connections",
+            "PostgreSQL: the write pools' connections (all workers), by state: open (idle, "
+            "in use or being opened) and idle; max: the pools' limit.",
+            ("state",),
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self._store: Store | None = None
+        self.streams = Gauge(
+            "ctel_streams_open",
+            "Live streams (server-sent events) open, all workers.",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self._open_streams: Callable[[], int] | None = None
         info = Gauge(
             "ctel_build_info",
             "Always 1; the version of connector-telemetry serving.",
@@ -96,6 +141,15 @@ class Metrics:
         # before each scrape. prometheus_client's own objects cost ~5-8 us per request.
         self._counts: dict[tuple[str, str, int], int] = {}
         self._times: dict[str, list[float]] = {}  # route -> [per-bucket counts..., sum]
+        self._reads = [0.0] * (len(BUCKETS) + 2)
+
+    def watch(self, store: Store, open_streams: Callable[[], int] | None = None) -> None:
+        """Time ``store``'s write steps; at each flush, report its pool and the number of
+        open streams (``open_streams()``)."""
+        self._store = store
+        self._open_streams = open_streams
+        steps = self.steps
+        store.observe = lambda step, seconds: steps[step].observe(seconds)
 
     def request(self, route: str, method: str, status: int, seconds: float) -> None:
         key = (route, method, status)
@@ -107,21 +161,32 @@ class Metrics:
         times[bisect_left(BUCKETS, seconds)] += 1
         times[-1] += seconds
 
+    def read_took(self, started: float) -> None:
+        seconds = time.perf_counter() - started
+        reads = self._reads
+        reads[bisect_left(BUCKETS, seconds)] += 1
+        reads[-1] += seconds
+
     def flush(self) -> None:
         """Hand what was counted since the last flush to prometheus_client (on the event
         loop's thread, like ``request``: no lock needed)."""
         counts, self._counts = self._counts, {}
         times, self._times = self._times, {}
+        reads, self._reads = self._reads, [0.0] * (len(BUCKETS) + 2)
         for (route, method, status), n in counts.items():
             self.requests.labels(route, method, str(status)).inc(n)
         for route, values in times.items():
-            child = self.duration.labels(route)
-            # prometheus_client keeps a histogram child's buckets (non-cumulative, the last
-            # one +Inf) and sum as values; there is no public "observe n times".
-            for bucket, hits in zip(child._buckets, values[:-1], strict=True):
-                if hits:
-                    bucket.inc(hits)
-            child._sum.inc(values[-1])
+            _observe_many(self.duration.labels(route), values)
+        if reads[-1]:
+            _observe_many(self.reads, reads)
+        if self._open_streams is not None:
+            self.streams.set(self._open_streams())
+        state = self._store.pool_state() if self._store is not None else None
+        if state is not None:
+            opened, idle, most = state
+            self.pool.labels("open").set(opened)
+            self.pool.labels("idle").set(idle)
+            self.pool.labels("max").set(most)
 
     def flush_every(self, loop: Any, seconds: float = 1.0) -> None:
         def tick() -> None:
@@ -152,6 +217,16 @@ class Metrics:
             multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         encoder, content_type = exposition.choose_encoder(accept or "")
         return encoder(registry), content_type
+
+
+def _observe_many(histogram: Any, values: list[float]) -> None:
+    """Add per-bucket counts and a sum to a histogram (prometheus_client keeps a child's
+    buckets, non-cumulative with +Inf last, and its sum as values; there is no public
+    "observe n times")."""
+    for bucket, hits in zip(histogram._buckets, values[:-1], strict=True):
+        if hits:
+            bucket.inc(hits)
+    histogram._sum.inc(values[-1])
 
 
 def routes(ctx: Context, metrics: Metrics | None, mode: str) -> list[Route]:

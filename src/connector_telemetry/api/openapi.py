@@ -17,7 +17,7 @@ import orjson
 
 from connector_telemetry import __version__
 from connector_telemetry.api.request import Request
-from connector_telemetry.api.route import PATH_PARAMS, Raw, Route, Schema
+from connector_telemetry.api.route import PATH_PARAMS, Raw, Route, Schema, Stream
 from connector_telemetry.api.schemas import ERROR_ITEM, SCHEMAS
 
 _ERRORS = {
@@ -27,6 +27,7 @@ _ERRORS = {
     "404": "Connector, event or snapshot not found",
     "405": "Method not allowed",
     "409": "Conflicting content (x-should-retry: false)",
+    "410": "Resume token older than the items still kept (retention): code 1410",
     "413": "Body too large",
     "415": "Unsupported Content-Type",
 }
@@ -79,7 +80,7 @@ def _check(route: Route) -> None:
 def _answer(route: Route) -> Schema:
     """The 200 answer's body: the envelope around the result, or the raw result."""
     assert route.result is not None
-    if isinstance(route.answer, Raw):
+    if isinstance(route.answer, Raw | Stream):
         return route.result
     return {
         "type": "object",

@@ -27,9 +27,9 @@ A ``Route`` says:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from connector_telemetry.api import envelope
 from connector_telemetry.errors import InvalidQuery
@@ -44,7 +44,8 @@ Handler = Callable[["Request"], Any]
 Access = Literal["public", "read", "write", "self"]
 Mount = Literal["api", "root"]
 Headers = list[tuple[str, str]]
-Response = tuple[int, Headers, bytes]
+#: ``(status, headers, body)``: bytes, or a ``Streamed`` body (only from a ``Stream`` route).
+Response = tuple[int, Headers, "bytes | Streamed"]
 BODY_METHODS = frozenset(("POST", "PUT", "PATCH"))
 #: The longest connector id a path may carry (ours are 32 hex characters).
 CONNECTOR_ID_MAX = 128
@@ -227,7 +228,29 @@ class Prepared:
         return lambda result: (result[0], [*result[1], *extra], result[2])
 
 
-Answer = Envelope | Raw | Prepared
+class Streamed(Protocol):
+    """A streaming answer's body (``Stream``): its chunks as they come, and ``close`` (the
+    client went away, or the server is stopping). The dispatcher sets ``backlog``: how
+    many bytes sent are still queued in the kernel for the client (None: unknown)."""
+
+    backlog: Callable[[], int | None]
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Stream:
+    """The handler returns a ``Streamed`` body, sent chunk by chunk as it yields them
+    (server-sent events): RSGI ``response_stream``, ASGI ``more_body``."""
+
+    content_type: str = "text/event-stream"
+
+    def responder(self, headers: Headers) -> Callable[[Any], Response]:
+        return lambda result: (200, headers, result)
+
+
+Answer = Envelope | Raw | Prepared | Stream
 ENVELOPE = Envelope()
 
 

@@ -23,7 +23,7 @@ from operator import itemgetter
 from typing import Any
 
 from connector_telemetry.api.route import PATH_PARAMS, Route
-from connector_telemetry.errors import MethodNotAllowed, NoRoute, UnroutableId
+from connector_telemetry.errors import MethodNotAllowed, NoPage, NoRoute, UnroutableId
 
 Converters = tuple[tuple[str, Callable[[str], Any]], ...]
 
@@ -73,7 +73,9 @@ class _Methods:
 class _Table:
     """The routes of one mount, matched against the path below it."""
 
-    def __init__(self, routes: list[Route]):
+    def __init__(self, routes: list[Route], unknown: type[NoRoute | NoPage] = NoRoute):
+        #: What a path that matches no route raises (400 under the API prefix, 404 outside).
+        self.unknown = unknown
         templates: dict[str, list[Route]] = {}
         for route in routes:
             templates.setdefault(route.template, []).append(route)
@@ -121,7 +123,7 @@ class _Table:
             found = pattern.fullmatch(rest)
             if found is not None:
                 return _route(method, path, methods, converters, found.groups())
-        raise NoRoute("No route for that URI")
+        raise self.unknown("No route for that URI")
 
 
 def _route(
@@ -147,7 +149,7 @@ class Router:
         self.prefix = prefix.rstrip("/") + "/"
         self.routes = routes
         self._api = _Table([r for r in routes if r.mount == "api"])
-        self._root = _Table([r for r in routes if r.mount == "root"])
+        self._root = _Table([r for r in routes if r.mount == "root"], NoPage)
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, Any]]:
         """The route and its converted path parameters (``NoRoute``, ``MethodNotAllowed``

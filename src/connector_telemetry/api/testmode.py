@@ -432,7 +432,7 @@ class TestMode:
             query,
             CLOSE_STATUS if out is None else out[0],
             int(length) if length.isdigit() else 0,
-            0 if out is None else len(out[2]),
+            0 if out is None or not isinstance(out[2], bytes) else len(out[2]),  # a stream: 0
             credential,
             params.get("account_id"),
         )

@@ -13,7 +13,7 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import Any, BinaryIO, NoReturn
 
 from connector_telemetry import __version__, agent, failures
 from connector_telemetry.cli.client import Failed, UsageError
@@ -145,16 +145,26 @@ def cmd_users_create(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from connector_telemetry.progress import Progress
+    from connector_telemetry.service.backfill import export_openmetrics
     from connector_telemetry.service.transfer import export_account
 
+    if args.format == "ndjson" and args.connector is not None:
+        raise UsageError("--connector goes with --format openmetrics (NDJSON is the whole account)")
     _, store = _store(args)
     progress = Progress("export", enabled=None if not args.quiet else False)
+
+    def write(out: BinaryIO) -> int:
+        if args.format == "openmetrics":
+            return export_openmetrics(store, args.account, args.connector, out, progress, args.job)
+        return export_account(store, args.account, out, progress)
+
     if args.output in (None, "-"):
-        lines = export_account(store, args.account, sys.stdout.buffer, progress)
+        count = write(sys.stdout.buffer)
     else:
         with open(args.output, "wb") as out:
-            lines = export_account(store, args.account, out, progress)
-    _err(f"exported {lines} records of account {args.account}")
+            count = write(out)
+    what = "snapshots" if args.format == "openmetrics" else "records"
+    _err(f"exported {count} {what} of account {args.account}")
     return 0
 
 
@@ -328,9 +338,27 @@ def build_parser() -> argparse.ArgumentParser:
     add_simulate_arguments(simulate)
     simulate.set_defaults(func=cmd_simulate)
 
-    export = sub.add_parser("export", help="write an account's data as NDJSON")
+    export = sub.add_parser(
+        "export",
+        help="write an account's data as NDJSON, or its snapshot history as OpenMetrics "
+        "(for promtool tsdb create-blocks-from openmetrics)",
+    )
     _add_db(export)
     export.add_argument("--account", required=True)
+    export.add_argument(
+        "--format",
+        choices=("ndjson", "openmetrics"),
+        default="ndjson",
+        help="ndjson: everything, for ctel import (default); openmetrics: the snapshots as "
+        "the fleet's metrics with their times, for Prometheus",
+    )
+    export.add_argument("--connector", help="openmetrics: only this connector's history")
+    export.add_argument(
+        "--job",
+        default="ctel-fleet",
+        help="openmetrics: the job label of every series, as the fleet's scrape config names "
+        "it (default ctel-fleet; empty: none)",
+    )
     export.add_argument("--output", "-o", help="file to write (default: stdout)")
     export.add_argument("--quiet", action="store_true", help="no progress bar")
     export.set_defaults(func=cmd_export)

@@ -10,9 +10,11 @@ from connector_telemetry.models.access import (
     User,
 )
 from connector_telemetry.models.connector import DAYS, DEVICE_TYPES, Connector
-from connector_telemetry.models.fleet import FAILURE_KINDS, FleetRow
+from connector_telemetry.models.fleet import FAILURE_KINDS, FleetActivity, FleetRow
 from connector_telemetry.models.telemetry import (
     EventMeta,
+    FeedFilter,
+    FeedItem,
     IngestResult,
     Interrupt,
     NewEvent,
@@ -29,6 +31,9 @@ __all__ = [
     "PERMISSION_NAMES",
     "Connector",
     "EventMeta",
+    "FeedFilter",
+    "FeedItem",
+    "FleetActivity",
     "FleetRow",
     "IngestResult",
     "Interrupt",

@@ -1,5 +1,6 @@
 """What the fleet summary (the dashboard's fleet page) is made of: the failure kinds ingest
-watches for, and a connector's row as the summary reads it."""
+watches for, and a connector's row as the summary reads it; and what the fleet's metrics read
+(``FleetActivity``)."""
 
 from __future__ import annotations
 
@@ -36,3 +37,13 @@ class FleetRow:
     health_prev: tuple[float, bytes] | None
     failure: tuple[float, float, str] | None
     health_unknown: bool = False
+
+
+@dataclass(frozen=True)
+class FleetActivity:
+    """What the fleet's metrics (issue 12) read of an account beside the snapshots:
+    ``(connector id, kind, count)`` of its stored events, and the connectors with a pending
+    interrupt."""
+
+    events: list[tuple[str, str, int]]
+    pending_interrupts: frozenset[str]

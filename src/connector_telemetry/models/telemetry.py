@@ -4,7 +4,7 @@ stored forms served back, interrupts."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 import orjson
@@ -92,3 +92,25 @@ def same_content(stored: bytes, sent: bytes) -> bool:
     """Whether two event documents record the same event: byte-equal (the fast,
     common answer), or equal as JSON values (keys in another order, ``1`` and ``1.0``)."""
     return stored == sent or orjson.loads(stored) == orjson.loads(sent)
+
+
+class FeedItem(NamedTuple):
+    """One item of an account's feed (issue 10's streams), in arrival order: its ``seq``,
+    its connector's id, ``kind`` (``event`` or ``snapshot``), the event's kind and the
+    document exactly as Get Event / Get Snapshot return it."""
+
+    seq: int
+    connector_id: str
+    kind: str
+    #: The event's kind (None for a snapshot).
+    k: str | None
+    doc: bytes
+
+
+class FeedFilter(NamedTuple):
+    """What a stream follows: one connector (its pk) or the whole account (None), one
+    ``kind`` or both (None), and for events one event kind ``k`` (None: every kind)."""
+
+    cpk: int | None = None
+    kind: str | None = None
+    k: str | None = None

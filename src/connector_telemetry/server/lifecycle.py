@@ -100,6 +100,7 @@ class WorkerApp(App):
             return
         self._stopping_since = now = time.monotonic()
         bound = self.settings.shutdown_timeout_seconds
+        loop.call_soon_threadsafe(self.streams.close)  # open streams end now: clients resume
         loop.call_soon_threadsafe(loop.call_later, answer_by(bound), self._answer_all)
         threading.Thread(
             target=self._exit_at, args=(now + kill_by(bound),), name="ctel-stop", daemon=True
@@ -118,6 +119,7 @@ class WorkerApp(App):
         os._exit(1)
 
     def __rsgi_del__(self, loop: Any) -> None:
+        self.streams.close()
         bound = self.settings.shutdown_timeout_seconds
         since = self._stopping_since
         left = kill_by(bound) - (0.0 if since is None else time.monotonic() - since)

@@ -4,7 +4,8 @@ Each connector's latest snapshot under node_exporter's names and units, so dashb
 for node_exporter work on a connector unchanged; each series is told apart by ``instance``,
 the connector's id (scrape with ``honor_labels: true`` so Prometheus keeps it). Plus ctel's own
 view of each connector: ``ctel_connector_info``, the times of its last heartbeat and last
-snapshot.
+snapshot, its events and failures by kind (counters) and its pending interrupts (a gauge),
+read for the whole account in one query each (``Store.fleet_activity``).
 
 Times: samples carry no timestamp (Prometheus stamps them with the scrape's time). A
 snapshot's own time would make Prometheus drop samples older than its head block (an hour)
@@ -22,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from connector_telemetry.models import FAILURE_KINDS
 from connector_telemetry.models.connector import Connector
 from connector_telemetry.store.base import Store
 
@@ -128,29 +130,42 @@ _DISK = {
 
 
 class Families:
-    """Samples grouped by metric family, as the text format requires."""
+    """Samples grouped by metric family, as the text format requires, each family's lines
+    kept as encoded bytes (a scrape of 10,000 connectors has over a million samples: as
+    ``str`` objects they would take twice the memory). Labels come rendered
+    (``label_text``): a connector's are rendered once, not once per sample."""
 
     def __init__(self) -> None:
-        self._families: dict[str, tuple[str, str, list[str]]] = {}
+        self._families: dict[str, tuple[str, str, bytearray]] = {}
 
-    def add(self, name: str, kind: str, help_: str, labels: dict[str, str], value: Any) -> None:
-        if isinstance(value, bool) or not isinstance(value, int | float):
+    def add(self, name: str, kind: str, help_: str, labels: str, value: Any) -> None:
+        """One sample; skipped unless ``value`` is a finite number (not a bool)."""
+        kind_of = type(value)
+        if (kind_of is not float and kind_of is not int) or not math.isfinite(value):
             return
-        if not math.isfinite(value):
-            return
+        self.keep(name, kind, help_, f"{name}{{{labels}}} {float(value)!r}")
+
+    def keep(self, name: str, kind: str, help_: str, sample: str) -> None:
+        """Keep one rendered sample (``name{labels} value``) with its family's."""
         family = self._families.get(name)
         if family is None:
-            family = self._families[name] = (kind, help_, [])
-        rendered = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
-        family[2].append(f"{name}{{{rendered}}} {float(value)!r}")
+            family = self._families[name] = (kind, help_, bytearray())
+        family[2].extend(sample.encode())
+        family[2].extend(b"\n")
 
     def render(self) -> bytes:
-        out: list[str] = []
-        for name, (kind, help_, lines) in self._families.items():
-            out.append(f"# HELP {name} {help_}")
-            out.append(f"# TYPE {name} {kind}")
-            out.extend(lines)
-        return ("\n".join(out) + "\n").encode()
+        out = bytearray()
+        while self._families:  # each family's lines freed once copied
+            name, (kind, help_, lines) = next(iter(self._families.items()))
+            del self._families[name]
+            out += f"# HELP {name} {help_}\n# TYPE {name} {kind}\n".encode()
+            out += lines
+        return bytes(out)
+
+
+def label_text(**labels: str) -> str:
+    """``a="1",b="2"``, values escaped as the text format requires."""
+    return ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
 
 
 def _escape(value: str) -> str:
@@ -166,113 +181,117 @@ def _epoch(stamp: str | None) -> float | None:
         return None
 
 
+def _number(value: Any, scale: float) -> Any:
+    """``value * scale`` for a number, else None (skipped by ``Families.add``)."""
+    kind = type(value)
+    return value * scale if kind is float or kind is int else None
+
+
 def connector_samples(out: Families, connector: Connector, snapshot: dict[str, Any] | None) -> None:
-    me = {"instance": connector.id}
-    out.add(
-        "ctel_connector_info",
-        "gauge",
-        "Always 1: a connector and its facts.",
-        {
-            **me,
-            "connector_id": connector.id,
-            "device_id": connector.device_id,
-            "device_type": connector.device_type,
-            "version": connector.last_seen_version or "",
-            "activated": "true" if connector.activated else "false",
-        },
-        1,
+    me = label_text(instance=connector.id)
+    add = out.add
+    info = label_text(
+        instance=connector.id,
+        connector_id=connector.id,
+        device_id=connector.device_id,
+        device_type=connector.device_type,
+        version=connector.last_seen_version or "",
+        activated="true" if connector.activated else "false",
     )
+    add("ctel_connector_info", "gauge", "Always 1: a connector and its facts.", info, 1)
     heartbeat = _epoch(connector.last_heartbeat)
     if heartbeat is not None:
-        out.add(
-            "ctel_connector_last_heartbeat_timestamp_seconds",
-            "gauge",
-            "When the connector last reported (any event or snapshot), unixtime.",
-            me,
-            heartbeat,
-        )
+        add("ctel_connector_last_heartbeat_timestamp_seconds", "gauge",
+            "When the connector last reported (any event or snapshot), unixtime.", me,
+            heartbeat)  # fmt: skip
     if snapshot is None:
         return
-    out.add(
-        "ctel_connector_last_snapshot_timestamp_seconds",
-        "gauge",
-        "The time (t) of the connector's latest snapshot, unixtime.",
-        me,
-        snapshot.get("t"),
-    )
+    add("ctel_connector_last_snapshot_timestamp_seconds", "gauge",
+        "The time (t) of the connector's latest snapshot, unixtime.", me,
+        snapshot.get("t"))  # fmt: skip
+    get = snapshot.get
     for name, kind, help_, key, scale in _SCALARS:
-        value = snapshot.get(key)
-        if isinstance(value, int | float):
-            out.add(name, kind, help_, me, value * scale)
+        add(name, kind, help_, me, _number(get(key), scale))
     for key, mode in _CPU_MODES.items():
-        value = snapshot.get(key)
-        if isinstance(value, int | float):
-            out.add(
-                "node_cpu_seconds_total",
-                "counter",
-                'Seconds the CPUs spent in each mode (all CPUs together: cpu="all").',
-                {**me, "cpu": "all", "mode": mode},
-                value / 1000,
-            )
+        add("node_cpu_seconds_total", "counter",
+            'Seconds the CPUs spent in each mode (all CPUs together: cpu="all").',
+            f'{me},cpu="all",mode="{mode}"', _number(get(key), 1e-3))  # fmt: skip
     for key, meminfo in _MEMINFO.items():
-        out.add(
-            f"node_memory_{meminfo}_bytes",
-            "gauge",
-            f"Memory information field {meminfo}_bytes.",
-            me,
-            snapshot.get(key),
-        )
-    for dev in snapshot.get("netdevs") or ():
-        labels = {**me, "device": str(dev.get("name", ""))}
+        add(f"node_memory_{meminfo}_bytes", "gauge",
+            f"Memory information field {meminfo}_bytes.", me, get(key))  # fmt: skip
+    for dev in get("netdevs") or ():
+        labels = f"{me},{label_text(device=str(dev.get('name', '')))}"
         for key, name in _NETDEV.items():
-            out.add(
-                f"node_network_{name}_total",
-                "counter",
-                f"Network device statistic {name}.",
-                labels,
-                dev.get(key),
-            )
-    for disk in snapshot.get("disks") or ():
-        labels = {**me, "device": str(disk.get("name", ""))}
+            add(f"node_network_{name}_total", "counter", f"Network device statistic {name}.",
+                labels, dev.get(key))  # fmt: skip
+    for disk in get("disks") or ():
+        labels = f"{me},{label_text(device=str(disk.get('name', '')))}"
         for key, (name, scale) in _DISK.items():
-            value = disk.get(key)
-            if isinstance(value, int | float):
-                out.add(f"node_disk_{name}", "counter" if name.endswith("_total") else "gauge",
-                        f"Disk statistic {name}.", labels, value * scale)  # fmt: skip
-    for mount in snapshot.get("mounts") or ():
-        labels = {
-            **me,
-            "device": str(mount.get("file_system", "")),
-            "fstype": str(mount.get("kind", "")),
-            "mountpoint": str(mount.get("mount_point", "")),
-        }
-        out.add("node_filesystem_size_bytes", "gauge", "Filesystem size in bytes.", labels,
-                mount.get("total_bytes"))  # fmt: skip
-        out.add("node_filesystem_avail_bytes", "gauge",
-                "Filesystem space available to non-root users in bytes.", labels,
-                mount.get("available_bytes"))  # fmt: skip
-        out.add("node_filesystem_files", "gauge", "Filesystem total file nodes.", labels,
-                mount.get("total_inodes"))  # fmt: skip
-        out.add("node_filesystem_files_free", "gauge", "Filesystem total free file nodes.",
-                labels, mount.get("available_inodes"))  # fmt: skip
-        out.add("node_filesystem_readonly", "gauge", "Filesystem read-only status.", labels,
-                1 if mount.get("is_read_only") else 0)  # fmt: skip
-    for thermal in snapshot.get("thermals") or ():
-        out.add(
-            "node_hwmon_temp_celsius",
-            "gauge",
-            "Hardware monitor for temperature (input).",
-            {**me, "chip": "ctel", "sensor": str(thermal.get("label", ""))},
-            thermal.get("current_celcius"),
+            add(f"node_disk_{name}", "counter" if name.endswith("_total") else "gauge",
+                f"Disk statistic {name}.", labels, _number(disk.get(key), scale))  # fmt: skip
+    for mount in get("mounts") or ():
+        labels = (
+            me
+            + ","
+            + label_text(
+                device=str(mount.get("name", "")),
+                fstype=str(mount.get("file_system", "")).lower(),
+                mountpoint=str(mount.get("mount_point", "")),
+            )
         )
+        add("node_filesystem_size_bytes", "gauge", "Filesystem size in bytes.", labels,
+            mount.get("total_bytes"))  # fmt: skip
+        add("node_filesystem_avail_bytes", "gauge",
+            "Filesystem space available to non-root users in bytes.", labels,
+            mount.get("available_bytes"))  # fmt: skip
+        add("node_filesystem_files", "gauge", "Filesystem total file nodes.", labels,
+            mount.get("total_inodes"))  # fmt: skip
+        add("node_filesystem_files_free", "gauge", "Filesystem total free file nodes.",
+            labels, mount.get("available_inodes"))  # fmt: skip
+        add("node_filesystem_readonly", "gauge", "Filesystem read-only status.", labels,
+            1 if mount.get("is_read_only") else 0)  # fmt: skip
+    for thermal in get("thermals") or ():
+        add("node_hwmon_temp_celsius", "gauge", "Hardware monitor for temperature (input).",
+            f'{me},chip="ctel",{label_text(sensor=str(thermal.get("label", "")))}',
+            thermal.get("current_celcius"))  # fmt: skip
+
+
+def activity_samples(
+    out: Families, connector_id: str, kinds: dict[str, int], pending: bool
+) -> None:
+    """ctel's view of a connector's activity: its stored events by kind, its failures by
+    kind (every kind of ``FAILURE_KINDS``, 0 included, so that the first failure is an
+    increase that ``increase()`` sees), whether an interrupt waits for it."""
+    me = label_text(instance=connector_id)
+    for kind, count in sorted(kinds.items()):
+        out.add("ctel_connector_events_total", "counter",
+                "Events the connector reported, by kind (those stored: retention lowers it).",
+                f'{me},kind="{kind}"', count)  # fmt: skip
+    for kind in _FAILURES:
+        out.add("ctel_connector_failures_total", "counter",
+                "Events that report a failure (upgrade, attestation, key or PKI rotation, "
+                "slot blessing, HA), by kind.",
+                f'{me},kind="{kind}"', kinds.get(kind, 0))  # fmt: skip
+    out.add("ctel_connector_interrupts_pending", "gauge",
+            "Interrupts (reboot, restart, shutdown) waiting for the connector to pick them up.",
+            me, 1 if pending else 0)  # fmt: skip
+
+
+_FAILURES = sorted(FAILURE_KINDS)
 
 
 def fleet_exposition(store: Store, account_id: str) -> bytes:
     out = Families()
+    activity = store.fleet_activity(account_id)
+    events: dict[str, dict[str, int]] = {}
+    for connector_id, kind, count in activity.events:
+        events.setdefault(connector_id, {})[kind] = count
     for connector in store.list_connectors(account_id, None):
         latest = store.latest_snapshots(account_id, connector.id, 1)
         snapshot = orjson.loads(latest[0]) if latest else None
         connector_samples(out, connector, snapshot)
+        pending = connector.id in activity.pending_interrupts
+        activity_samples(out, connector.id, events.get(connector.id, {}), pending)
     return out.render()
 
 

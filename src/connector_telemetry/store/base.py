@@ -6,7 +6,7 @@ says so; they never build HTTP answers.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from contextvars import ContextVar
 from typing import Any, Protocol
 
@@ -14,6 +14,9 @@ from connector_telemetry.errors import ApiError
 from connector_telemetry.models import (
     Connector,
     EventMeta,
+    FeedFilter,
+    FeedItem,
+    FleetActivity,
     FleetRow,
     IngestResult,
     Interrupt,
@@ -34,7 +37,17 @@ class SchemaTooNew(Exception):
     """The database's schema is newer than this ctel knows: refused, never touched."""
 
 
+def ignore_step(step: str, seconds: float) -> None:
+    """The default ``Store.observe``: timings go nowhere."""
+
+
 class Store(Protocol):
+    #: Called with how long each step of a write took, from the thread that ran it:
+    #: ``"write"`` (a write transaction, from its start to its commit or rollback),
+    #: ``"writer_turn"`` (SQLite: waiting for this database's cross-process writer turn),
+    #: ``"pool"`` (PostgreSQL: waiting for a pooled connection). ``ignore_step`` unless
+    #: someone (api.metrics) listens.
+    observe: Callable[[str, float], None]
     #: Driver exceptions that mean "busy or unreachable, retry later" (answered 503).
     unavailable_errors: tuple[type[Exception], ...]
     #: How long a write may wait to start (queued, then for a connection) before it is
@@ -58,6 +71,8 @@ class Store(Protocol):
     #: (``on_begin`` is called when one begins); a no-op where that gains nothing.
     def hold_reads(self, on_begin: Callable[[], None]) -> None: ...
     def end_reads(self) -> None: ...
+    #: ``(open, idle, max)`` connections of this process's write pool; None without one.
+    def pool_state(self) -> tuple[int, int, int] | None: ...
 
     # accounts and credentials
     def create_account(self, account_id: str, name: str, created_at: str) -> None: ...
@@ -87,6 +102,9 @@ class Store(Protocol):
     #: Every connector of the account with its fleet summary columns (store/fleet.py; only
     #: those whose heartbeat or settings changed at or after ``changed_since``, RFC 3339).
     def fleet_summary(self, account_id: str, changed_since: str | None) -> list[FleetRow]: ...
+    #: The account's stored events counted by connector and kind, and its connectors with a
+    #: pending interrupt: one query each, however large the fleet (the fleet's metrics).
+    def fleet_activity(self, account_id: str) -> FleetActivity: ...
 
     # telemetry events
     def record_events(
@@ -126,6 +144,24 @@ class Store(Protocol):
     ) -> list[tuple[float, float]]: ...
     def latest_snapshots(self, account_id: str, connector_id: str, limit: int) -> list[bytes]: ...
     def get_snapshot(self, account_id: str, connector_id: str, t: float) -> bytes | None: ...
+
+    # the feed: every new event and snapshot in arrival (commit) order per account, for
+    # the live streams (issue 10; store/feed.py)
+    #: Whether anything may have been committed since the last call (cheap; may say True).
+    def feed_changed(self) -> bool: ...
+    def feed_heads(self, account_ids: Collection[str]) -> dict[str, int]: ...
+    def feed_head(self, account_id: str) -> int: ...
+    #: The oldest seq still kept (None: none).
+    def feed_floor(self, account_id: str) -> int | None: ...
+    #: The position before the first item that arrived at or after ``a`` (else the head).
+    def feed_since(self, account_id: str, a: float) -> int: ...
+    #: Items after ``after`` up to ``upto`` selected by ``which`` (at most ``limit`` rows
+    #: examined), and the position reached.
+    def read_feed(
+        self, account_id: str, after: int, upto: int, which: FeedFilter, limit: int
+    ) -> tuple[list[FeedItem], int]: ...
+    #: The connector's key (``NotFound`` otherwise).
+    def connector_pk(self, account_id: str, connector_id: str) -> int: ...
 
     # interrupts
     def create_interrupt(
@@ -211,4 +247,4 @@ class Store(Protocol):
     def reset_test_data(self) -> dict[str, int]: ...
 
 
-__all__ = ["Permission", "SchemaTooNew", "Store"]
+__all__ = ["Permission", "SchemaTooNew", "Store", "ignore_step"]

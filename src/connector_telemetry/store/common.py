@@ -13,7 +13,8 @@ from typing import Any, ClassVar
 from connector_telemetry.clock import rfc3339
 from connector_telemetry.errors import ApiError, Conflict, NotFound, Unavailable
 from connector_telemetry.models import Connector, EventMeta, Interrupt, Token, User
-from connector_telemetry.store.base import SchemaTooNew
+from connector_telemetry.store.base import SchemaTooNew, ignore_step
+from connector_telemetry.store.feed import Feed
 from connector_telemetry.store.fleet import FleetSummary
 from connector_telemetry.store.rows import (
     ConnectorPks,
@@ -25,7 +26,7 @@ from connector_telemetry.store.rows import (
 from connector_telemetry.store.sql import SQL, Connection, Cursor, Dialect, migrations
 
 
-class SQLStore(FleetSummary):
+class SQLStore(FleetSummary, Feed):
     dialect: ClassVar[Dialect]
     sql: ClassVar[SQL]
     #: The newest schema version this code knows (the dialect's last migration).
@@ -33,12 +34,14 @@ class SQLStore(FleetSummary):
     #: How the store is named in messages (a path, or a URL with its password masked).
     name: str
     _pks: ConnectorPks
+    observe: Callable[[str, float], None] = staticmethod(ignore_step)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "dialect" in cls.__dict__:
             cls.sql = SQL().adapted(cls.dialect)
             cls.known_schema_version = migrations(cls.dialect.name)[-1][0]
+            cls._feed_queries = {}
 
     # -- what each store provides -------------------------------------------------
 
@@ -95,6 +98,9 @@ class SQLStore(FleetSummary):
                     self.dialect.run_script(conn, script)
                     conn.execute(self.sql.add_schema_version, (version,))
         return max(current, known)
+
+    def pool_state(self) -> tuple[int, int, int] | None:
+        return None
 
     def ping(self) -> None:
         self._read(self.sql.ping).fetchone()
@@ -391,6 +397,9 @@ class SQLStore(FleetSummary):
                 break
             with self._write() as conn:
                 gone += conn.execute(query, (before_t, before_t, batch - gone)).rowcount
+        if gone < batch:  # the streams' feed, by arrival time (store/feed.py)
+            with self._write() as conn:
+                gone += self._purge_feed(conn, before_t, batch - gone)
         return gone
 
     def export_events(
@@ -520,7 +529,7 @@ class SQLStore(FleetSummary):
                 "interrupts": conn.execute(sql.reset_interrupts).rowcount,
                 "connectors": conn.execute(sql.reset_connectors).rowcount,
             }
-            for query in (sql.clear_faults, sql.clear_journal, sql.clear_rate_hits):
+            for query in (sql.reset_feed, sql.clear_faults, sql.clear_journal, sql.clear_rate_hits):
                 conn.execute(query)
             conn.execute(sql.reset_state)
             self._bump_credentials(conn)  # license keys went with their connectors

@@ -4,18 +4,26 @@
 Ingest keeps, per connector, the health records of its two newest snapshots
 (``health_t, health`` and ``health_prev_t, health_prev``) and the key and kind of its
 newest failure event (``failure_t, failure_n, failure_k``), inside the batch's write
-transaction. A connector whose snapshots predate schema 4 has ``health_t = -1`` and no
+transaction; and (schema 5, ``event_counts``) its events counted by kind, for the fleet's
+Prometheus counters. A connector whose snapshots predate schema 4 has ``health_t = -1`` and no
 record until it reports again (the service then computes its records from its two newest
 snapshots at read time).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from connector_telemetry.models import FAILURE_KINDS, FleetRow, NewEvent, NewSnapshot
+from connector_telemetry.models import (
+    FAILURE_KINDS,
+    FleetActivity,
+    FleetRow,
+    NewEvent,
+    NewSnapshot,
+)
 
 if TYPE_CHECKING:
     from connector_telemetry.store.sql import SQL, Connection, Cursor
@@ -49,6 +57,20 @@ class FleetSummary:
             args = (account_id, changed_since, changed_since)
             cursor = self._read(self.sql.fleet_summary_since, args)
         return [fleet_row(row) for row in cursor.fetchall()]
+
+    def fleet_activity(self, account_id: str) -> FleetActivity:
+        counts = self._read(self.sql.fleet_event_counts, (account_id,)).fetchall()
+        pending = self._read(self.sql.fleet_pending_interrupts, (account_id,)).fetchall()
+        return FleetActivity(
+            events=[(str(cid), str(k), int(n)) for cid, k, n in counts],
+            pending_interrupts=frozenset(str(row[0]) for row in pending),
+        )
+
+    def _count_events(self, conn: Connection, cpk: int, kinds: Iterable[str]) -> None:
+        """After an event batch is inserted: add its new events (``kinds``: one kind per
+        event stored now, duplicates left out) to the connector's counts by kind."""
+        for k, n in Counter(kinds).items():  # a batch holds a few kinds (29 at most)
+            conn.execute(self.sql.count_events, (cpk, k, n))
 
     def _keep_health(self, conn: Connection, cpk: int, snapshots: list[NewSnapshot]) -> None:
         """After a snapshot batch is inserted: keep the two newest health records."""

@@ -126,6 +126,11 @@ class Writers:
             raise
         self._put(conn)
 
+    def state(self) -> tuple[int, int, int]:
+        """``(open, idle, max)`` connections (open: idle, in use or being opened)."""
+        with self._changed:
+            return self._count, len(self._idle), self._max_size
+
     def _get(self, deadline: float) -> Conn:
         pause = _FIRST_PAUSE
         while True:

@@ -44,11 +44,11 @@ def insert_events(
     rows: list[tuple[float, float, str, bytes]],
     collected_at: float,
     events: list[NewEvent],
-) -> int:
-    """Insert what is new in one statement; returns how many rows were already
-    stored with the same content (409 if any with other content)."""
+) -> list[tuple[float, float, str, bytes]]:
+    """Insert what is new in one statement; returns the rows that were new (the others
+    were already stored with the same content: 409 if any with other content)."""
     if not rows:
-        return 0
+        return []
     ts, ns, ks, docs = (list(column) for column in zip(*rows, strict=True))
     inserted = conn.execute(
         "INSERT INTO events (cpk, t, n, a, k, doc) SELECT %b, u.t, u.n, %b, u.k, u.doc "
@@ -58,7 +58,7 @@ def insert_events(
         binary=True,
     ).fetchall()
     if len(inserted) == len(rows):
-        return 0
+        return rows
     new = set(inserted)
     old = [row for row in rows if (row[0], row[1]) not in new]
     stored = {
@@ -74,12 +74,15 @@ def insert_events(
     for t, n, _, doc in old:
         if not same_content(stored[(t, n)], doc):
             raise stored_event_conflict(index_of.get((t, n), "?"), t, n)
-    return len(old)
+    return [row for row in rows if (row[0], row[1]) in new]
 
 
-def insert_snapshots(conn: Conn, cpk: int, snaps: list[NewSnapshot], collected_at: float) -> int:
+def insert_snapshots(
+    conn: Conn, cpk: int, snaps: list[NewSnapshot], collected_at: float
+) -> list[NewSnapshot]:
+    """Insert what is new in one statement; returns the snapshots that were new."""
     if not snaps:
-        return 0
+        return []
     inserted = conn.execute(
         "INSERT INTO snapshots (cpk, t, a, doc) SELECT %b, u.t, %b, u.doc "
         "FROM unnest(%b::float8[], %b::bytea[]) AS u(t, doc) "
@@ -88,7 +91,7 @@ def insert_snapshots(conn: Conn, cpk: int, snaps: list[NewSnapshot], collected_a
         binary=True,
     ).fetchall()
     if len(inserted) == len(snaps):
-        return 0
+        return snaps
     new = {t for (t,) in inserted}
     old = [s for s in snaps if s.t not in new]
     stored = dict(
@@ -101,4 +104,16 @@ def insert_snapshots(conn: Conn, cpk: int, snaps: list[NewSnapshot], collected_a
     for snap in old:
         if not same_content(stored[snap.t], snap.doc):
             raise stored_snapshot_conflict(snap.index, snap.t)
-    return len(old)
+    return [s for s in snaps if s.t in new]
+
+
+def insert_feed(conn: Conn, rows: list[tuple[Any, ...]]) -> None:
+    """The feed's rows ``(account_id, seq, cpk, kind, t, n, a, k)`` in one statement."""
+    columns = [list(column) for column in zip(*rows, strict=True)]
+    conn.execute(
+        "INSERT INTO feed (account_id, seq, cpk, kind, t, n, a, k) SELECT * FROM unnest("
+        "%b::text[], %b::int8[], %b::int8[], %b::text[], %b::float8[], %b::float8[], "
+        "%b::float8[], %b::text[])",
+        columns,
+        binary=True,
+    )

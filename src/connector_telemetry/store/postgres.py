@@ -22,6 +22,7 @@ Events and snapshots are partitioned by month of ``t`` (store.pg_partitions).
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -122,8 +123,17 @@ class PostgresStore(SQLStore):
     def _connection(self) -> Iterator[Conn]:
         """A pooled connection to a writable host (autocommit: callers open their
         transactions), by the write's deadline; 503 past it."""
+        waited = time.perf_counter()
         with self._writers.connection() as conn:
-            yield conn
+            began = time.perf_counter()
+            self.observe("pool", began - waited)
+            try:
+                yield conn
+            finally:
+                self.observe("write", time.perf_counter() - began)
+
+    def pool_state(self) -> tuple[int, int, int] | None:
+        return self._writers.state()
 
     @contextmanager
     def _write(self) -> Iterator[Conn]:
@@ -189,11 +199,14 @@ class PostgresStore(SQLStore):
         def work(conn: Conn) -> IngestResult:
             cpk, last_seen_t = self._lock_connector(conn, account_id, connector_id)
             rows = ingest.number_and_dedupe(conn, cpk, events)
-            duplicates = len(events) - len(rows)
-            duplicates += ingest.insert_events(conn, cpk, rows, collected_at, events)
+            new = ingest.insert_events(conn, cpk, rows, collected_at, events)
+            duplicates = len(events) - len(new)
+            self._count_events(conn, cpk, (k for _, _, k, _ in new))
             self._heartbeat(conn, cpk, last_seen_t, newest, collected_at)
             if failing:
                 self._keep_failure(conn, cpk, rows, 0, 1, 2)
+            a = collected_at
+            self._feed(conn, account_id, cpk, "event", [(t, n, a, k) for t, n, k, _ in new])
             return IngestResult(accepted=len(events) - duplicates, duplicates=duplicates)
 
         return self._telemetry_write("events", (ev.t for ev in events), work)
@@ -212,13 +225,18 @@ class PostgresStore(SQLStore):
         def work(conn: Conn) -> IngestResult:
             cpk, last_seen_t = self._lock_connector(conn, account_id, connector_id)
             unique = dedupe_snapshots(snapshots)
-            duplicates = len(snapshots) - len(unique)
-            duplicates += ingest.insert_snapshots(conn, cpk, unique, collected_at)
+            new = ingest.insert_snapshots(conn, cpk, unique, collected_at)
+            duplicates = len(snapshots) - len(new)
             self._heartbeat(conn, cpk, last_seen_t, newest, collected_at)
             self._keep_health(conn, cpk, snapshots)
+            a = collected_at
+            self._feed(conn, account_id, cpk, "snapshot", [(s.t, 0.0, a, None) for s in new])
             return IngestResult(accepted=len(snapshots) - duplicates, duplicates=duplicates)
 
         return self._telemetry_write("snapshots", (snap.t for snap in snapshots), work)
+
+    def _insert_feed(self, conn: Any, rows: list[tuple[Any, ...]]) -> None:
+        ingest.insert_feed(conn, rows)
 
     # -- retention and import -------------------------------------------------
 
@@ -239,6 +257,7 @@ class PostgresStore(SQLStore):
             added = conn.execute(_IMPORT[table], (cpk, *columns)).rowcount
             if table == "events":  # (t, n, a, k, doc): the fleet summary's newest failure
                 self._keep_failure(conn, cpk, rows, 0, 1, 3)
+                conn.execute(self.sql.recount_events, (cpk,))
             return int(added)
 
         return self._telemetry_write(table, (row[0] for row in rows), work)

@@ -212,9 +212,43 @@ class SQL:
     keep_health: str = (
         "UPDATE connectors SET health_t=?, health=?, health_prev_t=?, health_prev=? WHERE pk=?"
     )
+    # -- the fleet for Prometheus (issue 12): one query each for the whole account
+    fleet_event_counts: str = (
+        "SELECT c.id, e.k, e.count FROM connectors c JOIN event_counts e ON e.cpk = c.pk "
+        "WHERE c.account_id=?"
+    )
+    #: kept inside each ingest transaction: ``(cpk, k, new events of that kind)``
+    count_events: str = (
+        "INSERT INTO event_counts (cpk, k, count) VALUES (?, ?, ?) ON CONFLICT (cpk, k) "
+        "DO UPDATE SET count = event_counts.count + excluded.count"
+    )
+    #: after an import: the stored events counted, where that is more than the count kept
+    recount_events: str = (
+        "INSERT INTO event_counts (cpk, k, count) SELECT cpk, k, count(*) FROM events "
+        "WHERE cpk=? GROUP BY cpk, k ON CONFLICT (cpk, k) DO UPDATE SET count = CASE "
+        "WHEN excluded.count > event_counts.count THEN excluded.count ELSE event_counts.count END"
+    )
+    fleet_pending_interrupts: str = (
+        "SELECT c.id FROM connectors c JOIN interrupts i ON i.cpk = c.pk "
+        "WHERE c.account_id=? AND i.triggered_at IS NULL"
+    )
     keep_failure: str = (
         "UPDATE connectors SET failure_t=?, failure_n=?, failure_k=? WHERE pk=? "
         "AND (failure_t IS NULL OR failure_t < ? OR (failure_t = ? AND failure_n < ?))"
+    )
+
+    # -- the feed (issue 10's streams; the rules in store/feed.py)
+    bump_feed_head: str = (
+        "INSERT INTO feed_heads (account_id, seq) VALUES (?, ?) ON CONFLICT (account_id) "
+        "DO UPDATE SET seq = feed_heads.seq + excluded.seq RETURNING seq"
+    )
+    feed_heads: str = "SELECT account_id, seq FROM feed_heads"
+    feed_head: str = "SELECT seq FROM feed_heads WHERE account_id=?"
+    feed_floor: str = "SELECT min(seq) FROM feed WHERE account_id=?"
+    feed_since: str = "SELECT min(seq) FROM feed WHERE account_id=? AND a>=?"
+    purge_feed: str = (
+        "DELETE FROM feed WHERE (account_id, seq) IN (SELECT f.account_id, f.seq "
+        "FROM feed_heads h JOIN feed f ON f.account_id = h.account_id AND f.a < ? LIMIT ?)"
     )
 
     # -- test mode (issue 11; service/testmode.py). The marker, then the state every worker
@@ -272,6 +306,8 @@ class SQL:
     reset_snapshots: str = "DELETE FROM snapshots"
     reset_interrupts: str = "DELETE FROM interrupts"
     reset_connectors: str = "DELETE FROM connectors"
+    #: the streams' feed goes too (its heads stay: seqs keep growing, resume tokens stay valid)
+    reset_feed: str = "DELETE FROM feed"
     reset_state: str = "UPDATE test_state SET clock_offset=0, rate_requests=NULL, rate_period=NULL"
 
     def adapted(self, dialect: Dialect) -> SQL:

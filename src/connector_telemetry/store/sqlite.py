@@ -13,6 +13,7 @@ from __future__ import annotations
 import mmap
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -113,6 +114,7 @@ class SQLiteStore(SQLStore):
         self._data_version = -1
         self._pks = ConnectorPks(self._connector_pk)
         self._credentials_version = 0
+        self._feed_version = -1
         self._fresh: sqlite3.Connection | None = None  # test mode's reads (``_read_fresh``)
         self._fresh_lock = threading.Lock()
 
@@ -196,7 +198,10 @@ class SQLiteStore(SQLStore):
     def _write(self) -> Iterator[sqlite3.Connection]:
         with self._write_lock:
             conn = self._writer
+            waited = time.perf_counter()
             self._turn.acquire()
+            began = time.perf_counter()
+            self.observe("writer_turn", began - waited)
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
@@ -207,6 +212,7 @@ class SQLiteStore(SQLStore):
                         conn.execute("ROLLBACK")
             finally:
                 self._turn.release()
+                self.observe("write", time.perf_counter() - began)
 
     _migration = _write
 
@@ -255,13 +261,17 @@ class SQLiteStore(SQLStore):
             conn.execute("SAVEPOINT batch")
             try:
                 conn.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)", rows)
+                new = rows
             except sqlite3.IntegrityError:
                 conn.execute("ROLLBACK TO batch")
-                duplicates += self._insert_checking(conn, rows, events)
+                new = self._insert_checking(conn, rows, events)
+                duplicates += len(rows) - len(new)
             conn.execute("RELEASE batch")
+            self._count_events(conn, cpk, (row[4] for row in new))
             self._heartbeat(conn, cpk, last_seen_t, newest, collected_at)
             if failing:
                 self._keep_failure(conn, cpk, rows, 1, 2, 4)
+            self._feed(conn, account_id, cpk, "event", [(r[1], r[2], r[3], r[4]) for r in new])
             return IngestResult(accepted=len(events) - duplicates, duplicates=duplicates)
 
     def _ingest_lock(
@@ -290,19 +300,20 @@ class SQLiteStore(SQLStore):
 
     def _insert_checking(
         self, conn: sqlite3.Connection, rows: list[EventRow], events: list[NewEvent]
-    ) -> int:
-        """The slow path, taken when part of a batch is already stored."""
+    ) -> list[EventRow]:
+        """The slow path, taken when part of a batch is already stored: the rows that
+        were new."""
         index_of = {(ev.t, ev.n): ev.index for ev in events if ev.n is not None}
-        duplicates = 0
+        new = []
         for row in rows:
             cur = conn.execute("INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?)", row)
             if cur.rowcount == 1:
+                new.append(row)
                 continue
             (stored,) = conn.execute(self.sql.get_event, row[:3]).fetchone()
             if not same_content(stored, row[5]):
                 raise stored_event_conflict(index_of.get((row[1], row[2]), "?"), row[1], row[2])
-            duplicates += 1
-        return duplicates
+        return new
 
     # -- telemetry snapshots --------------------------------------------------
 
@@ -323,11 +334,14 @@ class SQLiteStore(SQLStore):
             conn.execute("SAVEPOINT batch")
             try:
                 conn.executemany("INSERT INTO snapshots VALUES (?, ?, ?, ?)", rows)
+                new = rows
             except sqlite3.IntegrityError:
                 conn.execute("ROLLBACK TO batch")
+                new = []
                 for row in rows:
                     cur = conn.execute("INSERT OR IGNORE INTO snapshots VALUES (?, ?, ?, ?)", row)
                     if cur.rowcount == 1:
+                        new.append(row)
                         continue
                     (stored,) = conn.execute(self.sql.get_snapshot, row[:2]).fetchone()
                     if not same_content(stored, row[3]):
@@ -336,7 +350,20 @@ class SQLiteStore(SQLStore):
             conn.execute("RELEASE batch")
             self._heartbeat(conn, cpk, last_seen_t, newest, collected_at)
             self._keep_health(conn, cpk, snapshots)
+            self._feed(conn, account_id, cpk, "snapshot", [(r[1], 0.0, r[2], None) for r in new])
             return IngestResult(accepted=len(snapshots) - duplicates, duplicates=duplicates)
+
+    def _insert_feed(self, conn: Any, rows: list[tuple[Any, ...]]) -> None:
+        conn.executemany("INSERT INTO feed VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def feed_changed(self) -> bool:
+        """``PRAGMA data_version`` moves on every commit by another connection (any
+        process's writer, this one's included): unchanged, nothing was committed."""
+        (version,) = self._read("PRAGMA data_version").fetchone()
+        if version == self._feed_version:
+            return False
+        self._feed_version = version
+        return True
 
     # -- import ----------------------------------------------------------------
 
@@ -347,6 +374,8 @@ class SQLiteStore(SQLStore):
             cpk, _ = self._lock_connector(conn, account_id, connector_id)
             before = conn.total_changes
             conn.executemany(_IMPORT[table], [(cpk, *row) for row in rows])
+            added = conn.total_changes - before  # counted before the summary's own changes
             if table == "events":  # (t, n, a, k, doc): the fleet summary's newest failure
                 self._keep_failure(conn, cpk, rows, 0, 1, 3)
-            return conn.total_changes - before
+                conn.execute(self.sql.recount_events, (cpk,))
+            return added

@@ -1,4 +1,4 @@
--- connector-telemetry schema 5 (PostgreSQL; issue 11, test mode): the same tables as the
+-- connector-telemetry schema 7 (PostgreSQL; issue 11, test mode): the same tables as the
 -- SQLite schema of the same number (see there), with PostgreSQL's types.
 CREATE TABLE meta (
     name    text COLLATE "C" PRIMARY KEY,

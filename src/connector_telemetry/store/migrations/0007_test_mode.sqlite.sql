@@ -1,4 +1,4 @@
--- connector-telemetry schema 5 (issue 11, test mode). ``meta``: facts about the database
+-- connector-telemetry schema 7 (issue 11, test mode). ``meta``: facts about the database
 -- itself; a test-mode server that creates the database writes ('test_mode', <when>) there,
 -- and ``--test-mode`` refuses a database without that row. The ``test_*`` tables hold the
 -- test-mode state every worker process shares (api/testmode.py, service/testmode.py): one

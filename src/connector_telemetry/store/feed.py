@@ -1,0 +1,133 @@
+"""The feed (schema 6, issue 10's streams), for both stores: the ``Feed`` part of
+``SQLStore``.
+
+Every ingest transaction that stores new events or snapshots appends them to its
+account's feed as its last step: ``feed_heads`` is bumped by the number of new items
+(``... ON CONFLICT DO UPDATE SET seq = feed_heads.seq + excluded.seq RETURNING seq``) and
+the items are numbered just below the new head. On PostgreSQL the head's row lock is held
+until commit, so per account seq order is commit order on every node; SQLite's write
+transactions are exclusive anyway. Items already stored (duplicates) are not fed again.
+
+A stream reads feed rows after its position, up to a head it has read (everything up to a
+committed head is committed), joined to the documents: an item whose document is gone
+(its connector deleted, or purged) is skipped. Retention trims rows by arrival time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from connector_telemetry.models import FeedFilter, FeedItem
+
+if TYPE_CHECKING:
+    from connector_telemetry.store.sql import SQL, Connection, Cursor, Dialect
+
+#: ``(t, n, a, k)`` of one new item (snapshots: ``n`` 0 and ``k`` None), in batch order.
+FeedEntry = tuple[float, float, float, str | None]
+
+_READ = (
+    "SELECT f.seq, c.id, f.kind, f.k, COALESCE(e.doc, s.doc) FROM feed f "
+    "JOIN connectors c ON c.pk = f.cpk "
+    "LEFT JOIN events e ON f.kind = 'event' AND e.cpk = f.cpk AND e.t = f.t AND e.n = f.n "
+    "LEFT JOIN snapshots s ON f.kind = 'snapshot' AND s.cpk = f.cpk AND s.t = f.t "
+    "WHERE f.account_id = ? AND f.seq > ? AND f.seq <= ?{where} ORDER BY f.seq LIMIT ?"
+)
+
+
+class Feed:
+    """What ``SQLStore`` does for the feed (mixed into it)."""
+
+    sql: ClassVar[SQL]
+    dialect: ClassVar[Dialect]
+    _feed_queries: dict[FeedFilter, str]
+
+    def _read(self, query: str, args: Any = ()) -> Cursor:
+        raise NotImplementedError
+
+    def _insert_feed(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+        """Insert ``(account_id, seq, cpk, kind, t, n, a, k)`` rows (each store's batch form)."""
+        raise NotImplementedError
+
+    # -- writes (inside an ingest transaction) ---------------------------------------
+
+    def _feed(
+        self, conn: Connection, account_id: str, cpk: int, kind: str, items: Sequence[FeedEntry]
+    ) -> None:
+        """Append a batch's new items to the account's feed. Call it last in the
+        transaction: on PostgreSQL it holds the account's head locked until commit."""
+        if not items:
+            return
+        (head,) = conn.execute(self.sql.bump_feed_head, (account_id, len(items))).fetchone()
+        first = int(head) - len(items) + 1
+        self._insert_feed(
+            conn,
+            [(account_id, first + i, cpk, kind, *item) for i, item in enumerate(items)],
+        )
+
+    # -- reads ------------------------------------------------------------------------
+
+    def feed_changed(self) -> bool:
+        """Whether anything may have been committed since the last call (SQLite answers
+        from ``PRAGMA data_version``; elsewhere always True)."""
+        return True
+
+    def feed_heads(self, account_ids: Collection[str]) -> dict[str, int]:
+        """The head (newest seq) of each of these accounts that has a feed."""
+        rows = self._read(self.sql.feed_heads).fetchall()
+        return {str(a): int(seq) for a, seq in rows if a in account_ids}
+
+    def feed_head(self, account_id: str) -> int:
+        row = self._read(self.sql.feed_head, (account_id,)).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def feed_floor(self, account_id: str) -> int | None:
+        """The oldest seq still kept (None: none kept)."""
+        row = self._read(self.sql.feed_floor, (account_id,)).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+    def feed_since(self, account_id: str, a: float) -> int:
+        """The position before the first item recorded (arrived) at or after ``a``; the
+        head when there is none."""
+        row = self._read(self.sql.feed_since, (account_id, a)).fetchone()
+        if row is None or row[0] is None:
+            return self.feed_head(account_id)
+        return int(row[0]) - 1
+
+    def read_feed(
+        self, account_id: str, after: int, upto: int, which: FeedFilter, limit: int
+    ) -> tuple[list[FeedItem], int]:
+        """The items after ``after`` up to ``upto`` that ``which`` selects, oldest first,
+        at most ``limit`` rows examined; and the position they reach (``upto`` when
+        every row up to it was examined)."""
+        query = self._feed_queries.get(which)
+        if query is None:
+            where = ""
+            if which.cpk is not None:
+                where += " AND f.cpk = ?"
+            if which.kind is not None:
+                where += " AND f.kind = ?"
+            if which.k is not None:
+                where += " AND f.k = ?"
+            query = self._feed_queries[which] = self.dialect.adapt(_READ.format(where=where))
+        args = [x for x in which if x is not None]
+        rows = self._read(query, (account_id, after, upto, *args, limit)).fetchall()
+        reached = int(rows[-1][0]) if len(rows) == limit else upto
+        items = [
+            FeedItem(int(seq), str(cid), str(kind), k, bytes(doc))
+            for seq, cid, kind, k, doc in rows
+            if doc is not None
+        ]
+        return items, reached
+
+    def connector_pk(self, account_id: str, connector_id: str) -> int:
+        """The connector's key (``NotFound`` when the account has no such connector)."""
+        return self._connector_pk(account_id, connector_id)
+
+    def _connector_pk(self, account_id: str, connector_id: str) -> int:
+        raise NotImplementedError
+
+    # -- retention --------------------------------------------------------------------
+
+    def _purge_feed(self, conn: Connection, before_a: float, batch: int) -> int:
+        return int(conn.execute(self.sql.purge_feed, (before_a, batch)).rowcount)
