@@ -42,7 +42,7 @@ from connector_telemetry.api.context import Context
 from connector_telemetry.api.metrics import Metrics
 from connector_telemetry.api.request import Headers, Request, inflated
 from connector_telemetry.api.requestlog import REQUEST_ID, RequestLog, request_id
-from connector_telemetry.api.route import BODY_METHODS, Response, Route, Streamed
+from connector_telemetry.api.route import BODY_METHODS, Response, Route, Stream, Streamed
 from connector_telemetry.api.route import Headers as HeaderList
 from connector_telemetry.api.routing import Router
 from connector_telemetry.api.throttle import AuthThrottle
@@ -66,6 +66,12 @@ _AUTHENTICATED = frozenset(("read", "write"))
 _ROUTE: ContextVar[tuple[str, dict[str, Any] | None]] = ContextVar(
     "_ROUTE", default=("unrouted", None)
 )
+
+
+def _offloaded(route: Route) -> bool:
+    """Whether the route is a read for the store's read threads (``Context.read``): an
+    authenticated one that answers at once (a stream lives on the event loop)."""
+    return route.access in _AUTHENTICATED and not isinstance(route.answer, Stream)
 
 
 class App:
@@ -134,7 +140,7 @@ class App:
                     raise self.throttle.failed(client, exc) from None
                 authorize(principal, route, params)
                 req.principal = principal
-            if route.deferred or (self._threaded and route.access in _AUTHENTICATED):
+            if route.deferred or (self._threaded and _offloaded(route)):
                 return route, req
             if route.query:
                 req.args = route.parse_query(req)
@@ -169,7 +175,7 @@ class App:
                 req.args = route.parse_query(req)
             if route.writes:
                 return route.respond(await self.ctx.write(route.handler, req))
-            if self._threaded and route.access in _AUTHENTICATED:
+            if self._threaded and _offloaded(route):
                 return route.respond(await self.ctx.read(route.handler, req))
             return route.respond(route.handler(req))
         except Exception as exc:
