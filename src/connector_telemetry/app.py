@@ -68,6 +68,12 @@ _ROUTE: ContextVar[tuple[str, dict[str, Any] | None]] = ContextVar(
 )
 
 
+def _offloaded(route: Route) -> bool:
+    """Whether the route is a read for the store's read threads (``Context.read``): an
+    authenticated one that answers at once (a stream lives on the event loop)."""
+    return route.access in _AUTHENTICATED and not isinstance(route.answer, Stream)
+
+
 class App:
     def __init__(self, settings: Settings, store: Store):
         self.settings = settings
@@ -110,9 +116,7 @@ class App:
         self._threaded = frozenset(
             route.operation_id
             for route in routes
-            if self.ctx.reads is not None
-            and route.access in _AUTHENTICATED
-            and not isinstance(route.answer, Stream)
+            if self.ctx.reads is not None and _offloaded(route)
         )
 
     def _test_route_names(self) -> frozenset[str]:
