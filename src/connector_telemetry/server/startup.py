@@ -14,6 +14,7 @@ respawning a worker that cannot start.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
@@ -106,8 +107,12 @@ def stop_starting_workers_on_sigterm() -> None:
 
     def on_sigterm(signum: int, frame: Any) -> None:
         if os.getpid() != master:
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
+            try:
+                signal.signal(signum, signal.SIG_DFL)
+                os.kill(os.getpid(), signum)
+            except OSError:  # "ignored due to race condition": a second signal meanwhile
+                pass
+            os._exit(128 + signum)  # still here: end as the default action would
         elif callable(handler):
             handler(signum, frame)
 
@@ -132,7 +137,8 @@ def run_worker(report: str, settings: Settings, *args: Any) -> None:
             file.write(f"{code} worker {worker} failed: {message}\n")
         # Stop the master, then wait to be stopped with the other workers: exiting at
         # once would be an "unexpected exit" that granian logs and answers on its own.
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # granian's, if it set its own
+        with contextlib.suppress(OSError):  # (a signal arriving meanwhile: see on_sigterm)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)  # granian's, if it set its own
         os.kill(os.getppid(), signal.SIGTERM)
         time.sleep(60)
         os._exit(code)  # not stopped: no clean-up either, this process served nothing
