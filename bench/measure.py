@@ -142,40 +142,56 @@ def metrics_cost(
 ) -> dict[str, Any]:
     """Get Event with ctel's own metrics on (``CTEL_METRICS=token``, the default) against
     the same server with them off, side by side, wrk alternating between them as in
-    ``versus_nginx``; the ratio of throughputs (on / off), median over the rounds."""
+    ``versus_nginx``; ingest likewise (``_ingest_on_off``).
+
+    Two figures each, medians over the rounds: the ratio of throughputs (on / off), which
+    on two shared cores moves by 10-25 % from round to round, and the ratio of the
+    servers' CPU time per request (off / on: above 1 when metrics cost nothing), from
+    ``/proc`` of each server's processes over its round, which the scheduler's noise
+    barely moves. A cost of metrics is CPU per request; the second figure measures it."""
     env = f.wrk_env()
     warm(f.db)
-    on: list[WrkResult] = []
-    off: list[WrkResult] = []
+    on: list[tuple[WrkResult, float]] = []
+    off: list[tuple[WrkResult, float]] = []
     with (
         Ctel(f.db, workers, env={"CTEL_METRICS": "token"}) as a,
         Ctel(f.db, workers, env={"CTEL_METRICS": "off"}) as b,
     ):
         for _ in range(rounds):
-            for url, results in ((a.url, on), (b.url, off)):
-                wrk(url, SCRIPT, env, 2)  # warm-up
-                results.append(wrk(url, SCRIPT, env, seconds))
+            for server, results in ((a, on), (b, off)):
+                wrk(server.url, SCRIPT, env, 2)  # warm-up
+                cpu = server.cpu_seconds()
+                result = wrk(server.url, SCRIPT, env, seconds)
+                results.append((result, server.cpu_seconds() - cpu))
     ingest = _ingest_on_off(scratch, workers, rounds)
-    ratios = [x.rps / y.rps for x, y in zip(on, off, strict=True)]
+    ratios = [x.rps / y.rps for (x, _), (y, _) in zip(on, off, strict=True)]
+    us_on = [cpu / max(r.requests, 1) * 1e6 for r, cpu in on]
+    us_off = [cpu / max(r.requests, 1) * 1e6 for r, cpu in off]
+    cpu_ratios = [y / x for x, y in zip(us_on, us_off, strict=True)]
     return {
         **ingest,
-        "metrics_on_rps": round(statistics.median([r.rps for r in on])),
-        "metrics_off_rps": round(statistics.median([r.rps for r in off])),
+        "metrics_on_rps": round(statistics.median([r.rps for r, _ in on])),
+        "metrics_off_rps": round(statistics.median([r.rps for r, _ in off])),
         "rps_ratio": round(statistics.median(ratios), 3),
         "rps_ratio_per_round": [round(x, 3) for x in ratios],
-        "p99_on_ms": statistics.median([r.p99_ms for r in on]),
-        "p99_off_ms": statistics.median([r.p99_ms for r in off]),
+        "cpu_us_per_request_on": round(statistics.median(us_on), 2),
+        "cpu_us_per_request_off": round(statistics.median(us_off), 2),
+        "cpu_ratio": round(statistics.median(cpu_ratios), 3),
+        "cpu_ratio_per_round": [round(x, 3) for x in cpu_ratios],
+        "p99_on_ms": statistics.median([r.p99_ms for r, _ in on]),
+        "p99_off_ms": statistics.median([r.p99_ms for r, _ in off]),
         "rounds": rounds,
-        "command": on[0].command,
+        "command": on[0][0].command,
     }
 
 
 def _ingest_on_off(db: str, workers: int, rounds: int, batches: int = 40) -> dict[str, Any]:
     """Event ingest (1000-event batches, 4 clients) into two servers of a new database
     ``db``, metrics on and off, alternating round by round, each round on a fresh
-    connector."""
+    connector: events/s and the servers' CPU time per event (as in ``metrics_cost``)."""
     token, paths = fixtures.ingest_target(db, "events", 2 * rounds)
     rates: dict[str, list[float]] = {"on": [], "off": []}
+    cpu_us: dict[str, list[float]] = {"on": [], "off": []}
     with (
         Ctel(db, workers, env={"CTEL_METRICS": "token"}) as on,
         Ctel(db, workers, env={"CTEL_METRICS": "off"}) as off,
@@ -183,13 +199,20 @@ def _ingest_on_off(db: str, workers: int, rounds: int, batches: int = 40) -> dic
         for r in range(rounds):
             for k, (name, server) in enumerate((("on", on), ("off", off))):
                 bodies = [orjson.dumps(b) for b in fixtures.event_batches(batches, 1000, 0)]
+                cpu = server.cpu_seconds()
                 rates[name].append(post_all(server.port, paths[2 * r + k], token, bodies, 4))
+                cpu_us[name].append((server.cpu_seconds() - cpu) / (batches * 1000) * 1e6)
     ratios = [x / y for x, y in zip(rates["on"], rates["off"], strict=True)]
+    cpu_ratios = [y / x for x, y in zip(cpu_us["on"], cpu_us["off"], strict=True)]
     return {
         "ingest_metrics_on_events_per_s": round(statistics.median(rates["on"])),
         "ingest_metrics_off_events_per_s": round(statistics.median(rates["off"])),
         "ingest_ratio": round(statistics.median(ratios), 3),
         "ingest_ratio_per_round": [round(x, 3) for x in ratios],
+        "ingest_cpu_us_per_event_on": round(statistics.median(cpu_us["on"]), 2),
+        "ingest_cpu_us_per_event_off": round(statistics.median(cpu_us["off"]), 2),
+        "ingest_cpu_ratio": round(statistics.median(cpu_ratios), 3),
+        "ingest_cpu_ratio_per_round": [round(x, 3) for x in cpu_ratios],
     }
 
 

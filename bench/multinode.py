@@ -19,8 +19,7 @@ from typing import Any
 
 from bench import fixtures
 from bench.measure import SCRIPT
-from bench.netdelay import cpu_seconds
-from bench.procs import Ctel, children, free_port, pid_gone, wait_http, wrk
+from bench.procs import Ctel, children, cpu_seconds, free_port, pid_gone, wait_http, wrk
 
 DEPLOY = Path(__file__).parent.parent / "deploy" / "nginx.conf"
 

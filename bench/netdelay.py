@@ -31,6 +31,8 @@ import threading
 import time
 from typing import Any
 
+from bench.procs import cpu_seconds
+
 _CHUNK = 1 << 16
 
 
@@ -165,13 +167,6 @@ def through(url: str, port: int) -> str:
     auth = quote(str(user)) + (f":{quote(str(password))}" if password else "")
     query = f"?{urlencode(params)}" if params else ""
     return f"postgresql://{auth}@127.0.0.1:{port}/{quote(str(dbname))}{query}"
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process so far (``/proc/<pid>/stat``)."""
-    with open(f"/proc/{pid}/stat") as stream:
-        fields = stream.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class ProxyProcess:

@@ -38,6 +38,18 @@ def children(pid: int) -> list[int]:
     return [int(p) for p in out.split()]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (``/proc/<pid>/stat``)."""
+    with open(f"/proc/{pid}/stat") as stream:
+        fields = stream.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """``cpu_seconds`` of a process and its live children (a server and its workers)."""
+    return sum(cpu_seconds(p) for p in [pid, *children(pid)])
+
+
 def peak_rss_mb(pid: int) -> float:
     """VmHWM: the peak resident set size of a live process, in MB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -85,6 +97,11 @@ class Ctel:
             "--workers",
             str(self.workers),
         ]
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds of the server's processes so far (its workers included)."""
+        assert self.process is not None
+        return tree_cpu_seconds(self.process.pid)
 
     def __enter__(self) -> Ctel:
         fd, name = tempfile.mkstemp(prefix="ctel-bench-", suffix=".log")
@@ -190,6 +207,8 @@ class WrkResult:
     non_2xx: int
     command: str
     socket_errors: int = 0
+    #: Requests completed in the run (wrk's "N requests in ...").
+    requests: int = 0
 
 
 def _ms(text: str) -> float:
@@ -213,6 +232,7 @@ def wrk(
     p99 = _ms(re.search(r"^\s+99%\s+(\S+)$", out, re.M).group(1))  # type: ignore[union-attr]
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    done = re.search(r"(\d+) requests in ", out)
     return WrkResult(
         rps,
         p50,
@@ -220,4 +240,5 @@ def wrk(
         int(bad.group(1)) if bad else 0,
         " ".join(cmd),
         sum(int(g) for g in errors.groups()) if errors else 0,
+        int(done.group(1)) if done else 0,
     )

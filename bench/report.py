@@ -247,6 +247,19 @@ def markdown(report: dict[str, Any]) -> str:
             f"{mc['metrics_on_rps']} | metrics off {mc['metrics_off_rps']} | "
             f"{mc['rps_ratio']} | >= 0.97 |"
         )
+        if "cpu_ratio" in mc:
+            lines.append(
+                f"| Get Event, server CPU us per request, metrics on (median of "
+                f"{mc['rounds']}) | {mc['cpu_us_per_request_on']} | metrics off "
+                f"{mc['cpu_us_per_request_off']} | {mc['cpu_ratio']} (off / on) | >= 0.97 |"
+            )
+            lines.append(
+                f"| Event ingest with metrics on (events/s; CPU us per event) | "
+                f"{mc['ingest_metrics_on_events_per_s']}; {mc['ingest_cpu_us_per_event_on']} | "
+                f"metrics off {mc['ingest_metrics_off_events_per_s']}; "
+                f"{mc['ingest_cpu_us_per_event_off']} | {mc['ingest_ratio']}; "
+                f"{mc['ingest_cpu_ratio']} (off / on) | >= 0.97 |"
+            )
     if backup:
         lines.append(
             f"| `ctel backup` of a {backup['database_bytes'] / 1e9:.2f} GB store (s per GB, "

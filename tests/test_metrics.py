@@ -181,3 +181,57 @@ def test_metrics_setting(tmp_path: Path, mode: str, status: int) -> None:
         assert answer.status_code == status, answer.text  # off: no route (404/7000)
     finally:
         stop_server(server)
+
+
+def test_counted_in_process_over_asgi(tmp_path: Path) -> None:
+    """The per-request bookkeeping (appends, counted at each flush) in one process, over
+    ASGI (RSGI is what the live server above speaks): every request counted under its
+    route and status, durations in the right buckets with their sum, each read on the
+    event loop timed once, and nothing left over for the next flush."""
+    import asyncio
+
+    from connector_telemetry.api.metrics import BUCKETS
+    from connector_telemetry.app import create_app
+    from connector_telemetry.settings import Settings
+
+    db, tenant = fresh_db(tmp_path)
+    app = create_app(Settings(db=db, metrics="token"))
+    assert app.metrics is not None
+    base = "/client/v4/accounts/" + tenant.account_id + "/magic/connectors"
+
+    async def calls() -> list[int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            statuses = [(await client.get(base, headers=tenant.read)).status_code]
+            statuses += [(await client.get(base + "/nope", headers=tenant.read)).status_code]
+            statuses += [(await client.get("/nowhere")).status_code]
+            for _ in range(3):
+                statuses.append((await client.get(base, headers=tenant.read)).status_code)
+        return statuses
+
+    try:
+        assert asyncio.run(calls()) == [200, 404, 404, 200, 200, 200]
+        done = list(app.metrics.done)
+        app.metrics.flush()
+        assert app.metrics.done == [] and app.metrics.read_times == []
+        found = samples(app.metrics.exposition(None)[0].decode())
+    finally:
+        app.ctx.close()
+
+    def answered(route: str, status: int) -> float:
+        labels = (("method", "GET"), ("route", route), ("status", str(status)))
+        return found[("ctel_http_requests_total", labels)]
+
+    assert answered("connectors.list", 200) == 4
+    assert answered("connectors.get", 404) == 1
+    assert answered("unrouted", 404) == 1
+    listed = [took for route, _, _, took in done if route == "connectors.list"]
+    labels = (("route", "connectors.list"),)
+    assert found[("ctel_http_request_duration_seconds_count", labels)] == 4
+    assert found[("ctel_http_request_duration_seconds_sum", labels)] == pytest.approx(sum(listed))
+    for bound in BUCKETS:
+        le = (("le", str(float(bound))), *labels)
+        below = sum(1 for took in listed if took <= bound)
+        assert found[("ctel_http_request_duration_seconds_bucket", le)] == below, bound
+    # the reads answered (an error, such as the 404 of an unknown connector, is not timed)
+    assert found[("ctel_store_read_seconds_count", ())] == 4

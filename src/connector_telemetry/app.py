@@ -61,11 +61,13 @@ log = logging.getLogger("connector_telemetry")
 
 _JSON = [("content-type", "application/json")]
 _AUTHENTICATED = frozenset(("read", "write"))
-#: The route (operation id) and path parameters of the request being answered, for its log
-#: line (set only when requests are logged).
-_ROUTE: ContextVar[tuple[str, dict[str, Any] | None]] = ContextVar(
-    "_ROUTE", default=("unrouted", None)
-)
+#: The route (operation id) and path parameters of a request, for its metrics and log line
+#: (kept only when requests are traced).
+Routed = tuple[str, dict[str, Any] | None]
+_UNROUTED: Routed = ("unrouted", None)
+#: The same, across the awaits of ``handle`` (ASGI, test mode); RSGI takes it from
+#: ``App.routed`` right after ``prepare``, which costs less than a context variable.
+_ROUTE: ContextVar[Routed] = ContextVar("_ROUTE", default=_UNROUTED)
 
 
 def _offloaded(route: Route) -> bool:
@@ -111,6 +113,11 @@ class App:
         self.requests = RequestLog(settings.log_format)
         #: Whether answers are followed up (request log lines, metrics).
         self.tracing = self.requests.enabled or self.metrics is not None
+        #: The last request ``prepare`` routed (when tracing); read right after it returns.
+        self.routed: Routed = _UNROUTED
+        #: Where each answer's and each read's figures go (``Metrics.flush`` counts them).
+        self._count_request = self.metrics.done.append if self.metrics else None
+        self._count_read = self.metrics.read_times.append if self.metrics else None
         #: The routes whose reads go to the store's read threads (``Context.read``): the
         #: authenticated reads, streams excepted (a stream lives on the event loop).
         self._threaded = frozenset(
@@ -131,10 +138,12 @@ class App:
         connection's client address (``ip:port``), for the failed-authentication
         throttle."""
         route = None
+        if self.tracing:
+            self.routed = _UNROUTED
         try:
             route, params = self.router.match(method, path)
             if self.tracing:
-                _ROUTE.set((route.operation_id, params))
+                self.routed = (route.operation_id, params)
             req = Request(method, path, query, headers, b"")
             req.params = params
             if route.access in _AUTHENTICATED:
@@ -149,11 +158,11 @@ class App:
                 return route, req
             if route.query:
                 req.args = route.parse_query(req)
-            if self.metrics is None:
+            if self._count_read is None:
                 return route.respond(route.handler(req))
             began = time.perf_counter()
             answer = route.handler(req)
-            self.metrics.read_took(began)
+            self._count_read(time.perf_counter() - began)
             return route.respond(answer)
         except Exception as exc:
             return self._fail(exc, method, path, route)
@@ -190,6 +199,8 @@ class App:
         self, method: str, path: str, query: str, headers: Headers, body: Any, peer: str = ""
     ) -> Response:
         prepared = self.prepare(method, path, query, headers, peer)
+        if self.tracing:
+            _ROUTE.set(self.routed)
         if len(prepared) == 3:
             return prepared
         return await self.finish(prepared[0], prepared[1], body)
@@ -250,10 +261,12 @@ class App:
                 await testmode.close_rsgi(proto)
                 return
             status, headers, body = tested
+            routed = _ROUTE.get()
         else:
             out = self.prepare(
                 scope.method, scope.path, scope.query_string, scope.headers, scope.client
             )
+            routed = self.routed
             if len(out) == 2:
                 out = await self.finish(out[0], out[1], proto)
             status, headers, body = out
@@ -263,8 +276,10 @@ class App:
         else:
             body.backlog = send_queue(scope.server, scope.client)
             sent = await _stream_rsgi(proto, status, [*headers, ("x-request-id", rid)], body)
-        if self.tracing:
-            self._trace(rid, scope.method, scope.headers, status, started, sent)
+        if self._count_request is not None:  # inline: this is every request's path
+            self._count_request((routed[0], scope.method, status, time.perf_counter() - started))
+        if self.requests.enabled:
+            self._log(rid, scope.method, scope.headers, status, started, sent, routed)
 
     def __rsgi_del__(self, loop: Any) -> None:
         self.streams.close()
@@ -334,19 +349,28 @@ class App:
                 payload.backlog = send_queue(*ends)
             sent = await _stream_asgi(receive, send, payload)
         if self.tracing:
-            self._trace(rid, scope["method"], headers, status, started, sent)
+            routed = _ROUTE.get()
+            if self._count_request is not None:
+                took = time.perf_counter() - started
+                self._count_request((routed[0], scope["method"], status, took))
+            if self.requests.enabled:
+                self._log(rid, scope["method"], headers, status, started, sent, routed)
 
-    def _trace(
-        self, rid: str, method: str, headers: Headers, status: int, started: float, out: int
+    def _log(
+        self,
+        rid: str,
+        method: str,
+        headers: Headers,
+        status: int,
+        started: float,
+        out: int,
+        routed: Routed,
     ) -> None:
-        """After an answer: its metrics, and its log line."""
-        route, params = _ROUTE.get()
-        if self.metrics is not None:
-            self.metrics.request(route, method, status, time.perf_counter() - started)
-        if self.requests.enabled:
-            length = headers.get("content-length") or "0"
-            bytes_in = int(length) if length.isdigit() else 0
-            self.requests.done(rid, method, route, status, started, params, bytes_in, out)
+        """After an answer: its log line."""
+        route, params = routed
+        length = headers.get("content-length") or "0"
+        bytes_in = int(length) if length.isdigit() else 0
+        self.requests.done(rid, method, route, status, started, params, bytes_in, out)
 
 
 async def _stream_rsgi(proto: Any, status: int, headers: HeaderList, body: Streamed) -> int:
