@@ -148,7 +148,9 @@ def metrics_cost(
     on two shared cores moves by 10-25 % from round to round, and the ratio of the
     servers' CPU time per request (off / on: above 1 when metrics cost nothing), from
     ``/proc`` of each server's processes over its round, which the scheduler's noise
-    barely moves. A cost of metrics is CPU per request; the second figure measures it."""
+    barely moves. A cost of metrics is CPU per request; the second figure measures it.
+    Rounds alternate which server goes first (ABBA), so a drift or an order effect (such as
+    WAL checkpoints paid by the next writer) falls on both alike."""
     env = f.wrk_env()
     warm(f.db)
     on: list[tuple[WrkResult, float]] = []
@@ -157,8 +159,9 @@ def metrics_cost(
         Ctel(f.db, workers, env={"CTEL_METRICS": "token"}) as a,
         Ctel(f.db, workers, env={"CTEL_METRICS": "off"}) as b,
     ):
-        for _ in range(rounds):
-            for server, results in ((a, on), (b, off)):
+        for r in range(rounds):
+            pairs = ((a, on), (b, off))
+            for server, results in pairs if r % 2 == 0 else pairs[::-1]:  # ABBA: drift cancels
                 wrk(server.url, SCRIPT, env, 2)  # warm-up
                 cpu = server.cpu_seconds()
                 result = wrk(server.url, SCRIPT, env, seconds)
@@ -197,7 +200,9 @@ def _ingest_on_off(db: str, workers: int, rounds: int, batches: int = 40) -> dic
         Ctel(db, workers, env={"CTEL_METRICS": "off"}) as off,
     ):
         for r in range(rounds):
-            for k, (name, server) in enumerate((("on", on), ("off", off))):
+            # ABBA: whoever commits after the other pays its WAL checkpoints, so alternate
+            pairs = (("on", on), ("off", off))
+            for k, (name, server) in enumerate(pairs if r % 2 == 0 else pairs[::-1]):
                 bodies = [orjson.dumps(b) for b in fixtures.event_batches(batches, 1000, 0)]
                 cpu = server.cpu_seconds()
                 rates[name].append(post_all(server.port, paths[2 * r + k], token, bodies, 4))
