@@ -116,7 +116,7 @@ class App:
         #: The last request ``prepare`` routed (when tracing); read right after it returns.
         self.routed: Routed = _UNROUTED
         #: Where each answer's and each read's figures go (``Metrics.flush`` counts them).
-        self._count_request = self.metrics.done.append if self.metrics else None
+        self._count_request = self.metrics.request if self.metrics else None
         self._count_read = self.metrics.read_times.append if self.metrics else None
         #: The routes whose reads go to the store's read threads (``Context.read``): the
         #: authenticated reads, streams excepted (a stream lives on the event loop).
@@ -276,8 +276,8 @@ class App:
         else:
             body.backlog = send_queue(scope.server, scope.client)
             sent = await _stream_rsgi(proto, status, [*headers, ("x-request-id", rid)], body)
-        if self._count_request is not None:  # inline: this is every request's path
-            self._count_request((routed[0], scope.method, status, time.perf_counter() - started))
+        if self._count_request is not None:
+            self._count_request(routed[0], scope.method, status, time.perf_counter() - started)
         if self.requests.enabled:
             self._log(rid, scope.method, scope.headers, status, started, sent, routed)
 
@@ -352,7 +352,7 @@ class App:
             routed = _ROUTE.get()
             if self._count_request is not None:
                 took = time.perf_counter() - started
-                self._count_request((routed[0], scope["method"], status, took))
+                self._count_request(routed[0], scope["method"], status, took)
             if self.requests.enabled:
                 self._log(rid, scope["method"], headers, status, started, sent, routed)
 
