@@ -1,0 +1,336 @@
+"""The hot reads on the event loop: several queries in flight on one connection (libpq's
+pipeline mode), no thread (issue 13).
+
+``Pipeline.fetch(query, args)`` sends the statement (prepared on the connection the first
+time, then by name: parsed and planned once), a sync after it, and awaits its rows. What
+several requests send during one turn of the event loop leaves in one write; the answers
+are read when the socket is readable (``loop.add_reader``) and handed, in order, to the
+queries that wait for them. Parameters go as text (the server gives them their columns'
+types); results come binary, loaded by psycopg's own loaders (``bytea``: the stored
+bytes as they are).
+
+The connection lives like ``pg_connections.Reader``'s: it goes where the writes go (a node
+reads what it wrote); while no writable host answers it reads from any host that does (a
+hot standby) and a thread looks for a writable host every second to move it back (the
+old connection finishes what it has in flight, then closes). A connection that breaks
+fails the queries in flight with ``psycopg.OperationalError``; each is sent again, once,
+on a new one (reads are idempotent), else answered 503 like any lost database. After
+failing to connect at all it fails fast for a second. Connecting (rare) runs in a
+thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import psycopg
+from psycopg import pq
+from psycopg.adapt import Transformer
+
+from connector_telemetry.store.pg_connections import FOLLOW_PAUSE, RECONNECT_PAUSE, Conn, any_host
+
+log = logging.getLogger("connector_telemetry")
+
+_OK = pq.ExecStatus.TUPLES_OK
+_SYNC = pq.ExecStatus.PIPELINE_SYNC
+_FAILED = pq.ExecStatus.FATAL_ERROR
+_BINARY = pq.Format.BINARY
+_PLACEHOLDER = re.compile(r"%[s%]")
+
+
+def numbered(query: str) -> bytes:
+    """psycopg's ``%s`` placeholders as PostgreSQL's ``$1, $2, ...`` (``%%``: ``%``)."""
+    count = 0
+
+    def number(match: re.Match[str]) -> str:
+        nonlocal count
+        if match.group() == "%%":
+            return "%"
+        count += 1
+        return f"${count}"
+
+    return _PLACEHOLDER.sub(number, query).encode()
+
+
+def as_text(value: Any) -> bytes | None:
+    """A parameter in PostgreSQL's text format (floats exactly: ``repr``)."""
+    if value is None:
+        return None
+    if isinstance(value, float):
+        return repr(value).encode()
+    return str(value).encode()
+
+
+class _Waiting:
+    """A query sent: the future its rows go to, and what came back so far."""
+
+    __slots__ = ("error", "future", "rows")
+
+    def __init__(self, future: asyncio.Future[list[Any]]):
+        self.future = future
+        self.rows: list[Any] = []
+        self.error: BaseException | None = None
+
+
+class _Link:
+    """One connection in pipeline mode, bound to one event loop."""
+
+    def __init__(self, conn: Conn, loop: asyncio.AbstractEventLoop, standby: bool):
+        self.conn, self.loop, self.standby = conn, loop, standby
+        self.pgconn = conn.pgconn
+        self.fd = self.pgconn.socket
+        self.waiting: deque[_Waiting] = deque()
+        self.prepared: set[bytes] = set()
+        self.broken = False
+        self.retired = False
+        self._flushing = False
+        self._loader = Transformer(conn)
+        self.pgconn.nonblocking = 1
+        self.pgconn.enter_pipeline_mode()
+        loop.add_reader(self.fd, self._readable)
+
+    def usable(self, loop: asyncio.AbstractEventLoop) -> bool:
+        return not self.broken and not self.retired and self.loop is loop
+
+    def send(self, name: bytes, query: bytes, params: Sequence[bytes | None]) -> _Waiting:
+        pgconn = self.pgconn
+        try:
+            if name not in self.prepared:
+                pgconn.send_prepare(name, query)
+                self.prepared.add(name)
+            pgconn.send_query_prepared(name, params, result_format=_BINARY)
+            pgconn.pipeline_sync()
+        except psycopg.Error as exc:
+            self._break(exc)
+            raise psycopg.OperationalError(f"the read connection broke: {exc}") from exc
+        waiting = _Waiting(self.loop.create_future())
+        self.waiting.append(waiting)
+        if not self._flushing:
+            self._flushing = True
+            self.loop.call_soon(self._flush)
+        return waiting
+
+    def _flush(self) -> None:
+        """Everything sent during this turn of the loop, in one write."""
+        if self.broken:
+            return
+        try:
+            more = self.pgconn.flush()
+        except psycopg.Error as exc:
+            self._break(exc)
+            return
+        if more:  # the socket is full: go on when it takes more (libpq may read meanwhile)
+            self.loop.add_writer(self.fd, self._flush_more)
+        else:
+            self._flushing = False
+
+    def _flush_more(self) -> None:
+        self.loop.remove_writer(self.fd)
+        self._flush()
+        self._readable()
+
+    def _readable(self) -> None:
+        pgconn, waiting = self.pgconn, self.waiting
+        try:
+            pgconn.consume_input()
+            while waiting and not pgconn.is_busy():
+                result = pgconn.get_result()
+                if result is None:  # the end of one statement's results
+                    continue
+                status = result.status
+                head = waiting[0]
+                if status == _OK:
+                    if result.ntuples:
+                        loader = self._loader
+                        loader.set_pgresult(result, set_loaders=True, format=_BINARY)
+                        head.rows = loader.load_rows(0, result.ntuples, tuple)
+                elif status == _SYNC:
+                    waiting.popleft()
+                    if not head.future.done():
+                        if head.error is None:
+                            head.future.set_result(head.rows)
+                        else:
+                            head.future.set_exception(head.error)
+                elif status == _FAILED and head.error is None:
+                    head.error = psycopg.errors.error_from_result(result)
+        except psycopg.Error as exc:
+            self._break(exc)
+            return
+        if self.retired and not waiting:
+            self.close()
+
+    def _break(self, exc: BaseException) -> None:
+        """The connection is lost: whatever waits on it fails (and is sent again)."""
+        if self.broken:
+            return
+        self.broken = True
+        error = psycopg.OperationalError(f"the read connection broke: {exc}")
+        while self.waiting:
+            future = self.waiting.popleft().future
+            if not future.done():
+                future.set_exception(error)
+        self.close()
+
+    def retire(self) -> None:
+        """No new queries; closed once those in flight are answered."""
+        self.retired = True
+        if not self.waiting:
+            self.close()
+
+    def close(self) -> None:
+        self.broken = True
+        if not self.loop.is_closed():
+            self.loop.remove_reader(self.fd)
+            self.loop.remove_writer(self.fd)
+        self.conn.close()
+
+
+class Pipeline:
+    """The read connection of one process's event loop (see the module's docstring)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        connect: Callable[[str], Conn],
+        name: str,
+    ):
+        self.url, self.name = url, name
+        self._fallback = any_host(url)
+        self._connect = connect
+        self._link: _Link | None = None
+        self._opening: asyncio.Future[_Link] | None = None
+        self._found: Conn | None = None  # a connection to a writable host, found meanwhile
+        self._lock = threading.Lock()
+        self._failed_at = -math.inf
+        self._follower: threading.Thread | None = None
+        self._closed = False
+        self._statements: dict[str, tuple[bytes, bytes]] = {}  # query -> (name, $n text)
+
+    async def fetch(self, query: str, args: Sequence[Any]) -> list[Any]:
+        """The rows of one statement (a connection lost meanwhile: sent again, once)."""
+        statement = self._statements.get(query)
+        if statement is None:
+            statement = (f"ctel_r{len(self._statements)}".encode(), numbered(query))
+            self._statements[query] = statement
+        params = [as_text(arg) for arg in args]
+        link = self._link
+        if link is None or self._found is not None or not link.usable(asyncio.get_running_loop()):
+            link = await self._current()
+        try:
+            return await link.send(*statement, params).future
+        except psycopg.OperationalError:
+            if not link.broken:
+                raise  # the statement failed (statement_timeout, ...), not the connection
+        link = await self._current()
+        return await link.send(*statement, params).future
+
+    async def _current(self) -> _Link:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            found, self._found = self._found, None
+        link = self._link
+        if found is not None:
+            if link is not None:
+                link.retire()
+            link = self._link = _Link(found, loop, standby=False)
+            log.warning("%s: reading from the writable host again", self.name)
+        if link is not None and link.usable(loop):
+            return link
+        if link is not None:
+            link.retire()
+            self._link = None
+        opening = self._opening
+        if opening is not None and opening.get_loop() is loop:
+            return await asyncio.shield(opening)  # another request is connecting already
+        opening = self._opening = loop.create_future()
+        try:
+            conn, standby = await loop.run_in_executor(None, self._open)
+            try:
+                link = self._link = _Link(conn, loop, standby)
+            except BaseException:
+                conn.close()
+                raise
+        except BaseException as exc:
+            opening.set_exception(exc)
+            opening.exception()  # retrieved: no "never retrieved" warning without waiters
+            raise
+        finally:
+            self._opening = None
+        opening.set_result(link)
+        return link
+
+    def _open(self) -> tuple[Conn, bool]:
+        """A connection (in a thread): to a writable host, else any host (a standby)."""
+        if self._closed:
+            raise psycopg.OperationalError(f"{self.name}: the store is closed")
+        if time.monotonic() - self._failed_at < RECONNECT_PAUSE:
+            raise psycopg.OperationalError(f"{self.name} is unreachable; retrying shortly")
+        try:
+            try:
+                return self._connect(self.url), False
+            except psycopg.OperationalError:
+                if self._fallback is None:
+                    raise
+                conn = self._connect(self._fallback)
+                log.warning("%s: no writable host; reading from a standby", self.name)
+                self._follow()
+                return conn, True
+        except psycopg.OperationalError:
+            self._failed_at = time.monotonic()
+            raise
+
+    def _follow(self) -> None:
+        """Start looking for a writable host (unless already looking)."""
+        with self._lock:
+            if self._follower is None or not self._follower.is_alive():
+                self._follower = threading.Thread(
+                    target=self._look_for_primary, name=f"{self.name}-pipeline-follower",
+                    daemon=True,
+                )  # fmt: skip
+                self._follower.start()
+
+    def _look_for_primary(self) -> None:
+        while not self._closed:
+            time.sleep(FOLLOW_PAUSE)
+            try:
+                conn = self._connect(self.url)
+            except psycopg.OperationalError:
+                continue
+            with self._lock:
+                if self._closed:
+                    stale: Conn | None = conn
+                else:
+                    stale, self._found = self._found, conn
+            if stale is not None:
+                stale.close()
+            return
+
+    def close(self) -> None:
+        """Close the connection(s); from any thread (queries in flight fail)."""
+        with self._lock:
+            self._closed = True
+            found, self._found = self._found, None
+            link, self._link = self._link, None
+        if found is not None:
+            found.close()
+        if link is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is link.loop or link.loop.is_closed() or not link.loop.is_running():
+            link._break(psycopg.OperationalError("the store is closed"))
+        else:
+            link.loop.call_soon_threadsafe(
+                link._break, psycopg.OperationalError("the store is closed")
+            )
