@@ -22,6 +22,7 @@ thread, never on the event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import re
@@ -235,14 +236,8 @@ class Pipeline:
 
     async def _current(self) -> _Link:
         loop = asyncio.get_running_loop()
-        with self._lock:
-            found, self._found = self._found, None
+        self._adopt(loop)
         link = self._link
-        if found is not None:
-            if link is not None:
-                link.retire()
-            link = self._link = _Link(found, loop, standby=False)
-            log.warning("%s: reading from the writable host again", self.name)
         if link is not None and link.usable(loop):
             return link
         if link is not None:
@@ -267,6 +262,23 @@ class Pipeline:
             self._opening = None
         opening.set_result(link)
         return link
+
+    def _adopt(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Onto the connection the follower found (a writable host again), on ``loop``;
+        the old one closes once its answers are in."""
+        with self._lock:
+            found, self._found = self._found, None
+        if found is None:
+            return
+        if self._link is not None:
+            self._link.retire()
+        try:
+            self._link = _Link(found, loop, standby=False)
+        except BaseException:
+            self._link = None
+            found.close()
+            raise
+        log.warning("%s: reading from the writable host again", self.name)
 
     def _open(self) -> tuple[Conn, bool]:
         """A connection (in a thread): to a writable host, else any host (a standby)."""
@@ -310,8 +322,12 @@ class Pipeline:
                     stale: Conn | None = conn
                 else:
                     stale, self._found = self._found, conn
+                link = self._link
             if stale is not None:
                 stale.close()
+            if link is not None:  # move now, not at the next read (none may come soon)
+                with contextlib.suppress(RuntimeError):  # its loop closed: the next read moves
+                    link.loop.call_soon_threadsafe(self._adopt, link.loop)
             return
 
     def close(self) -> None:
