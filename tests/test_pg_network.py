@@ -173,6 +173,35 @@ def test_statement_timeout_cancels_a_runaway_query(direct: str, proxy: NetDelay)
         store.close()
 
 
+def test_statement_timeout_cancels_a_runaway_pipelined_query(direct: str, proxy: NetDelay) -> None:
+    """On the event loop's pipeline, the runaway query fails alone: the reads sent with it
+    (skipped by the server after the failure) are sent again and answered."""
+    store = PostgresStore(proxy.url(direct), statement_timeout_ms=300, read_pipeline=True)
+    try:
+        store.migrate()
+        account = credentials.create_account(store)
+        made, _ = connectors.create_connector(store, account, {"device": {"id": "p"}})
+        events.record_events(store, account, made.id, batch([T0 + i for i in range(3)]))
+
+        async def together() -> list[Any]:
+            reads = [store.get_event_async(account, made.id, [(T0 + i, 0.0)]) for i in range(3)]
+            runaway = store._fetch("SELECT pg_sleep(5)", ())
+            return await asyncio.gather(runaway, *reads, return_exceptions=True)
+
+        started = time.monotonic()
+        answers = asyncio.run(together())
+        assert time.monotonic() - started < 3
+        assert isinstance(answers[0], psycopg.errors.QueryCanceled), answers[0]
+        assert all(isinstance(doc, bytes) for doc in answers[1:]), answers[1:]
+
+        async def again() -> Any:
+            return await store.get_event_async(account, made.id, [(T0, 0.0)])
+
+        assert isinstance(asyncio.run(again()), bytes)  # the connection goes on
+    finally:
+        store.close()
+
+
 def _ask(client: httpx.Client, path: str, tenant: Tenant) -> httpx.Response:
     return client.get(path, headers=tenant.read)
 

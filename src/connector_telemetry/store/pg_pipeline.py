@@ -41,7 +41,8 @@ from connector_telemetry.store.pg_connections import FOLLOW_PAUSE, RECONNECT_PAU
 log = logging.getLogger("connector_telemetry")
 
 _OK = pq.ExecStatus.TUPLES_OK
-_SYNC = pq.ExecStatus.PIPELINE_SYNC
+_PIPELINE_SYNC = pq.ExecStatus.PIPELINE_SYNC
+_ABORTED = pq.ExecStatus.PIPELINE_ABORTED
 _FAILED = pq.ExecStatus.FATAL_ERROR
 _BINARY = pq.Format.BINARY
 _PLACEHOLDER = re.compile(r"%[s%]")
@@ -70,29 +71,43 @@ def as_text(value: Any) -> bytes | None:
     return str(value).encode()
 
 
-class _Waiting:
-    """A query sent: the future its rows go to, and what came back so far."""
+class _Step:
+    """What was sent and awaits its results, in order: a statement prepared on the
+    connection, or a query (``future`` set: its rows go there)."""
 
-    __slots__ = ("error", "future", "rows")
+    __slots__ = ("aborted", "error", "future", "name", "params", "query", "rows")
 
-    def __init__(self, future: asyncio.Future[list[Any]]):
-        self.future = future
+    def __init__(
+        self,
+        name: bytes,
+        query: bytes,
+        params: Sequence[bytes | None],
+        future: asyncio.Future[list[Any]] | None,
+    ):
+        self.name, self.query, self.params, self.future = name, query, params, future
         self.rows: list[Any] = []
         self.error: BaseException | None = None
+        self.aborted = False  # skipped by the server: an earlier statement of its batch failed
+
+
+_SYNC = None  # in ``_Link.steps``: the end of a batch (its PIPELINE_SYNC result)
 
 
 class _Link:
-    """One connection in pipeline mode, bound to one event loop."""
+    """One connection in pipeline mode, bound to one event loop. What is sent during one
+    turn of the loop is one batch: its statements, then a sync (one write; the server runs
+    them in order). A statement that fails (``statement_timeout``) fails its query; the
+    server skips the rest of its batch, which are sent again."""
 
     def __init__(self, conn: Conn, loop: asyncio.AbstractEventLoop, standby: bool):
         self.conn, self.loop, self.standby = conn, loop, standby
         self.pgconn = conn.pgconn
         self.fd = self.pgconn.socket
-        self.waiting: deque[_Waiting] = deque()
+        self.steps: deque[_Step | None] = deque()
         self.prepared: set[bytes] = set()
         self.broken = False
         self.retired = False
-        self._flushing = False
+        self._batching = False
         self._loader = Transformer(conn)
         self.pgconn.nonblocking = 1
         self.pgconn.enter_pipeline_mode()
@@ -101,72 +116,99 @@ class _Link:
     def usable(self, loop: asyncio.AbstractEventLoop) -> bool:
         return not self.broken and not self.retired and self.loop is loop
 
-    def send(self, name: bytes, query: bytes, params: Sequence[bytes | None]) -> _Waiting:
+    def send(
+        self, name: bytes, query: bytes, params: Sequence[bytes | None]
+    ) -> asyncio.Future[list[Any]]:
+        future: asyncio.Future[list[Any]] = self.loop.create_future()
+        self._send(_Step(name, query, params, future))
+        return future
+
+    def _send(self, step: _Step) -> None:
         pgconn = self.pgconn
         try:
-            if name not in self.prepared:
-                pgconn.send_prepare(name, query)
-                self.prepared.add(name)
-            pgconn.send_query_prepared(name, params, result_format=_BINARY)
-            pgconn.pipeline_sync()
+            if step.name not in self.prepared:
+                pgconn.send_prepare(step.name, step.query)
+                self.prepared.add(step.name)
+                self.steps.append(_Step(step.name, step.query, (), None))
+            pgconn.send_query_prepared(step.name, step.params, result_format=_BINARY)
         except psycopg.Error as exc:
             self._break(exc)
             raise psycopg.OperationalError(f"the read connection broke: {exc}") from exc
-        waiting = _Waiting(self.loop.create_future())
-        self.waiting.append(waiting)
-        if not self._flushing:
-            self._flushing = True
-            self.loop.call_soon(self._flush)
-        return waiting
+        self.steps.append(step)
+        if not self._batching:
+            self._batching = True
+            self.loop.call_soon(self._end_batch)
 
-    def _flush(self) -> None:
-        """Everything sent during this turn of the loop, in one write."""
+    def _end_batch(self) -> None:
+        """The sync after this turn's statements, and the write of them all."""
+        self._batching = False
         if self.broken:
             return
         try:
+            self.pgconn.pipeline_sync()  # (sends what it can)
+            self.steps.append(_SYNC)
             more = self.pgconn.flush()
         except psycopg.Error as exc:
             self._break(exc)
             return
         if more:  # the socket is full: go on when it takes more (libpq may read meanwhile)
             self.loop.add_writer(self.fd, self._flush_more)
-        else:
-            self._flushing = False
 
     def _flush_more(self) -> None:
-        self.loop.remove_writer(self.fd)
-        self._flush()
+        try:
+            more = self.pgconn.flush()
+        except psycopg.Error as exc:
+            self._break(exc)
+            return
+        if not more:
+            self.loop.remove_writer(self.fd)
         self._readable()
 
     def _readable(self) -> None:
-        pgconn, waiting = self.pgconn, self.waiting
+        pgconn, steps = self.pgconn, self.steps
         try:
             pgconn.consume_input()
-            while waiting and not pgconn.is_busy():
+            while steps and not pgconn.is_busy():
                 result = pgconn.get_result()
-                if result is None:  # the end of one statement's results
+                head = steps[0]
+                if head is _SYNC:
+                    if result is not None and result.status == _PIPELINE_SYNC:
+                        steps.popleft()
+                    continue
+                if result is None:  # the end of the head statement's results
+                    steps.popleft()
+                    self._done(head)
                     continue
                 status = result.status
-                head = waiting[0]
                 if status == _OK:
                     if result.ntuples:
                         loader = self._loader
                         loader.set_pgresult(result, set_loaders=True, format=_BINARY)
                         head.rows = loader.load_rows(0, result.ntuples, tuple)
-                elif status == _SYNC:
-                    waiting.popleft()
-                    if not head.future.done():
-                        if head.error is None:
-                            head.future.set_result(head.rows)
-                        else:
-                            head.future.set_exception(head.error)
+                elif status == _ABORTED:
+                    head.aborted = True
                 elif status == _FAILED and head.error is None:
                     head.error = psycopg.errors.error_from_result(result)
         except psycopg.Error as exc:
             self._break(exc)
             return
-        if self.retired and not waiting:
+        if self.retired and not steps:
             self.close()
+
+    def _done(self, step: _Step) -> None:
+        future = step.future
+        if future is None:  # a statement prepared
+            if step.aborted or step.error is not None:
+                self.prepared.discard(step.name)  # (prepared again with its query's resend)
+        elif future.done():
+            pass
+        elif step.aborted:
+            step.aborted, step.rows = False, []
+            self._send(step)  # once the batch's failure is past
+        elif step.error is not None:
+            future.set_exception(step.error)
+        else:
+            future.set_result(step.rows)
 
     def _break(self, exc: BaseException) -> None:
         """The connection is lost: whatever waits on it fails (and is sent again)."""
@@ -174,16 +216,16 @@ class _Link:
             return
         self.broken = True
         error = psycopg.OperationalError(f"the read connection broke: {exc}")
-        while self.waiting:
-            future = self.waiting.popleft().future
-            if not future.done():
-                future.set_exception(error)
+        while self.steps:
+            step = self.steps.popleft()
+            if step is not None and step.future is not None and not step.future.done():
+                step.future.set_exception(error)
         self.close()
 
     def retire(self) -> None:
         """No new queries; closed once those in flight are answered."""
         self.retired = True
-        if not self.waiting:
+        if not self.steps:
             self.close()
 
     def close(self) -> None:
@@ -227,12 +269,12 @@ class Pipeline:
         if link is None or self._found is not None or not link.usable(asyncio.get_running_loop()):
             link = await self._current()
         try:
-            return await link.send(*statement, params).future
+            return await link.send(*statement, params)
         except psycopg.OperationalError:
             if not link.broken:
                 raise  # the statement failed (statement_timeout, ...), not the connection
         link = await self._current()
-        return await link.send(*statement, params).future
+        return await link.send(*statement, params)
 
     async def _current(self) -> _Link:
         loop = asyncio.get_running_loop()
