@@ -273,7 +273,9 @@ def _list_args(
 def _event_list(query: ListQuery, rows: list[EventMeta]) -> dict[str, Any]:
     result: dict[str, Any] = {
         "count": min(len(rows), query.limit),
-        "items": [row.to_wire() for row in rows[: query.limit]],
+        "items": [  # (EventMeta.to_wire, without a call per item)
+            {"a": wire(a), "k": k, "n": wire(n), "t": wire(t)} for a, k, n, t in rows[: query.limit]
+        ],
     }
     if len(rows) > query.limit:
         last = rows[query.limit - 1]

@@ -303,7 +303,7 @@ class SQLStore(FleetSummary, Feed):
         limit: int,
     ) -> list[EventMeta]:
         query, args = self._list_events_query(t_from, t_to, kind, after, limit)
-        return [EventMeta(*row) for row in self._telemetry(account_id, connector_id, query, args)]
+        return list(map(EventMeta._make, self._telemetry(account_id, connector_id, query, args)))
 
     def _list_events_query(
         self,
@@ -368,7 +368,7 @@ class SQLStore(FleetSummary, Feed):
     ) -> list[EventMeta]:
         query, args = self._list_events_query(t_from, t_to, kind, after, limit)
         rows = await self._telemetry_async(account_id, connector_id, query, args)
-        return [EventMeta(*row) for row in rows]
+        return list(map(EventMeta._make, rows))
 
     async def latest_events_async(
         self, account_id: str, connector_id: str, limit: int
