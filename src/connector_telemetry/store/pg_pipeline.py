@@ -45,6 +45,7 @@ _PIPELINE_SYNC = pq.ExecStatus.PIPELINE_SYNC
 _ABORTED = pq.ExecStatus.PIPELINE_ABORTED
 _FAILED = pq.ExecStatus.FATAL_ERROR
 _BINARY = pq.Format.BINARY
+_BAD = pq.ConnStatus.BAD
 _PLACEHOLDER = re.compile(r"%[s%]")
 
 
@@ -168,6 +169,8 @@ class _Link:
         pgconn, steps = self.pgconn, self.steps
         try:
             pgconn.consume_input()
+            if pgconn.status == _BAD:
+                raise psycopg.OperationalError("the server closed the connection")
             while steps and not pgconn.is_busy():
                 result = pgconn.get_result()
                 head = steps[0]
