@@ -9,6 +9,7 @@ benchmarks' latency-adding proxy, 0.25 ms each way) between ctel and the databas
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
@@ -66,18 +67,37 @@ def batch(ts: list[float]) -> list[Any]:
     return events.parse_batch(body, "application/json", 100_000)
 
 
-@pytest.mark.parametrize("read_threads", [0, 3])
+@pytest.mark.parametrize("reading", ["inline", "threads", "pipeline"])
 def test_no_connection_leaks_through_cuts_and_churn(
-    direct: str, proxy: NetDelay, read_threads: int
+    direct: str, proxy: NetDelay, reading: str
 ) -> None:
     """Writes from 6 threads, reads on the store's read threads (as the dispatcher runs
-    them) or inline, every connection cut 5 times meanwhile."""
+    them), inline, or pipelined on an event loop (all six threads' at once on its one
+    connection), every connection cut 5 times meanwhile."""
+    read_threads = 3 if reading == "threads" else 0
     store = PostgresStore(
-        proxy.url(direct), pool_max_size=3, pool_timeout_seconds=5, read_connections=read_threads
+        proxy.url(direct),
+        pool_max_size=3,
+        pool_timeout_seconds=5,
+        read_connections=read_threads,
+        read_pipeline=reading == "pipeline",
     )
     reads = None
     if read_threads:  # as api.context runs them
         reads = ThreadPoolExecutor(read_threads, initializer=store.bind_reader)
+    loop = asyncio.new_event_loop()
+    looping = threading.Thread(target=loop.run_forever, daemon=True)
+    looping.start()
+    pipelined = 1 if reading == "pipeline" else 0
+
+    def get_event(account: str, connector_id: str, keys: list[tuple[float, float]]) -> Any:
+        if reading == "pipeline":
+            got = store.get_event_async(account, connector_id, keys)
+            return asyncio.run_coroutine_threadsafe(got, loop).result()
+        if reads is None:
+            return store.get_event(account, connector_id, keys)
+        return reads.submit(store.get_event, account, connector_id, keys).result()
+
     try:
         store.migrate()
         account = credentials.create_account(store)
@@ -95,11 +115,7 @@ def test_no_connection_leaks_through_cuts_and_churn(
                 i += 1
                 try:
                     events.record_events(store, account, made.id, batch([T0 + k * 1e5 + i]))
-                    keys = [(T0 + k * 1e5 + i, 0.0)]
-                    if reads is None:
-                        store.get_event(account, made.id, keys)
-                    else:
-                        reads.submit(store.get_event, account, made.id, keys).result()
+                    assert get_event(account, made.id, [(T0 + k * 1e5 + i, 0.0)]) is not None
                 except psycopg.OperationalError:
                     pass  # cut mid-query: the API answers 503 (checked below)
                 except BaseException as exc:
@@ -122,14 +138,18 @@ def test_no_connection_leaks_through_cuts_and_churn(
         opened, idle, most = store.pool_state() or (0, 0, 0)
         assert opened == idle <= most == 3  # nothing in use, nothing counted twice
         # server side: the pool's idle ones and the readers, no more (cut ones are gone)
-        assert settle(direct, opened + 1 + read_threads) <= opened + 1 + read_threads
+        most = opened + 1 + read_threads + pipelined
+        assert settle(direct, most) <= most
         # and it still works
         events.record_events(store, account, made.id, batch([T0 + 9e6]))
-        assert store.get_event(account, made.id, [(T0 + 9e6, 0.0)]) is not None
+        assert get_event(account, made.id, [(T0 + 9e6, 0.0)]) is not None
     finally:
         if reads is not None:
             reads.shutdown()
         store.close()
+        loop.call_soon_threadsafe(loop.stop)
+        looping.join(10)
+        loop.close()
     assert settle(direct, 0) == 0  # closing the store closes every connection
 
 
@@ -149,6 +169,35 @@ def test_statement_timeout_cancels_a_runaway_query(direct: str, proxy: NetDelay)
             assert time.monotonic() - started < 3
         assert store._read("SELECT 1").fetchone() == (1,)  # the reader goes on
         store.check_writable()  # so do the writers
+    finally:
+        store.close()
+
+
+def test_statement_timeout_cancels_a_runaway_pipelined_query(direct: str, proxy: NetDelay) -> None:
+    """On the event loop's pipeline, the runaway query fails alone: the reads sent with it
+    (skipped by the server after the failure) are sent again and answered."""
+    store = PostgresStore(proxy.url(direct), statement_timeout_ms=300, read_pipeline=True)
+    try:
+        store.migrate()
+        account = credentials.create_account(store)
+        made, _ = connectors.create_connector(store, account, {"device": {"id": "p"}})
+        events.record_events(store, account, made.id, batch([T0 + i for i in range(3)]))
+
+        async def together() -> list[Any]:
+            reads = [store.get_event_async(account, made.id, [(T0 + i, 0.0)]) for i in range(3)]
+            runaway = store._fetch("SELECT pg_sleep(5)", ())
+            return await asyncio.gather(runaway, *reads, return_exceptions=True)
+
+        started = time.monotonic()
+        answers = asyncio.run(together())
+        assert time.monotonic() - started < 3
+        assert isinstance(answers[0], psycopg.errors.QueryCanceled), answers[0]
+        assert all(isinstance(doc, bytes) for doc in answers[1:]), answers[1:]
+
+        async def again() -> Any:
+            return await store.get_event_async(account, made.id, [(T0, 0.0)])
+
+        assert isinstance(asyncio.run(again()), bytes)  # the connection goes on
     finally:
         store.close()
 
@@ -235,13 +284,18 @@ def test_a_node_answers_503_while_the_database_is_gone_and_recovers_by_itself(
         net.close()
 
 
+@pytest.mark.parametrize("pipeline", ["0", "1"])
 def test_one_worker_keeps_several_reads_in_flight(
-    postgres_server: TemporaryPostgres, tmp_path: Path
+    postgres_server: TemporaryPostgres, tmp_path: Path, pipeline: str
 ) -> None:
-    """Four Get Events to a one-worker node wait in PostgreSQL at once (each on a read
-    connection of its own), blocked by a lock this test holds; all answer once it goes."""
+    """Four Get Events to a one-worker node, blocked in PostgreSQL by a lock this test
+    holds, all answer once it goes. On the read threads (``read_pipeline`` 0) the four wait
+    in PostgreSQL together, each on a connection of its own; pipelined, the first waits on
+    the lock and the others are queued behind it on the same connection, while the event
+    loop goes on answering other requests."""
     url, tenant = fresh_db(tmp_path, postgres_server.new_database("ctel_net"))
-    server = start_server(url, log_path=tmp_path / "ctel.log", env={"CTEL_READ_CONNECTIONS": "4"})
+    env = {"CTEL_READ_CONNECTIONS": "4", "CTEL_READ_PIPELINE": pipeline}
+    server = start_server(url, log_path=tmp_path / "ctel.log", env=env)
     try:
         cid = str(create_connector(server.api, tenant)["id"])
         path = events_path(tenant.account_id, cid)
@@ -255,6 +309,7 @@ def test_one_worker_keeps_several_reads_in_flight(
             with httpx.Client(base_url=server.api, timeout=60) as mine:
                 answers.append(_ask(mine, f"{path}/{T0 + i}.0", tenant).status_code)
 
+        expected = 1 if pipeline == "1" else 4
         with (
             psycopg.connect(url) as locker,
             psycopg.connect(url, autocommit=True) as watcher,  # a fresh snapshot each time
@@ -265,14 +320,20 @@ def test_one_worker_keeps_several_reads_in_flight(
                 thread.start()
             deadline = time.monotonic() + 30
             waiting = 0
-            while waiting < 4 and time.monotonic() < deadline:
+            while waiting < expected and time.monotonic() < deadline:
                 time.sleep(0.05)
                 row = watcher.execute(
                     "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
                     "AND wait_event_type = 'Lock' AND query LIKE 'SELECT doc FROM events%'"
                 ).fetchone()
                 waiting = int(row[0]) if row else 0
-            assert waiting == 4, "the reads did not wait in PostgreSQL together"
+            assert waiting == expected, "the reads did not wait in PostgreSQL"
+            time.sleep(0.2)
+            assert not answers  # all four still waiting
+            if pipeline == "1":  # the event loop (and the read threads) are free meanwhile
+                with httpx.Client(base_url=server.api, timeout=10) as other:
+                    connector = path.rsplit("/telemetry", 1)[0]
+                    assert other.get(connector, headers=tenant.read).status_code == 200
             locker.rollback()
         for thread in threads:
             thread.join(60)

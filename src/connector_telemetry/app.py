@@ -42,7 +42,14 @@ from connector_telemetry.api.context import Context
 from connector_telemetry.api.metrics import Metrics
 from connector_telemetry.api.request import Headers, Request, inflated
 from connector_telemetry.api.requestlog import REQUEST_ID, RequestLog, request_id
-from connector_telemetry.api.route import BODY_METHODS, Response, Route, Stream, Streamed
+from connector_telemetry.api.route import (
+    BODY_METHODS,
+    AsyncHandler,
+    Response,
+    Route,
+    Stream,
+    Streamed,
+)
 from connector_telemetry.api.route import Headers as HeaderList
 from connector_telemetry.api.routing import Router
 from connector_telemetry.api.throttle import AuthThrottle
@@ -125,6 +132,14 @@ class App:
             for route in routes
             if self.ctx.reads is not None and _offloaded(route)
         )
+        #: The routes whose reads are awaited on the event loop instead (``Route.awaiting``,
+        #: when the store keeps several in flight there: ``Store.reads_on_loop``).
+        self._awaited = frozenset(
+            route.operation_id
+            for route in routes
+            if store.reads_on_loop and route.awaiting is not None and _offloaded(route)
+        )
+        self._later = self._threaded | self._awaited
 
     def _test_route_names(self) -> frozenset[str]:
         assert self.testmode is not None
@@ -154,7 +169,7 @@ class App:
                     raise self.throttle.failed(client, exc) from None
                 authorize(principal, route, params)
                 req.principal = principal
-            if route.deferred or route.operation_id in self._threaded:
+            if route.deferred or route.operation_id in self._later:
                 return route, req
             if route.query:
                 req.args = route.parse_query(req)
@@ -189,11 +204,22 @@ class App:
                 req.args = route.parse_query(req)
             if route.writes:
                 return route.respond(await self.ctx.write(route.handler, req))
+            if route.awaiting is not None and route.operation_id in self._awaited:
+                return route.respond(await self._awaiting(route.awaiting, req))
             if route.operation_id in self._threaded:
                 return route.respond(await self.ctx.read(route.handler, req))
             return route.respond(route.handler(req))
         except Exception as exc:
             return self._fail(exc, req.method, req.path, route)
+
+    async def _awaiting(self, handler: AsyncHandler, req: Request) -> Any:
+        if self.metrics is None:
+            return await handler(req)
+        began = time.perf_counter()
+        try:
+            return await handler(req)
+        finally:
+            self.metrics.read_took(began)
 
     async def handle(
         self, method: str, path: str, query: str, headers: Headers, body: Any, peer: str = ""

@@ -224,6 +224,14 @@ SETTINGS: tuple[Setting, ...] = (
         _at_least(0),
     ),
     Setting(
+        "read_pipeline",
+        True,
+        "PostgreSQL: Get Event, Get latest Events and List Events are read on the event "
+        "loop, several queries in flight on one connection (libpq's pipeline mode), "
+        "instead of on the read threads (issue 13); 0: on the read threads.",
+        _switch,
+    ),
+    Setting(
         "statement_timeout_ms",
         60_000,
         "PostgreSQL: longest any one statement may run before it is cancelled (503); 0 disables.",
@@ -369,6 +377,7 @@ class Settings:
     pool_max_size: int = 4
     pool_timeout_seconds: float = 10.0
     read_connections: int = 4
+    read_pipeline: bool = True
     statement_timeout_ms: int = 60_000
     log_level: str = "info"
     metrics: str = "token"

@@ -24,12 +24,26 @@ def routes(ctx: Context) -> list[Route]:
         spec = events.ListQuery(args["from"], args["to"], args["k"], args["limit"])
         return events.list_events(store, req.account_id, req.connector_id, spec, args["cursor"])
 
+    async def list_events_async(req: Request) -> Any:
+        args = req.args
+        spec = events.ListQuery(args["from"], args["to"], args["k"], args["limit"])
+        ids = req.account_id, req.connector_id
+        return await events.list_events_async(store, *ids, spec, args["cursor"])
+
     def latest_events(req: Request) -> bytes:
         return events.latest_events(store, req.account_id, req.connector_id, req.args["limit"])
+
+    async def latest_events_async(req: Request) -> bytes:
+        ids = req.account_id, req.connector_id
+        return await events.latest_events_async(store, *ids, req.args["limit"])
 
     def get_event(req: Request) -> bytes:
         keys = req.params["event_t.event_n"]
         return events.get_event(store, req.account_id, req.connector_id, keys)
+
+    async def get_event_async(req: Request) -> bytes:
+        keys = req.params["event_t.event_n"]
+        return await events.get_event_async(store, req.account_id, req.connector_id, keys)
 
     return [
         Route(
@@ -53,6 +67,7 @@ def routes(ctx: Context) -> list[Route]:
             "List Events",
             result=ref("EventList"),
             query=(FROM, TO, CURSOR, KIND, LIST_LIMIT),
+            awaiting=list_events_async,
         ),
         Route(
             "GET",
@@ -63,6 +78,7 @@ def routes(ctx: Context) -> list[Route]:
             "Get latest Events",
             result=ref("EventLatest"),
             query=(LATEST_LIMIT,),
+            awaiting=latest_events_async,
         ),
         Route(
             "GET",
@@ -72,5 +88,6 @@ def routes(ctx: Context) -> list[Route]:
             "events.get",
             "Get Event",
             result=ref("RecordedEvent"),
+            awaiting=get_event_async,
         ),
     ]

@@ -27,7 +27,7 @@ A ``Route`` says:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 Schema = dict[str, Any]
 Handler = Callable[["Request"], Any]
+AsyncHandler = Callable[["Request"], Awaitable[Any]]
 Access = Literal["public", "read", "write", "self"]
 Mount = Literal["api", "root"]
 Headers = list[tuple[str, str]]
@@ -275,6 +276,9 @@ class Route:
     head: bool = False
     #: The error statuses it answers, when not those of its ``access`` (api/openapi.py).
     errors: tuple[str, ...] | None = None
+    #: ``handler``'s twin awaiting the store's reads on the event loop, used when the store
+    #: has them (``Store.reads_on_loop``: PostgreSQL's pipeline); None: none.
+    awaiting: AsyncHandler | None = None
 
     #: Whether the dispatcher finishes it in a coroutine (a body to read, or the writer).
     deferred: bool = field(init=False)

@@ -35,6 +35,7 @@ def open_store(settings: Settings) -> Store:
             pool_timeout_seconds=settings.pool_timeout_seconds,
             statement_timeout_ms=settings.statement_timeout_ms,
             read_connections=settings.read_connections,
+            read_pipeline=settings.read_pipeline,
         )
     from connector_telemetry.store.sqlite import SQLiteStore
 

@@ -58,6 +58,10 @@ class Store(Protocol):
     #: Threads that answer reads concurrently, each calling ``bind_reader`` first (its own
     #: connection); 0: reads are answered inline on the event loop (SQLite).
     read_threads: int
+    #: Whether the hot reads' ``..._async`` twins (Get Event, Latest, List Events) keep
+    #: several statements in flight on the calling event loop (PostgreSQL's pipeline); the
+    #: dispatcher then awaits them there instead of using a read thread.
+    reads_on_loop: bool
 
     def migrate(self) -> int: ...
     #: The answer to one of ``unavailable_errors`` (503 busy; SQLite: 507 on a full disk).
@@ -126,6 +130,22 @@ class Store(Protocol):
         limit: int,
     ) -> list[EventMeta]: ...
     def latest_events(self, account_id: str, connector_id: str, limit: int) -> list[bytes]: ...
+    async def list_events_async(
+        self,
+        account_id: str,
+        connector_id: str,
+        t_from: float,
+        t_to: float,
+        kind: str | None,
+        after: tuple[float, float] | None,
+        limit: int,
+    ) -> list[EventMeta]: ...
+    async def latest_events_async(
+        self, account_id: str, connector_id: str, limit: int
+    ) -> list[bytes]: ...
+    async def get_event_async(
+        self, account_id: str, connector_id: str, keys: list[tuple[float, float]]
+    ) -> bytes | None: ...
     def get_event(
         self, account_id: str, connector_id: str, keys: list[tuple[float, float]]
     ) -> bytes | None: ...

@@ -36,6 +36,7 @@ class SQLStore(FleetSummary, Feed):
     _pks: ConnectorPks
     observe: Callable[[str, float], None] = staticmethod(ignore_step)
     read_threads = 0
+    reads_on_loop = False
 
     def bind_reader(self) -> None:
         """Nothing: reads run inline (see ``Store.read_threads``)."""
@@ -301,19 +302,25 @@ class SQLStore(FleetSummary, Feed):
         after: tuple[float, float] | None,
         limit: int,
     ) -> list[EventMeta]:
-        sql, ids = self.sql, (account_id, connector_id)
+        query, args = self._list_events_query(t_from, t_to, kind, after, limit)
+        return list(map(EventMeta._make, self._telemetry(account_id, connector_id, query, args)))
+
+    def _list_events_query(
+        self,
+        t_from: float,
+        t_to: float,
+        kind: str | None,
+        after: tuple[float, float] | None,
+        limit: int,
+    ) -> tuple[str, tuple[Any, ...]]:
+        sql = self.sql
         if after is None:
             if kind is None:
-                rows = self._telemetry(*ids, sql.list_events, (t_from, t_to, limit))
-            else:
-                query = sql.list_events_of_kind
-                rows = self._telemetry(*ids, query, (t_from, t_to, kind, limit))
-        elif kind is None:
-            rows = self._telemetry(*ids, sql.list_events_after, (*after, after[0], t_to, limit))
-        else:
-            query = sql.list_events_of_kind_after
-            rows = self._telemetry(*ids, query, (*after, after[0], t_to, kind, limit))
-        return [EventMeta(*row) for row in rows]
+                return sql.list_events, (t_from, t_to, limit)
+            return sql.list_events_of_kind, (t_from, t_to, kind, limit)
+        if kind is None:
+            return sql.list_events_after, (*after, after[0], t_to, limit)
+        return sql.list_events_of_kind_after, (*after, after[0], t_to, kind, limit)
 
     def latest_events(self, account_id: str, connector_id: str, limit: int) -> list[bytes]:
         rows = self._telemetry(account_id, connector_id, self.sql.latest_events, (limit,))
@@ -329,6 +336,56 @@ class SQLStore(FleetSummary, Feed):
             row = execute(query, (cpk, t, n)).fetchone()
             if row is not None:
                 return row[0]  # type: ignore[no-any-return]
+        self._pks.recheck(account_id, connector_id)
+        return None
+
+    # The hot reads' twins for the event loop (``Store.reads_on_loop``): the same answers,
+    # each statement awaited through ``_fetch``.
+
+    async def _fetch(self, query: str, args: tuple[Any, ...]) -> list[Any]:
+        """The rows of one hot read, awaited (PostgreSQL: pipelined); here: inline."""
+        return self._execute(query, args).fetchall()
+
+    async def _telemetry_async(
+        self, account_id: str, connector_id: str, query: str, args: tuple[Any, ...]
+    ) -> list[Any]:
+        """``_telemetry``, awaited."""
+        cpk = self._pks.get(account_id, connector_id)
+        rows = await self._fetch(query, (cpk, *args))
+        if not rows:
+            self._pks.recheck(account_id, connector_id)
+        return rows
+
+    async def list_events_async(
+        self,
+        account_id: str,
+        connector_id: str,
+        t_from: float,
+        t_to: float,
+        kind: str | None,
+        after: tuple[float, float] | None,
+        limit: int,
+    ) -> list[EventMeta]:
+        query, args = self._list_events_query(t_from, t_to, kind, after, limit)
+        rows = await self._telemetry_async(account_id, connector_id, query, args)
+        return list(map(EventMeta._make, rows))
+
+    async def latest_events_async(
+        self, account_id: str, connector_id: str, limit: int
+    ) -> list[bytes]:
+        query = self.sql.latest_events
+        return [
+            doc for (doc,) in await self._telemetry_async(account_id, connector_id, query, (limit,))
+        ]
+
+    async def get_event_async(
+        self, account_id: str, connector_id: str, keys: list[tuple[float, float]]
+    ) -> bytes | None:
+        cpk = self._pks.get(account_id, connector_id)
+        for t, n in keys:
+            rows = await self._fetch(self.sql.get_event, (cpk, t, n))
+            if rows:
+                return rows[0][0]  # type: ignore[no-any-return]
         self._pks.recheck(account_id, connector_id)
         return None
 

@@ -47,8 +47,8 @@ _FIRST_PAUSE, _LAST_PAUSE = 0.05, 0.5
 _MAX_LIFETIME, _MAX_IDLE = 3600.0, 600.0
 #: After the reader failed to connect, fail fast for this long instead of retrying on every
 #: request; while it reads from a standby, look for a writable host this often.
-_RECONNECT_PAUSE = 1.0
-_FOLLOW_PAUSE = 1.0
+RECONNECT_PAUSE = 1.0
+FOLLOW_PAUSE = 1.0
 #: target_session_attrs values that leave hosts out which could still serve reads.
 _PICKY = frozenset(("read-write", "primary"))
 
@@ -59,6 +59,19 @@ def connect(url: str, timeout: float, configure: Callable[[Conn], None]) -> Conn
     conn = psycopg.connect(url, autocommit=True, connect_timeout=max(2, math.ceil(timeout)))
     try:
         configure(conn)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def read_connection(url: str, timeout: float, configure: Callable[[Conn], None]) -> Conn:
+    """``connect`` for reads: every read is a short indexed lookup, planned once per
+    statement. (Left to itself, PostgreSQL re-plans each call on partitioned tables,
+    which doubles the latency of Get Event.)"""
+    conn = connect(url, timeout, configure)
+    try:
+        conn.execute("SET plan_cache_mode = force_generic_plan")
     except BaseException:
         conn.close()
         raise
@@ -297,7 +310,7 @@ class Reader:
             conn = self._conn
             if conn is not None and not conn.closed:
                 return conn
-            if time.monotonic() - self._failed_at < _RECONNECT_PAUSE:
+            if time.monotonic() - self._failed_at < RECONNECT_PAUSE:
                 raise psycopg.OperationalError(f"{self.name} is unreachable; retrying shortly")
             try:
                 try:
@@ -315,16 +328,7 @@ class Reader:
             return conn
 
     def _connect(self, url: str) -> Conn:
-        conn = connect(url, self._connect_timeout, self._configure)
-        try:
-            # Every read is a short indexed lookup: plan once per statement. (Left to
-            # itself, PostgreSQL re-plans each call on partitioned tables, which
-            # doubles the latency of Get Event.)
-            conn.execute("SET plan_cache_mode = force_generic_plan")
-        except BaseException:
-            conn.close()
-            raise
-        return conn
+        return read_connection(url, self._connect_timeout, self._configure)
 
     def _follow(self) -> None:
         """Start looking for a writable host (unless already looking); called locked."""
@@ -336,7 +340,7 @@ class Reader:
 
     def _look_for_primary(self) -> None:
         while not self._closed:
-            time.sleep(_FOLLOW_PAUSE)
+            time.sleep(FOLLOW_PAUSE)
             try:
                 conn = self._connect(self.url)
             except psycopg.OperationalError:

@@ -40,8 +40,9 @@ from connector_telemetry.store import describe
 from connector_telemetry.store import pg_ingest as ingest
 from connector_telemetry.store.common import SQLStore
 from connector_telemetry.store.fleet import has_failure
-from connector_telemetry.store.pg_connections import Reader, Writers, connect
+from connector_telemetry.store.pg_connections import Reader, Writers, connect, read_connection
 from connector_telemetry.store.pg_partitions import Partitions, is_missing_partition
+from connector_telemetry.store.pg_pipeline import Pipeline
 from connector_telemetry.store.rows import ConnectorPks, dedupe_snapshots, newest_version
 from connector_telemetry.store.sql import Dialect
 
@@ -87,6 +88,7 @@ class PostgresStore(SQLStore):
         pool_timeout_seconds: float = 10.0,
         statement_timeout_ms: int = 60_000,
         read_connections: int = 0,
+        read_pipeline: bool = False,
     ):
         self.url = url
         self.name = describe(url)
@@ -100,6 +102,11 @@ class PostgresStore(SQLStore):
         self._bound: list[Reader] = []
         self._bound_lock = threading.Lock()
         self._local = threading.local()
+        #: the hot reads on the event loop, pipelined (``read_pipeline``), else None
+        self._pipeline = (
+            Pipeline(url, connect=self._read_connection, name=self.name) if read_pipeline else None
+        )
+        self.reads_on_loop = self._pipeline is not None
         self._writers = Writers(
             url,
             min_size=pool_min_size,
@@ -119,6 +126,9 @@ class PostgresStore(SQLStore):
             "SELECT set_config('statement_timeout', %s, false)",
             (str(int(self._statement_timeout_ms)),),
         )
+
+    def _read_connection(self, url: str) -> Conn:
+        return read_connection(url, self._connect_timeout, self._configure)
 
     def _new_reader(self) -> Reader:
         return Reader(
@@ -143,6 +153,12 @@ class PostgresStore(SQLStore):
         replaced and the statement sent again, once)."""
         reader: Reader = getattr(self._local, "reader", None) or self._reader
         return reader.execute(query, args, binary=True)
+
+    async def _fetch(self, query: str, args: tuple[Any, ...]) -> list[Any]:
+        """A hot read on the event loop's pipeline (``store.pg_pipeline``)."""
+        if self._pipeline is None:
+            return self._read(query, args).fetchall()
+        return await self._pipeline.fetch(query, args)
 
     @contextmanager
     def _connection(self) -> Iterator[Conn]:
@@ -184,6 +200,8 @@ class PostgresStore(SQLStore):
                     self._partitions.forget()
 
     def close(self) -> None:
+        if self._pipeline is not None:
+            self._pipeline.close()
         self._reader.close()
         with self._bound_lock:
             bound, self._bound = self._bound, []

@@ -1,0 +1,397 @@
+"""The hot reads on the event loop: several queries in flight on one connection (libpq's
+pipeline mode), no thread (issue 13).
+
+``Pipeline.fetch(query, args)`` sends the statement (prepared on the connection the first
+time, then by name: parsed and planned once), a sync after it, and awaits its rows. What
+several requests send during one turn of the event loop leaves in one write; the answers
+are read when the socket is readable (``loop.add_reader``) and handed, in order, to the
+queries that wait for them. Parameters go as text (the server gives them their columns'
+types); results come binary, loaded by psycopg's own loaders (``bytea``: the stored
+bytes as they are).
+
+The connection lives like ``pg_connections.Reader``'s: it goes where the writes go (a node
+reads what it wrote); while no writable host answers it reads from any host that does (a
+hot standby) and a thread looks for a writable host every second to move it back (the
+old connection finishes what it has in flight, then closes). A connection that breaks
+fails the queries in flight with ``psycopg.OperationalError``; each is sent again, once,
+on a new one (reads are idempotent), else answered 503 like any lost database. After
+failing to connect at all it fails fast for a second. Connecting (rare) runs in a
+thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import psycopg
+from psycopg import pq
+from psycopg.adapt import Transformer
+
+from connector_telemetry.store.pg_connections import FOLLOW_PAUSE, RECONNECT_PAUSE, Conn, any_host
+
+log = logging.getLogger("connector_telemetry")
+
+_OK = pq.ExecStatus.TUPLES_OK
+_PIPELINE_SYNC = pq.ExecStatus.PIPELINE_SYNC
+_ABORTED = pq.ExecStatus.PIPELINE_ABORTED
+_FAILED = pq.ExecStatus.FATAL_ERROR
+_BINARY = pq.Format.BINARY
+_BAD = pq.ConnStatus.BAD
+_PLACEHOLDER = re.compile(r"%[s%]")
+
+
+def numbered(query: str) -> bytes:
+    """psycopg's ``%s`` placeholders as PostgreSQL's ``$1, $2, ...`` (``%%``: ``%``)."""
+    count = 0
+
+    def number(match: re.Match[str]) -> str:
+        nonlocal count
+        if match.group() == "%%":
+            return "%"
+        count += 1
+        return f"${count}"
+
+    return _PLACEHOLDER.sub(number, query).encode()
+
+
+def as_text(value: Any) -> bytes | None:
+    """A parameter in PostgreSQL's text format (floats exactly: ``repr``)."""
+    if value is None:
+        return None
+    if isinstance(value, float):
+        return repr(value).encode()
+    return str(value).encode()
+
+
+class _Step:
+    """What was sent and awaits its results, in order: a statement prepared on the
+    connection, or a query (``future`` set: its rows go there)."""
+
+    __slots__ = ("aborted", "error", "future", "name", "params", "query", "rows")
+
+    def __init__(
+        self,
+        name: bytes,
+        query: bytes,
+        params: Sequence[bytes | None],
+        future: asyncio.Future[list[Any]] | None,
+    ):
+        self.name, self.query, self.params, self.future = name, query, params, future
+        self.rows: list[Any] = []
+        self.error: BaseException | None = None
+        self.aborted = False  # skipped by the server: an earlier statement of its batch failed
+
+
+_SYNC = None  # in ``_Link.steps``: the end of a batch (its PIPELINE_SYNC result)
+
+
+class _Link:
+    """One connection in pipeline mode, bound to one event loop. What is sent during one
+    turn of the loop is one batch: its statements, then a sync (one write; the server runs
+    them in order). A statement that fails (``statement_timeout``) fails its query; the
+    server skips the rest of its batch, which are sent again."""
+
+    def __init__(self, conn: Conn, loop: asyncio.AbstractEventLoop, standby: bool):
+        self.conn, self.loop, self.standby = conn, loop, standby
+        self.pgconn = conn.pgconn
+        self.fd = self.pgconn.socket
+        self.steps: deque[_Step | None] = deque()
+        self.prepared: set[bytes] = set()
+        self.broken = False
+        self.retired = False
+        self._batching = False
+        self._loader = Transformer(conn)
+        self.pgconn.nonblocking = 1
+        self.pgconn.enter_pipeline_mode()
+        loop.add_reader(self.fd, self._readable)
+
+    def usable(self, loop: asyncio.AbstractEventLoop) -> bool:
+        return not self.broken and not self.retired and self.loop is loop
+
+    def send(
+        self, name: bytes, query: bytes, params: Sequence[bytes | None]
+    ) -> asyncio.Future[list[Any]]:
+        future: asyncio.Future[list[Any]] = self.loop.create_future()
+        self._send(_Step(name, query, params, future))
+        return future
+
+    def _send(self, step: _Step) -> None:
+        pgconn = self.pgconn
+        try:
+            if step.name not in self.prepared:
+                pgconn.send_prepare(step.name, step.query)
+                self.prepared.add(step.name)
+                self.steps.append(_Step(step.name, step.query, (), None))
+            pgconn.send_query_prepared(step.name, step.params, result_format=_BINARY)
+        except psycopg.Error as exc:
+            self._break(exc)
+            raise psycopg.OperationalError(f"the read connection broke: {exc}") from exc
+        self.steps.append(step)
+        if not self._batching:
+            self._batching = True
+            self.loop.call_soon(self._end_batch)
+
+    def _end_batch(self) -> None:
+        """The sync after this turn's statements, and the write of them all."""
+        self._batching = False
+        if self.broken:
+            return
+        try:
+            self.pgconn.pipeline_sync()  # (sends what it can)
+            self.steps.append(_SYNC)
+            more = self.pgconn.flush()
+        except psycopg.Error as exc:
+            self._break(exc)
+            return
+        if more:  # the socket is full: go on when it takes more (libpq may read meanwhile)
+            self.loop.add_writer(self.fd, self._flush_more)
+
+    def _flush_more(self) -> None:
+        try:
+            more = self.pgconn.flush()
+        except psycopg.Error as exc:
+            self._break(exc)
+            return
+        if not more:
+            self.loop.remove_writer(self.fd)
+        self._readable()
+
+    def _readable(self) -> None:
+        pgconn, steps = self.pgconn, self.steps
+        try:
+            pgconn.consume_input()
+            if pgconn.status == _BAD:
+                raise psycopg.OperationalError("the server closed the connection")
+            while steps and not pgconn.is_busy():
+                result = pgconn.get_result()
+                head = steps[0]
+                if head is _SYNC:
+                    if result is not None and result.status == _PIPELINE_SYNC:
+                        steps.popleft()
+                    continue
+                if result is None:  # the end of the head statement's results
+                    steps.popleft()
+                    self._done(head)
+                    continue
+                status = result.status
+                if status == _OK:
+                    if result.ntuples:
+                        loader = self._loader
+                        loader.set_pgresult(result, set_loaders=True, format=_BINARY)
+                        head.rows = loader.load_rows(0, result.ntuples, tuple)
+                elif status == _ABORTED:
+                    head.aborted = True
+                elif status == _FAILED and head.error is None:
+                    head.error = psycopg.errors.error_from_result(result)
+        except psycopg.Error as exc:
+            self._break(exc)
+            return
+        if self.retired and not steps:
+            self.close()
+
+    def _done(self, step: _Step) -> None:
+        future = step.future
+        if future is None:  # a statement prepared
+            if step.aborted or step.error is not None:
+                self.prepared.discard(step.name)  # (prepared again with its query's resend)
+        elif future.done():
+            pass
+        elif step.aborted:
+            step.aborted, step.rows = False, []
+            self._send(step)  # once the batch's failure is past
+        elif step.error is not None:
+            future.set_exception(step.error)
+        else:
+            future.set_result(step.rows)
+
+    def _break(self, exc: BaseException) -> None:
+        """The connection is lost: whatever waits on it fails (and is sent again)."""
+        if self.broken:
+            return
+        self.broken = True
+        error = psycopg.OperationalError(f"the read connection broke: {exc}")
+        while self.steps:
+            step = self.steps.popleft()
+            if step is not None and step.future is not None and not step.future.done():
+                step.future.set_exception(error)
+        self.close()
+
+    def retire(self) -> None:
+        """No new queries; closed once those in flight are answered."""
+        self.retired = True
+        if not self.steps:
+            self.close()
+
+    def close(self) -> None:
+        self.broken = True
+        if not self.loop.is_closed():
+            self.loop.remove_reader(self.fd)
+            self.loop.remove_writer(self.fd)
+        self.conn.close()
+
+
+class Pipeline:
+    """The read connection of one process's event loop (see the module's docstring)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        connect: Callable[[str], Conn],
+        name: str,
+    ):
+        self.url, self.name = url, name
+        self._fallback = any_host(url)
+        self._connect = connect
+        self._link: _Link | None = None
+        self._opening: asyncio.Future[_Link] | None = None
+        self._found: Conn | None = None  # a connection to a writable host, found meanwhile
+        self._lock = threading.Lock()
+        self._failed_at = -math.inf
+        self._follower: threading.Thread | None = None
+        self._closed = False
+        self._statements: dict[str, tuple[bytes, bytes]] = {}  # query -> (name, $n text)
+
+    async def fetch(self, query: str, args: Sequence[Any]) -> list[Any]:
+        """The rows of one statement (a connection lost meanwhile: sent again, once)."""
+        statement = self._statements.get(query)
+        if statement is None:
+            statement = (f"ctel_r{len(self._statements)}".encode(), numbered(query))
+            self._statements[query] = statement
+        params = [as_text(arg) for arg in args]
+        link = self._link
+        if link is None or self._found is not None or not link.usable(asyncio.get_running_loop()):
+            link = await self._current()
+        try:
+            return await link.send(*statement, params)
+        except psycopg.OperationalError:
+            if not link.broken:
+                raise  # the statement failed (statement_timeout, ...), not the connection
+        link = await self._current()
+        return await link.send(*statement, params)
+
+    async def _current(self) -> _Link:
+        loop = asyncio.get_running_loop()
+        self._adopt(loop)
+        link = self._link
+        if link is not None and link.usable(loop):
+            return link
+        if link is not None:
+            link.retire()
+            self._link = None
+        opening = self._opening
+        if opening is not None and opening.get_loop() is loop:
+            return await asyncio.shield(opening)  # another request is connecting already
+        opening = self._opening = loop.create_future()
+        try:
+            conn, standby = await loop.run_in_executor(None, self._open)
+            try:
+                link = self._link = _Link(conn, loop, standby)
+            except BaseException:
+                conn.close()
+                raise
+        except BaseException as exc:
+            opening.set_exception(exc)
+            opening.exception()  # retrieved: no "never retrieved" warning without waiters
+            raise
+        finally:
+            self._opening = None
+        opening.set_result(link)
+        return link
+
+    def _adopt(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Onto the connection the follower found (a writable host again), on ``loop``;
+        the old one closes once its answers are in."""
+        with self._lock:
+            found, self._found = self._found, None
+        if found is None:
+            return
+        if self._link is not None:
+            self._link.retire()
+        try:
+            self._link = _Link(found, loop, standby=False)
+        except BaseException:
+            self._link = None
+            found.close()
+            raise
+        log.warning("%s: reading from the writable host again", self.name)
+
+    def _open(self) -> tuple[Conn, bool]:
+        """A connection (in a thread): to a writable host, else any host (a standby)."""
+        if self._closed:
+            raise psycopg.OperationalError(f"{self.name}: the store is closed")
+        if time.monotonic() - self._failed_at < RECONNECT_PAUSE:
+            raise psycopg.OperationalError(f"{self.name} is unreachable; retrying shortly")
+        try:
+            try:
+                return self._connect(self.url), False
+            except psycopg.OperationalError:
+                if self._fallback is None:
+                    raise
+                conn = self._connect(self._fallback)
+                log.warning("%s: no writable host; reading from a standby", self.name)
+                self._follow()
+                return conn, True
+        except psycopg.OperationalError:
+            self._failed_at = time.monotonic()
+            raise
+
+    def _follow(self) -> None:
+        """Start looking for a writable host (unless already looking)."""
+        with self._lock:
+            if self._follower is None or not self._follower.is_alive():
+                self._follower = threading.Thread(
+                    target=self._look_for_primary, name=f"{self.name}-pipeline-follower",
+                    daemon=True,
+                )  # fmt: skip
+                self._follower.start()
+
+    def _look_for_primary(self) -> None:
+        while not self._closed:
+            time.sleep(FOLLOW_PAUSE)
+            try:
+                conn = self._connect(self.url)
+            except psycopg.OperationalError:
+                continue
+            with self._lock:
+                if self._closed:
+                    stale: Conn | None = conn
+                else:
+                    stale, self._found = self._found, conn
+                link = self._link
+            if stale is not None:
+                stale.close()
+            if link is not None:  # move now, not at the next read (none may come soon)
+                with contextlib.suppress(RuntimeError):  # its loop closed: the next read moves
+                    link.loop.call_soon_threadsafe(self._adopt, link.loop)
+            return
+
+    def close(self) -> None:
+        """Close the connection(s); from any thread (queries in flight fail)."""
+        with self._lock:
+            self._closed = True
+            found, self._found = self._found, None
+            link, self._link = self._link, None
+        if found is not None:
+            found.close()
+        if link is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is link.loop or link.loop.is_closed() or not link.loop.is_running():
+            link._break(psycopg.OperationalError("the store is closed"))
+        else:
+            link.loop.call_soon_threadsafe(
+                link._break, psycopg.OperationalError("the store is closed")
+            )
