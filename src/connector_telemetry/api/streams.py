@@ -26,7 +26,8 @@ from connector_telemetry.models import FeedFilter, FeedItem
 from connector_telemetry.service.streams import Hub, Subscriber, resume_position
 
 HEARTBEAT = b": keep-alive\n\n"
-#: How often an idle stream asks whether its client is still connected (api/backlog.py).
+#: How often a stream idle that long asks whether its client is still connected
+#: (api/backlog.py).
 LOOK_SECONDS = 2.0
 #: The first bytes of every stream: how long an EventSource waits before it reconnects.
 OPENING = b"retry: 2000\n\n"
@@ -128,9 +129,14 @@ class EventStream:
             while not sub.closed:
                 now = loop.time()
                 if now >= next_look:  # a client that hung up while idle: let it go
-                    if self.backlog() == GONE:
+                    # (only when idle: a stream that sends learns it from its writes, and
+                    # the look reads the kernel's whole socket table)
+                    if now - last_sent < LOOK_SECONDS:
+                        next_look = last_sent + LOOK_SECONDS
+                    elif self.backlog() == GONE:
                         return
-                    next_look = now + LOOK_SECONDS
+                    else:
+                        next_look = now + LOOK_SECONDS
                 if now >= next_auth:
                     try:
                         self.recheck()
