@@ -88,7 +88,7 @@ class App:
         self.settings = settings
         self.ctx = Context(settings, store)
         #: The live streams' fan-out (issue 10), one per process.
-        self.streams = Hub(store, streams.frame)
+        self.streams = Hub(store, streams.frame, read_on=self.ctx.reads)
         routes = [
             *connectors.routes(self.ctx),
             *events.routes(self.ctx),

@@ -26,7 +26,8 @@ from connector_telemetry.models import FeedFilter, FeedItem
 from connector_telemetry.service.streams import Hub, Subscriber, resume_position
 
 HEARTBEAT = b": keep-alive\n\n"
-#: How often an idle stream asks whether its client is still connected (api/backlog.py).
+#: How often a stream idle that long asks whether its client is still connected
+#: (api/backlog.py).
 LOOK_SECONDS = 2.0
 #: The first bytes of every stream: how long an EventSource waits before it reconnects.
 OPENING = b"retry: 2000\n\n"
@@ -90,15 +91,12 @@ class EventStream:
     def close(self) -> None:
         self.hub.unsubscribe(self.sub)
 
-    async def _keeps_up(self, sent: int) -> bool:
-        """After ``sent`` more bytes: False when the client has stopped reading. Past
-        ``stream_buffer_bytes`` sent unconfirmed, the kernel's send queue is asked; while
-        it stays over half that, the stream pauses (its items stay in the feed, none held
-        here) for up to two heartbeat periods, then gives up on the client."""
-        self.unconfirmed += sent
+    async def _keeps_up(self) -> bool:
+        """With more than ``stream_buffer_bytes`` sent unconfirmed: False when the client
+        has stopped reading. The kernel's send queue is asked; while it stays over half
+        that, the stream pauses (its items stay in the feed, none held here) for up to two
+        heartbeat periods, then gives up on the client."""
         limit = self.sub.buffer_bytes
-        if self.unconfirmed <= limit:
-            return True
         queued = self.backlog()
         if queued == GONE:
             return False
@@ -123,14 +121,26 @@ class EventStream:
         loop = asyncio.get_running_loop()
         now = loop.time()
         next_auth, last_sent, next_look = now + self.auth_every, now, now + LOOK_SECONDS
+        timer: asyncio.TimerHandle | None = None
+        due, rang = now, [True]
+
+        def ring() -> None:
+            rang[0] = True
+            sub.notify()
+
         try:
             yield OPENING
             while not sub.closed:
                 now = loop.time()
                 if now >= next_look:  # a client that hung up while idle: let it go
-                    if self.backlog() == GONE:
+                    # (only when idle: a stream that sends learns it from its writes, and
+                    # the look reads the kernel's whole socket table)
+                    if now - last_sent < LOOK_SECONDS:
+                        next_look = last_sent + LOOK_SECONDS
+                    elif self.backlog() == GONE:
                         return
-                    next_look = now + LOOK_SECONDS
+                    else:
+                        next_look = now + LOOK_SECONDS
                 if now >= next_auth:
                     try:
                         self.recheck()
@@ -143,37 +153,41 @@ class EventStream:
                         chunk = b"".join(frames)
                         yield chunk
                         last_sent = loop.time()
-                        if not await self._keeps_up(len(chunk)):
+                        self.unconfirmed += len(chunk)
+                        if self.unconfirmed > sub.buffer_bytes and not await self._keeps_up():
                             return  # too slow: it resumes later with Last-Event-ID
                     else:
                         await asyncio.sleep(0)
                     continue
                 wait = min(last_sent + self.heartbeat, next_auth, next_look) - now
                 if not sub.queue and sub.live and not sub.closed and wait > 0:
-                    waiter = sub.waiter = loop.create_future()
-                    timer = loop.call_later(wait, _expire, waiter)
+                    # One timer serves many waits: the deadline only moves later as
+                    # messages are sent, and waking early is harmless (the loop goes round).
+                    if rang[0] or due > now + wait:
+                        if timer is not None:
+                            timer.cancel()
+                        rang[0] = False
+                        timer, due = loop.call_later(wait, ring), now + wait
+                    sub.waiter = loop.create_future()
                     try:
-                        await waiter
+                        await sub.waiter
                     finally:
-                        timer.cancel()
                         sub.waiter = None
                 messages = sub.take()
                 if messages:
                     chunk = b"".join(messages)
                     yield chunk
                     last_sent = loop.time()
-                    if not await self._keeps_up(len(chunk)):
+                    self.unconfirmed += len(chunk)
+                    if self.unconfirmed > sub.buffer_bytes and not await self._keeps_up():
                         return
                 elif not sub.closed and loop.time() - last_sent >= self.heartbeat:
                     yield HEARTBEAT
                     last_sent = loop.time()
         finally:
+            if timer is not None:
+                timer.cancel()
             hub.unsubscribe(sub)
-
-
-def _expire(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
 
 
 def routes(ctx: Context, hub: Hub) -> list[Route]:

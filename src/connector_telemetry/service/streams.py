@@ -5,8 +5,12 @@ One ``Hub`` per process (per worker). Its poller wakes every ``poll_seconds`` (5
 when something may have been committed (SQLite: ``PRAGMA data_version`` moved; PostgreSQL:
 always), it reads the heads of the accounts that have subscribers, and for each account
 whose head moved reads the new items once, up to that head, and hands each to the account's
-*live* subscribers whose filter wants it. Everything committed on any worker or node is
-seen: the feed is in the database.
+*live* subscribers whose filter wants it. Only what some live subscriber wants is read: the
+distinct filters of the live subscribers (a connector, a kind, an event kind) go into the
+statement, so items nobody follows are neither read with their documents nor framed; with
+no live subscriber nothing is read. On PostgreSQL these reads run on the read threads, not
+on the event loop. Everything committed on any worker or node is seen: the feed is in the
+database.
 
 A subscriber starts at a position (a seq: "now" is the head; a resume token; the position
 before ``from``). While it is behind the hub's position it *catches up*: its stream reads
@@ -23,15 +27,21 @@ import logging
 import re
 from collections import deque
 from collections.abc import Callable, Iterable
+from concurrent.futures import Executor
+from typing import Any, TypeVar
 
 from connector_telemetry.errors import InvalidCursor, ResumeTokenExpired
 from connector_telemetry.models import FeedFilter, FeedItem
 from connector_telemetry.store.base import Store
 
 log = logging.getLogger("connector_telemetry")
+T = TypeVar("T")
 
 #: Rows of the feed read per statement (fan-out and catch-up).
 READ_BATCH = 500
+#: Past this many distinct filters among an account's live subscribers, the fan-out reads
+#: every item (one statement with that many ORed conditions is no cheaper).
+MAX_FILTERS = 16
 _TOKEN = re.compile(r"s([0-9]{1,18})")
 
 #: An item as its stream's message (the api layer frames it; ``account``: with its
@@ -156,8 +166,16 @@ class _Account:
 
 
 class Hub:
-    def __init__(self, store: Store, frame: Frame, poll_seconds: float = 0.05):
+    def __init__(
+        self,
+        store: Store,
+        frame: Frame,
+        poll_seconds: float = 0.05,
+        read_on: Executor | None = None,
+    ):
         self.store = store
+        #: Where the poller's reads run (None: inline on the event loop).
+        self.read_on = read_on
         self.frame = frame
         self.poll_seconds = poll_seconds
         self.accounts: dict[str, _Account] = {}
@@ -242,7 +260,7 @@ class Hub:
             if not self.accounts:
                 continue
             try:
-                self.poll()
+                await self.poll()
             except Exception as exc:  # the store is unreachable: next round (said once)
                 if not self._failing:
                     log.warning("streams: reading the feed failed (retrying): %s", exc)
@@ -252,49 +270,83 @@ class Hub:
                     log.warning("streams: reading the feed again")
                 self._failing = False
 
-    def poll(self) -> None:
-        """One round: wake the subscribers of every account whose head moved."""
+    async def _read(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on a read thread when the store has them (PostgreSQL: the event
+        loop does not wait for the database while it serves the streams), else inline."""
+        if self.read_on is None:
+            return fn(*args)
+        return await asyncio.get_running_loop().run_in_executor(self.read_on, fn, *args)
+
+    async def poll(self) -> None:
+        """One round: deliver what is new in every account whose head moved."""
         if not self.store.feed_changed():
             return
         self.polls += 1
-        heads = self.store.feed_heads(self.accounts.keys())
+        heads = await self._read(self.store.feed_heads, list(self.accounts))
         for account_id, head in heads.items():
             account = self.accounts.get(account_id)
             if account is not None and head > account.pos:
-                self.reads += 1
-                self._fan_out(account_id, account, head)
+                await self._fan_out(account_id, account, head)
 
-    def _fan_out(self, account_id: str, account: _Account, head: int) -> None:
-        everything = FeedFilter()
-        while account.pos < head:
-            items, reached = self.store.read_feed(
-                account_id, account.pos, head, everything, READ_BATCH
+    async def _fan_out(self, account_id: str, account: _Account, head: int) -> None:
+        """Hand the account's items up to ``head`` to its live subscribers. Only what some
+        live subscriber wants is read: its filters go into the statement (a subscriber of
+        one connector costs nothing when another connector ingests); with no live
+        subscriber nothing is read (the ones catching up read the feed themselves)."""
+        while account.pos < head and self.accounts.get(account_id) is account:
+            filters = {sub.which for sub in account.subscribers if sub.live and not sub.closed}
+            if not filters:
+                account.pos = head
+                return
+            wanted = list(filters) if len(filters) <= MAX_FILTERS else [FeedFilter()]
+            start = account.pos
+            items, reached = await self._read(
+                self.store.read_feed_any, account_id, start, head, wanted, READ_BATCH
             )
-            live = [sub for sub in account.subscribers if sub.live and not sub.closed]
-            # Subscribers with the same filter are asked once per item (many dashboards
-            # follow the same connector).
-            groups: dict[tuple[str | None, str | None, str | None], list[Subscriber]] = {}
-            for sub in live:
-                groups.setdefault((sub.connector_id, *sub.which[1:]), []).append(sub)
-            for item in items:
-                framed: list[bytes | None] = [None, None]
-                for (cid, kind, k), subs in groups.items():
-                    if (
-                        (cid is not None and item.connector_id != cid)
-                        or (kind is not None and item.kind != kind)
-                        or (k is not None and item.k != k)
-                    ):
-                        continue
-                    message = framed[cid is None]
-                    if message is None:
-                        message = framed[cid is None] = self.frame(item, cid is None)
-                    for sub in subs:
-                        if item.seq > sub.pos and sub.live:
-                            sub.offer(item.seq, message)
-            for sub in live:
+            if self.accounts.get(account_id) is not account or account.pos != start:
+                return  # everyone left meanwhile (or the hub closed)
+            self.reads += 1
+            self._offer(account, items, reached, None if FeedFilter() in wanted else filters)
+
+    def _offer(
+        self,
+        account: _Account,
+        items: list[FeedItem],
+        reached: int,
+        read: set[FeedFilter] | None,
+    ) -> None:
+        """Offer ``items`` (every one up to ``reached`` that the filters ``read`` select;
+        None: every item) to the live subscribers."""
+        live = [sub for sub in account.subscribers if sub.live and not sub.closed]
+        # Subscribers with the same filter are asked once per item (many dashboards
+        # follow the same connector).
+        groups: dict[FeedFilter, list[Subscriber]] = {}
+        for sub in live:
+            if read is None or sub.which in read:
+                groups.setdefault(sub.which, []).append(sub)
+            else:  # live since the read began (off the loop), with a filter not read
+                sub.pause()
+        for item in items:
+            framed: list[bytes | None] = [None, None]
+            for (cpk, kind, k), subs in groups.items():
+                cid = subs[0].connector_id
+                if (
+                    (cpk is not None and item.connector_id != cid)
+                    or (kind is not None and item.kind != kind)
+                    or (k is not None and item.k != k)
+                ):
+                    continue
+                message = framed[cid is None]
+                if message is None:
+                    message = framed[cid is None] = self.frame(item, cid is None)
+                for sub in subs:
+                    if item.seq > sub.pos and sub.live:
+                        sub.offer(item.seq, message)
+        for subs in groups.values():
+            for sub in subs:
                 if sub.live:
                     sub.pos = max(sub.pos, reached)
-            account.pos = reached
+        account.pos = reached
 
     def subscribers(self) -> Iterable[Subscriber]:
         for account in self.accounts.values():

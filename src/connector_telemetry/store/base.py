@@ -6,7 +6,7 @@ says so; they never build HTTP answers.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from contextvars import ContextVar
 from typing import Any, Protocol
 
@@ -184,6 +184,11 @@ class Store(Protocol):
     #: examined), and the position reached.
     def read_feed(
         self, account_id: str, after: int, upto: int, which: FeedFilter, limit: int
+    ) -> tuple[list[FeedItem], int]: ...
+    #: The same for the items any of ``which`` selects (the fan-out: one read for every
+    #: filter its live subscribers follow).
+    def read_feed_any(
+        self, account_id: str, after: int, upto: int, which: Sequence[FeedFilter], limit: int
     ) -> tuple[list[FeedItem], int]: ...
     #: The connector's key (``NotFound`` otherwise).
     def connector_pk(self, account_id: str, connector_id: str) -> int: ...

@@ -33,6 +33,11 @@ _READ = (
     "LEFT JOIN snapshots s ON f.kind = 'snapshot' AND s.cpk = f.cpk AND s.t = f.t "
     "WHERE f.account_id = ? AND f.seq > ? AND f.seq <= ?{where} ORDER BY f.seq LIMIT ?"
 )
+#: A filter's fields as conditions on the feed's columns (``FeedFilter``'s order).
+_COLUMNS = ("f.cpk = ?", "f.kind = ?", "f.k = ?")
+#: Distinct shapes of filter sets are few (each subscriber set of an account makes one);
+#: past this many cached statements the cache starts over.
+_QUERIES_KEPT = 256
 
 
 class Feed:
@@ -40,7 +45,9 @@ class Feed:
 
     sql: ClassVar[SQL]
     dialect: ClassVar[Dialect]
-    _feed_queries: dict[FeedFilter, str]
+    #: The read statement of each combination of filters' shapes (which of a filter's
+    #: fields are set).
+    _feed_queries: dict[tuple[tuple[bool, ...], ...], str]
 
     def _read(self, query: str, args: Any = ()) -> Cursor:
         raise NotImplementedError
@@ -98,19 +105,34 @@ class Feed:
         self, account_id: str, after: int, upto: int, which: FeedFilter, limit: int
     ) -> tuple[list[FeedItem], int]:
         """The items after ``after`` up to ``upto`` that ``which`` selects, oldest first,
-        at most ``limit`` rows examined; and the position they reach (``upto`` when
-        every row up to it was examined)."""
-        query = self._feed_queries.get(which)
+        at most ``limit`` of them; and the position they reach (``upto`` when every row up
+        to it was examined)."""
+        return self.read_feed_any(account_id, after, upto, (which,), limit)
+
+    def read_feed_any(
+        self, account_id: str, after: int, upto: int, which: Sequence[FeedFilter], limit: int
+    ) -> tuple[list[FeedItem], int]:
+        """``read_feed`` of the items that any of ``which`` selects (one statement: the
+        filters are ORed in SQL, so rows no filter wants are never joined to their
+        documents)."""
+        if not which or FeedFilter() in which:
+            which = (FeedFilter(),)
+        shape = tuple(tuple(x is not None for x in w) for w in which)
+        query = self._feed_queries.get(shape)
         if query is None:
-            where = ""
-            if which.cpk is not None:
-                where += " AND f.cpk = ?"
-            if which.kind is not None:
-                where += " AND f.kind = ?"
-            if which.k is not None:
-                where += " AND f.k = ?"
-            query = self._feed_queries[which] = self.dialect.adapt(_READ.format(where=where))
-        args = [x for x in which if x is not None]
+            clauses = [
+                " AND ".join(column for column, on in zip(_COLUMNS, part, strict=True) if on)
+                for part in shape
+            ]
+            where = (
+                ""
+                if "" in clauses
+                else " AND (" + " OR ".join(f"({clause})" for clause in clauses) + ")"
+            )
+            if len(self._feed_queries) > _QUERIES_KEPT:
+                self._feed_queries.clear()
+            query = self._feed_queries[shape] = self.dialect.adapt(_READ.format(where=where))
+        args = [x for w in which for x in w if x is not None]
         rows = self._read(query, (account_id, after, upto, *args, limit)).fetchall()
         reached = int(rows[-1][0]) if len(rows) == limit else upto
         items = [
