@@ -33,6 +33,8 @@ _READ = (
     "LEFT JOIN snapshots s ON f.kind = 'snapshot' AND s.cpk = f.cpk AND s.t = f.t "
     "WHERE f.account_id = ? AND f.seq > ? AND f.seq <= ?{where} ORDER BY f.seq LIMIT ?"
 )
+#: The filters' columns in ``_READ`` (connector, kind, event kind).
+_COLUMNS = ("f.cpk", "f.kind", "f.k")
 
 
 class Feed:
@@ -41,6 +43,9 @@ class Feed:
     sql: ClassVar[SQL]
     dialect: ClassVar[Dialect]
     _feed_queries: dict[FeedFilter, str]
+    #: how a store reads items (a row per item here; PostgreSQL: per batch, store.pg_feed)
+    _feed_read: ClassVar[str] = _READ
+    _feed_columns: ClassVar[tuple[str, str, str]] = _COLUMNS
 
     def _read(self, query: str, args: Any = ()) -> Cursor:
         raise NotImplementedError
@@ -102,16 +107,16 @@ class Feed:
         every row up to it was examined)."""
         query = self._feed_queries.get(which)
         if query is None:
-            where = ""
-            if which.cpk is not None:
-                where += " AND f.cpk = ?"
-            if which.kind is not None:
-                where += " AND f.kind = ?"
-            if which.k is not None:
-                where += " AND f.k = ?"
-            query = self._feed_queries[which] = self.dialect.adapt(_READ.format(where=where))
+            where = "".join(
+                f" AND {column} = ?"
+                for column, x in zip(self._feed_columns, which, strict=True)
+                if x is not None
+            )
+            query = self.dialect.adapt(self._feed_read.format(where=where))
+            self._feed_queries[which] = query
         args = [x for x in which if x is not None]
-        rows = self._read(query, (account_id, after, upto, *args, limit)).fetchall()
+        window, upto = self._feed_window(account_id, after, upto, limit)
+        rows = self._read(query, (*window, *args, limit)).fetchall()
         reached = int(rows[-1][0]) if len(rows) == limit else upto
         items = [
             FeedItem(int(seq), str(cid), str(kind), k, bytes(doc))
@@ -119,6 +124,13 @@ class Feed:
             if doc is not None
         ]
         return items, reached
+
+    def _feed_window(
+        self, account_id: str, after: int, upto: int, limit: int
+    ) -> tuple[tuple[Any, ...], int]:
+        """The read's parameters before the filters', and the position it reaches when
+        fewer than ``limit`` rows come back."""
+        return (account_id, after, upto), upto
 
     def connector_pk(self, account_id: str, connector_id: str) -> int:
         """The connector's key (``NotFound`` when the account has no such connector)."""

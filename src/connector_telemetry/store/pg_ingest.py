@@ -136,15 +136,3 @@ def insert_snapshots(
         if not same_content(stored[snap.t], snap.doc):
             raise stored_snapshot_conflict(snap.index, snap.t)
     return [s for s in snaps if s.t in new]
-
-
-def insert_feed(conn: Conn, rows: list[tuple[Any, ...]]) -> None:
-    """The feed's rows ``(account_id, seq, cpk, kind, t, n, a, k)`` in one statement."""
-    columns = [list(column) for column in zip(*rows, strict=True)]
-    conn.execute(
-        "INSERT INTO feed (account_id, seq, cpk, kind, t, n, a, k) SELECT * FROM unnest("
-        "%b::text[], %b::int8[], %b::int8[], %b::text[], %b::float8[], %b::float8[], "
-        "%b::float8[], %b::text[])",
-        columns,
-        binary=True,
-    )

@@ -31,14 +31,16 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import psycopg
 
 from connector_telemetry.models import IngestResult, NewEvent, NewSnapshot
-from connector_telemetry.store import describe
+from connector_telemetry.store import describe, pg_feed
 from connector_telemetry.store import pg_ingest as ingest
 from connector_telemetry.store.common import SQLStore
+from connector_telemetry.store.feed import FeedEntry
 from connector_telemetry.store.fleet import has_failure
 from connector_telemetry.store.pg_connections import Reader, Writers, connect
 from connector_telemetry.store.pg_partitions import Partitions, is_missing_partition
@@ -264,8 +266,21 @@ class PostgresStore(SQLStore):
 
         return self._telemetry_write("snapshots", (snap.t for snap in snapshots), work)
 
-    def _insert_feed(self, conn: Any, rows: list[tuple[Any, ...]]) -> None:
-        ingest.insert_feed(conn, rows)
+    # -- the feed: a row per batch (store.pg_feed) ---------------------------------
+
+    _feed_read = pg_feed.READ
+    _feed_columns = pg_feed.COLUMNS
+
+    def _feed(
+        self, conn: Any, account_id: str, cpk: int, kind: str, items: Sequence[FeedEntry]
+    ) -> None:
+        if items:
+            pg_feed.append(conn, account_id, cpk, kind, items)
+
+    def _feed_window(
+        self, account_id: str, after: int, upto: int, limit: int
+    ) -> tuple[tuple[Any, ...], int]:
+        return pg_feed.window(account_id, after, upto, limit)
 
     # -- retention and import -------------------------------------------------
 
@@ -290,3 +305,10 @@ class PostgresStore(SQLStore):
             return int(added)
 
         return self._telemetry_write(table, (row[0] for row in rows), work)
+
+
+PostgresStore.sql = replace(
+    PostgresStore.sql,
+    feed_floor=POSTGRES.adapt(pg_feed.FLOOR),
+    feed_since=POSTGRES.adapt(pg_feed.SINCE),
+)
