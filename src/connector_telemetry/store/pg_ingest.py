@@ -15,6 +15,8 @@ processes do: the batch is stored whole or not at all, exactly once across nodes
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 import psycopg
@@ -35,15 +37,20 @@ _COPY_SNAPSHOTS = "COPY snapshots (cpk, t, a, doc) FROM STDIN (FORMAT BINARY)"
 _SNAPSHOT_TYPES = ("int8", "float8", "float8", "bytea")
 
 
+#: Set by ``PostgresStore._begin_batch`` before the batch's ``COPY``.
+SAVEPOINT = "SAVEPOINT batch"
+
+
 def _copied(conn: Conn, statement: str, types: tuple[str, ...], rows: Any) -> bool:
-    """``rows`` COPYed in a savepoint: True, or False (nothing of them stored) when one of
-    them repeats a stored key."""
+    """``rows`` COPYed after ``SAVEPOINT``: True, or False (rolled back to it, nothing of
+    them stored) when one of them repeats a stored key."""
     try:
-        with conn.transaction(), conn.cursor().copy(statement) as copy:
+        with conn.cursor().copy(statement) as copy:
             copy.set_types(list(types))
             for row in rows:
                 copy.write_row(row)
     except psycopg.errors.UniqueViolation:
+        conn.execute("ROLLBACK TO SAVEPOINT batch")
         return False
     return True
 
@@ -136,3 +143,16 @@ def insert_snapshots(
         if not same_content(stored[snap.t], snap.doc):
             raise stored_snapshot_conflict(snap.index, snap.t)
     return [s for s in snaps if s.t in new]
+
+
+def count_events(conn: Conn, cpk: int, kinds: Iterable[str]) -> None:
+    """The batch's new events added to the connector's counts by kind, in one statement
+    (``SQL.count_events`` per kind, as SQLite does, costs a round trip each)."""
+    counted = Counter(kinds)
+    if counted:
+        conn.execute(
+            "INSERT INTO event_counts (cpk, k, count) SELECT %b, * FROM unnest(%b::text[], "
+            "%b::int8[]) ON CONFLICT (cpk, k) DO UPDATE SET count = event_counts.count + "
+            "excluded.count",
+            (cpk, list(counted), list(counted.values())),
+        )
