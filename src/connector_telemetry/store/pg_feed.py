@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 
 from connector_telemetry.store.feed import FeedEntry
+from connector_telemetry.store.pg_binary import Float8Array, TextArray, float8_array, text_array
 
 Conn = psycopg.Connection[Any]
 
@@ -26,7 +27,7 @@ _APPEND = (
     "WITH head AS (INSERT INTO feed_heads (account_id, seq) VALUES (%s, %s) "
     "ON CONFLICT (account_id) DO UPDATE SET seq = feed_heads.seq + excluded.seq RETURNING seq) "
     "INSERT INTO feed (account_id, seq, items, cpk, kind, a, ts, ns, ks) "
-    "SELECT %s, head.seq, %s, %s, %s, %s, %b::float8[], %b::float8[], %b::text[] FROM head"
+    "SELECT %s, head.seq, %s, %s, %s, %s, %b, %b::float8[], %b::text[] FROM head"
 )
 
 #: ``Feed._feed_read`` (``?`` placeholders, adapted once per filter): the window's
@@ -56,10 +57,12 @@ def window(account_id: str, after: int, upto: int, limit: int) -> tuple[tuple[An
 
 def append(conn: Conn, account_id: str, cpk: int, kind: str, items: Sequence[FeedEntry]) -> None:
     """The batch's new items, after everything the account's feed holds."""
-    ts = [item[0] for item in items]
-    ns = ks = None
+    ts = float8_array([item[0] for item in items])
+    ns: Float8Array | None = None
+    ks: TextArray | None = None
     if kind == "event":
-        ns, ks = [item[1] for item in items], [item[3] for item in items]
+        ns = float8_array([item[1] for item in items])
+        ks = text_array([str(item[3]) for item in items])
     count = len(items)
     a = items[0][2]  # every item of a batch arrived at once
     conn.execute(_APPEND, (account_id, count, account_id, count, cpk, kind, a, ts, ns, ks))

@@ -3,15 +3,16 @@ telling duplicates from conflicts.
 
 A batch goes in with a binary ``COPY`` (PostgreSQL's fastest way in: ~1.7x the rows/s
 of the ``INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING`` it replaced, issue
-13) inside a savepoint. Almost every batch is new; one that repeats a stored key makes
-the COPY fail on the primary key, and then (the savepoint rolled back, nothing of the
-COPY left) the batch goes in with that ``INSERT ... ON CONFLICT DO NOTHING RETURNING``,
-whose missing rows are told apart as duplicates (same content) or a conflict (409).
+13), its input built in one pass (store.pg_binary), after the savepoint that
+``PostgresStore._begin_batch`` sets with the connector's lock. Almost every batch is
+new; one that repeats a stored key makes the COPY fail on the primary key, and then
+(rolled back to the savepoint, nothing of the COPY left) the batch goes in with that
+``INSERT ... ON CONFLICT DO NOTHING RETURNING``, whose missing rows are told apart as
+duplicates (same content) or a conflict (409).
 
 Every function runs inside the caller's transaction, after the connector row lock
 (``SQLStore._lock_connector``), so what it reads stays true until commit whatever other
-processes do: the batch is stored whole or not at all, exactly once across nodes.
-"""
+processes do: the batch is stored whole or not at all, exactly once across nodes."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from typing import Any
 import psycopg
 
 from connector_telemetry.models import NewEvent, NewSnapshot, same_content
+from connector_telemetry.store.pg_binary import event_rows, snapshot_rows
 from connector_telemetry.store.rows import (
     number_events,
     stored_event_conflict,
@@ -32,23 +34,20 @@ from connector_telemetry.store.rows import (
 Conn = psycopg.Connection[Any]
 
 _COPY_EVENTS = "COPY events (cpk, t, n, a, k, doc) FROM STDIN (FORMAT BINARY)"
-_EVENT_TYPES = ("int8", "float8", "float8", "float8", "text", "bytea")
 _COPY_SNAPSHOTS = "COPY snapshots (cpk, t, a, doc) FROM STDIN (FORMAT BINARY)"
-_SNAPSHOT_TYPES = ("int8", "float8", "float8", "bytea")
 
 
 #: Set by ``PostgresStore._begin_batch`` before the batch's ``COPY``.
 SAVEPOINT = "SAVEPOINT batch"
 
 
-def _copied(conn: Conn, statement: str, types: tuple[str, ...], rows: Any) -> bool:
-    """``rows`` COPYed after ``SAVEPOINT``: True, or False (rolled back to it, nothing of
-    them stored) when one of them repeats a stored key."""
+def _copied(conn: Conn, statement: str, data: bytes) -> bool:
+    """``data`` (a binary ``COPY``'s whole input, store.pg_binary) COPYed after
+    ``SAVEPOINT``: True, or False (rolled back to it, nothing of them stored) when one of
+    its rows repeats a stored key."""
     try:
         with conn.cursor().copy(statement) as copy:
-            copy.set_types(list(types))
-            for row in rows:
-                copy.write_row(row)
+            copy.write(data)
     except psycopg.errors.UniqueViolation:
         conn.execute("ROLLBACK TO SAVEPOINT batch")
         return False
@@ -81,8 +80,7 @@ def insert_events(
     were already stored with the same content: 409 if any with other content)."""
     if not rows:
         return []
-    fresh = ((cpk, t, n, collected_at, k, doc) for t, n, k, doc in rows)
-    if _copied(conn, _COPY_EVENTS, _EVENT_TYPES, fresh):
+    if _copied(conn, _COPY_EVENTS, event_rows(cpk, rows, collected_at)):
         return rows
     ts, ns, ks, docs = (list(column) for column in zip(*rows, strict=True))
     inserted = conn.execute(
@@ -118,8 +116,8 @@ def insert_snapshots(
     """Insert what is new (see the module doc); returns the snapshots that were new."""
     if not snaps:
         return []
-    fresh = ((cpk, s.t, collected_at, s.doc) for s in snaps)
-    if _copied(conn, _COPY_SNAPSHOTS, _SNAPSHOT_TYPES, fresh):
+    data = snapshot_rows(cpk, ((s.t, s.doc) for s in snaps), collected_at)
+    if _copied(conn, _COPY_SNAPSHOTS, data):
         return snaps
     inserted = conn.execute(
         "INSERT INTO snapshots (cpk, t, a, doc) SELECT %b, u.t, %b, u.doc "
