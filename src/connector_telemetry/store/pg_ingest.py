@@ -26,6 +26,7 @@ from connector_telemetry.models import NewEvent, NewSnapshot, same_content
 from connector_telemetry.store.pg_binary import event_rows, snapshot_rows
 from connector_telemetry.store.rows import (
     number_events,
+    ready_rows,
     stored_event_conflict,
     stored_snapshot_conflict,
     unnumbered_times,
@@ -54,6 +55,19 @@ def _copied(conn: Conn, statement: str, data: bytes) -> bool:
     return True
 
 
+def prepared(
+    events: list[NewEvent], cpk: int | None, collected_at: float
+) -> tuple[list[tuple[float, float, str, bytes]] | None, bytes | None]:
+    """What can be done before the connector's lock is taken, so that it is held for less
+    time: the rows of a batch that needs nothing from the store (``rows.ready_rows``: the
+    common batch) and, if the connector's pk is known (``cpk``, a cached guess that the
+    caller checks against the locked row), their ``COPY`` input."""
+    ready = ready_rows(events)
+    if ready is None or cpk is None:
+        return ready, None
+    return ready, event_rows(cpk, ready, collected_at)
+
+
 def number_and_dedupe(
     conn: Conn, cpk: int, events: list[NewEvent]
 ) -> list[tuple[float, float, str, bytes]]:
@@ -75,12 +89,14 @@ def insert_events(
     rows: list[tuple[float, float, str, bytes]],
     collected_at: float,
     events: list[NewEvent],
+    data: bytes | None = None,
 ) -> list[tuple[float, float, str, bytes]]:
     """Insert what is new (see the module doc); returns the rows that were new (the others
-    were already stored with the same content: 409 if any with other content)."""
+    were already stored with the same content: 409 if any with other content). ``data``:
+    the rows' ``COPY`` input if it was built already (``prepared``)."""
     if not rows:
         return []
-    if _copied(conn, _COPY_EVENTS, event_rows(cpk, rows, collected_at)):
+    if _copied(conn, _COPY_EVENTS, data or event_rows(cpk, rows, collected_at)):
         return rows
     ts, ns, ks, docs = (list(column) for column in zip(*rows, strict=True))
     inserted = conn.execute(

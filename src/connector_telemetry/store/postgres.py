@@ -266,10 +266,16 @@ class PostgresStore(SQLStore):
         newest = newest_version(events)
         failing = has_failure(events)  # the fleet summary's newest failure (issue 9)
 
+        guess = self._pks.cached(account_id, connector_id)
+        ready, data = ingest.prepared(events, guess, collected_at)
+
         def work(conn: Conn) -> IngestResult:
             cpk, last_seen_t = self._begin_batch(conn, account_id, connector_id)
-            rows = ingest.number_and_dedupe(conn, cpk, events)
-            new = ingest.insert_events(conn, cpk, rows, collected_at, events)
+            self._pks.remember(account_id, connector_id, cpk)
+            rows = ready if ready is not None else ingest.number_and_dedupe(conn, cpk, events)
+            new = ingest.insert_events(
+                conn, cpk, rows, collected_at, events, data if cpk == guess else None
+            )
             duplicates = len(events) - len(new)
             with self._commit_batch(conn):
                 self._count_events(conn, cpk, (k for _, _, k, _ in new))
