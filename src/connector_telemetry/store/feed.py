@@ -7,6 +7,8 @@ account's feed as its last step: ``feed_heads`` is bumped by the number of new i
 the items are numbered just below the new head. On PostgreSQL the head's row lock is held
 until commit, so per account seq order is commit order on every node; SQLite's write
 transactions are exclusive anyway. Items already stored (duplicates) are not fed again.
+On PostgreSQL a batch's items are one row (schema 8, store.pg_feed); SQLite keeps a row
+per item.
 
 A stream reads feed rows after its position, up to a head it has read (everything up to a
 committed head is committed), joined to the documents: an item whose document is gone
