@@ -155,21 +155,25 @@ def bench_postgres(args: argparse.Namespace) -> dict[str, Any]:
                 flush=True,
             )
         out: dict[str, Any] = {"sizes": sizes, "network": {}}
+        wanted = set(args.pg_parts.split(","))
         for rtt in rtts:
             if rtt <= 0:
-                out.update(_pg_reads_and_ingest(args, pg, fleets[-1], None))
-                print("  scale ...", flush=True)
-                out["scale"] = measure.scale(fleets, args.workers, args.requests)
-                print("  nodes behind nginx ...", flush=True)
-                out["nodes"] = multinode.run(fleets[-1], pg.data, nodes, args.seconds)
+                out.update(_pg_reads_and_ingest(args, pg, fleets[-1], None, wanted))
+                if "scale" in wanted:
+                    print("  scale ...", flush=True)
+                    out["scale"] = measure.scale(fleets, args.workers, args.requests)
+                if "nodes" in wanted:
+                    print("  nodes behind nginx ...", flush=True)
+                    out["nodes"] = multinode.run(fleets[-1], pg.data, nodes, args.seconds)
                 continue
             print(f"  through bench/netdelay.py, {rtt} ms round trip ...", flush=True)
             with ProxyProcess(("127.0.0.1", pg.port), rtt / 2) as proxy:
-                part = _pg_reads_and_ingest(args, pg, fleets[-1], proxy)
-                print("  nodes behind nginx ...", flush=True)
-                part["nodes"] = multinode.run(
-                    fleets[-1], pg.data, nodes, args.seconds, proxy.url(fleets[-1].db)
-                )
+                part = _pg_reads_and_ingest(args, pg, fleets[-1], proxy, wanted)
+                if "nodes" in wanted:
+                    print("  nodes behind nginx ...", flush=True)
+                    part["nodes"] = multinode.run(
+                        fleets[-1], pg.data, nodes, args.seconds, proxy.url(fleets[-1].db)
+                    )
                 part["rtt_ms_set"] = rtt
                 part["select_1_ms_direct"] = round_trip_ms(fleets[-1].db)
                 part["select_1_ms_proxied"] = round_trip_ms(proxy.url(fleets[-1].db))
@@ -185,14 +189,16 @@ def bench_postgres(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _pg_reads_and_ingest(
-    args: argparse.Namespace, pg: Any, big: fixtures.Fleet, proxy: Any
+    args: argparse.Namespace, pg: Any, big: fixtures.Fleet, proxy: Any, wanted: set[str]
 ) -> dict[str, Any]:
     """Get Event, List, Latest against nginx and ingest against bare psycopg, ctel (and
     the bare baselines) talking to PostgreSQL directly (``proxy`` None: its Unix socket)
-    or through ``proxy``; with a proxy, its CPU seconds per request too."""
+    or through ``proxy``; with a proxy, its CPU seconds per request too. ``wanted``:
+    ``reads``, ``ingest`` (``--pg-parts``)."""
     serve = None if proxy is None else proxy.url(big.db)
     out: dict[str, Any] = {}
-    for key, page in (("get_event", None), ("list", "list"), ("latest", "latest")):
+    reads = (("get_event", None), ("list", "list"), ("latest", "latest"))
+    for key, page in reads if "reads" in wanted else ():
         print(f"  {key} vs nginx ...", flush=True)
         cpu = proxy.cpu_seconds() if proxy else 0.0
         out[key] = measure.versus_nginx(big, args.workers, args.seconds, page=page, serve_db=serve)
@@ -201,6 +207,8 @@ def _pg_reads_and_ingest(
             spent = proxy.cpu_seconds() - cpu
             out[key]["proxy_cpu_us_per_request"] = round(spent / requests * 1e6, 1)
         print(" ", out[key], flush=True)
+    if "ingest" not in wanted:
+        return out
     print("  ingest vs bare psycopg ...", flush=True)
     bare_db, table = pg.new_database("bench_bare"), TABLES["events"]
     target = pg.new_database("bench_ingest")
@@ -347,6 +355,11 @@ def main() -> int:
     )
     parser.add_argument(
         "--pg-nodes", default="1,2,3", help="PostgreSQL: node counts behind nginx (1 worker each)"
+    )
+    parser.add_argument(
+        "--pg-parts",
+        default="reads,ingest,scale,nodes",
+        help="PostgreSQL: which of reads (Get Event, List, Latest), ingest, scale, nodes",
     )
     parser.add_argument(
         "--purge-rows", type=int, default=10_000_000, help="pg-purge: events in the month purged"

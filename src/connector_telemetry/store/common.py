@@ -26,6 +26,13 @@ from connector_telemetry.store.rows import (
 from connector_telemetry.store.sql import SQL, Connection, Cursor, Dialect, migrations
 
 
+def locked(row: Any, connector_id: str) -> tuple[int, Any]:
+    """The pk and ``last_seen_t`` of ``lock_connector``'s row (None: 404)."""
+    if row is None:
+        raise NotFound(f"connector {connector_id} not found")
+    return int(row[0]), row[1]
+
+
 class SQLStore(FleetSummary, Feed):
     dialect: ClassVar[Dialect]
     sql: ClassVar[SQL]
@@ -255,11 +262,10 @@ class SQLStore(FleetSummary, Feed):
         self, conn: Connection, account_id: str, connector_id: str
     ) -> tuple[int, Any]:
         """The connector's pk and ``last_seen_t``, its row locked until commit."""
+        row = None
         if "\x00" not in connector_id:
             row = conn.execute(self.sql.lock_connector, (account_id, connector_id)).fetchone()
-            if row is not None:
-                return int(row[0]), row[1]
-        raise NotFound(f"connector {connector_id} not found")
+        return locked(row, connector_id)
 
     def _heartbeat(
         self,

@@ -7,6 +7,8 @@ account's feed as its last step: ``feed_heads`` is bumped by the number of new i
 the items are numbered just below the new head. On PostgreSQL the head's row lock is held
 until commit, so per account seq order is commit order on every node; SQLite's write
 transactions are exclusive anyway. Items already stored (duplicates) are not fed again.
+On PostgreSQL a batch's items are one row (schema 8, store.pg_feed); SQLite keeps a row
+per item.
 
 A stream reads feed rows after its position, up to a head it has read (everything up to a
 committed head is committed), joined to the documents: an item whose document is gone
@@ -33,8 +35,8 @@ _READ = (
     "LEFT JOIN snapshots s ON f.kind = 'snapshot' AND s.cpk = f.cpk AND s.t = f.t "
     "WHERE f.account_id = ? AND f.seq > ? AND f.seq <= ?{where} ORDER BY f.seq LIMIT ?"
 )
-#: A filter's fields as conditions on the feed's columns (``FeedFilter``'s order).
-_COLUMNS = ("f.cpk = ?", "f.kind = ?", "f.k = ?")
+#: The filters' columns in ``_READ`` (connector, kind, event kind: ``FeedFilter``'s order).
+_COLUMNS = ("f.cpk", "f.kind", "f.k")
 #: Distinct shapes of filter sets are few (each subscriber set of an account makes one);
 #: past this many cached statements the cache starts over.
 _QUERIES_KEPT = 256
@@ -48,6 +50,9 @@ class Feed:
     #: The read statement of each combination of filters' shapes (which of a filter's
     #: fields are set).
     _feed_queries: dict[tuple[tuple[bool, ...], ...], str]
+    #: how a store reads items (a row per item here; PostgreSQL: per batch, store.pg_feed)
+    _feed_read: ClassVar[str] = _READ
+    _feed_columns: ClassVar[tuple[str, str, str]] = _COLUMNS
 
     def _read(self, query: str, args: Any = ()) -> Cursor:
         raise NotImplementedError
@@ -121,7 +126,11 @@ class Feed:
         query = self._feed_queries.get(shape)
         if query is None:
             clauses = [
-                " AND ".join(column for column, on in zip(_COLUMNS, part, strict=True) if on)
+                " AND ".join(
+                    f"{column} = ?"
+                    for column, on in zip(self._feed_columns, part, strict=True)
+                    if on
+                )
                 for part in shape
             ]
             where = (
@@ -131,9 +140,11 @@ class Feed:
             )
             if len(self._feed_queries) > _QUERIES_KEPT:
                 self._feed_queries.clear()
-            query = self._feed_queries[shape] = self.dialect.adapt(_READ.format(where=where))
+            query = self.dialect.adapt(self._feed_read.format(where=where))
+            self._feed_queries[shape] = query
         args = [x for w in which for x in w if x is not None]
-        rows = self._read(query, (account_id, after, upto, *args, limit)).fetchall()
+        window, upto = self._feed_window(account_id, after, upto, limit)
+        rows = self._read(query, (*window, *args, limit)).fetchall()
         reached = int(rows[-1][0]) if len(rows) == limit else upto
         items = [
             FeedItem(int(seq), str(cid), str(kind), k, bytes(doc))
@@ -141,6 +152,13 @@ class Feed:
             if doc is not None
         ]
         return items, reached
+
+    def _feed_window(
+        self, account_id: str, after: int, upto: int, limit: int
+    ) -> tuple[tuple[Any, ...], int]:
+        """The read's parameters before the filters', and the position it reaches when
+        fewer than ``limit`` rows come back."""
+        return (account_id, after, upto), upto
 
     def connector_pk(self, account_id: str, connector_id: str) -> int:
         """The connector's key (``NotFound`` when the account has no such connector)."""

@@ -3,25 +3,30 @@ telling duplicates from conflicts.
 
 A batch goes in with a binary ``COPY`` (PostgreSQL's fastest way in: ~1.7x the rows/s
 of the ``INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING`` it replaced, issue
-13) inside a savepoint. Almost every batch is new; one that repeats a stored key makes
-the COPY fail on the primary key, and then (the savepoint rolled back, nothing of the
-COPY left) the batch goes in with that ``INSERT ... ON CONFLICT DO NOTHING RETURNING``,
-whose missing rows are told apart as duplicates (same content) or a conflict (409).
+13), its input built in one pass (store.pg_binary), after the savepoint that
+``PostgresStore._begin_batch`` sets with the connector's lock. Almost every batch is
+new; one that repeats a stored key makes the COPY fail on the primary key, and then
+(rolled back to the savepoint, nothing of the COPY left) the batch goes in with that
+``INSERT ... ON CONFLICT DO NOTHING RETURNING``, whose missing rows are told apart as
+duplicates (same content) or a conflict (409).
 
 Every function runs inside the caller's transaction, after the connector row lock
 (``SQLStore._lock_connector``), so what it reads stays true until commit whatever other
-processes do: the batch is stored whole or not at all, exactly once across nodes.
-"""
+processes do: the batch is stored whole or not at all, exactly once across nodes."""
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 import psycopg
 
 from connector_telemetry.models import NewEvent, NewSnapshot, same_content
+from connector_telemetry.store.pg_binary import event_rows, snapshot_rows
 from connector_telemetry.store.rows import (
     number_events,
+    ready_rows,
     stored_event_conflict,
     stored_snapshot_conflict,
     unnumbered_times,
@@ -30,22 +35,37 @@ from connector_telemetry.store.rows import (
 Conn = psycopg.Connection[Any]
 
 _COPY_EVENTS = "COPY events (cpk, t, n, a, k, doc) FROM STDIN (FORMAT BINARY)"
-_EVENT_TYPES = ("int8", "float8", "float8", "float8", "text", "bytea")
 _COPY_SNAPSHOTS = "COPY snapshots (cpk, t, a, doc) FROM STDIN (FORMAT BINARY)"
-_SNAPSHOT_TYPES = ("int8", "float8", "float8", "bytea")
 
 
-def _copied(conn: Conn, statement: str, types: tuple[str, ...], rows: Any) -> bool:
-    """``rows`` COPYed in a savepoint: True, or False (nothing of them stored) when one of
-    them repeats a stored key."""
+#: Set by ``PostgresStore._begin_batch`` before the batch's ``COPY``.
+SAVEPOINT = "SAVEPOINT batch"
+
+
+def _copied(conn: Conn, statement: str, data: bytes) -> bool:
+    """``data`` (a binary ``COPY``'s whole input, store.pg_binary) COPYed after
+    ``SAVEPOINT``: True, or False (rolled back to it, nothing of them stored) when one of
+    its rows repeats a stored key."""
     try:
-        with conn.transaction(), conn.cursor().copy(statement) as copy:
-            copy.set_types(list(types))
-            for row in rows:
-                copy.write_row(row)
+        with conn.cursor().copy(statement) as copy:
+            copy.write(data)
     except psycopg.errors.UniqueViolation:
+        conn.execute("ROLLBACK TO SAVEPOINT batch")
         return False
     return True
+
+
+def prepared(
+    events: list[NewEvent], cpk: int | None, collected_at: float
+) -> tuple[list[tuple[float, float, str, bytes]] | None, bytes | None]:
+    """What can be done before the connector's lock is taken, so that it is held for less
+    time: the rows of a batch that needs nothing from the store (``rows.ready_rows``: the
+    common batch) and, if the connector's pk is known (``cpk``, a cached guess that the
+    caller checks against the locked row), their ``COPY`` input."""
+    ready = ready_rows(events)
+    if ready is None or cpk is None:
+        return ready, None
+    return ready, event_rows(cpk, ready, collected_at)
 
 
 def number_and_dedupe(
@@ -69,13 +89,14 @@ def insert_events(
     rows: list[tuple[float, float, str, bytes]],
     collected_at: float,
     events: list[NewEvent],
+    data: bytes | None = None,
 ) -> list[tuple[float, float, str, bytes]]:
     """Insert what is new (see the module doc); returns the rows that were new (the others
-    were already stored with the same content: 409 if any with other content)."""
+    were already stored with the same content: 409 if any with other content). ``data``:
+    the rows' ``COPY`` input if it was built already (``prepared``)."""
     if not rows:
         return []
-    fresh = ((cpk, t, n, collected_at, k, doc) for t, n, k, doc in rows)
-    if _copied(conn, _COPY_EVENTS, _EVENT_TYPES, fresh):
+    if _copied(conn, _COPY_EVENTS, data or event_rows(cpk, rows, collected_at)):
         return rows
     ts, ns, ks, docs = (list(column) for column in zip(*rows, strict=True))
     inserted = conn.execute(
@@ -111,8 +132,8 @@ def insert_snapshots(
     """Insert what is new (see the module doc); returns the snapshots that were new."""
     if not snaps:
         return []
-    fresh = ((cpk, s.t, collected_at, s.doc) for s in snaps)
-    if _copied(conn, _COPY_SNAPSHOTS, _SNAPSHOT_TYPES, fresh):
+    data = snapshot_rows(cpk, ((s.t, s.doc) for s in snaps), collected_at)
+    if _copied(conn, _COPY_SNAPSHOTS, data):
         return snaps
     inserted = conn.execute(
         "INSERT INTO snapshots (cpk, t, a, doc) SELECT %b, u.t, %b, u.doc "
@@ -138,13 +159,14 @@ def insert_snapshots(
     return [s for s in snaps if s.t in new]
 
 
-def insert_feed(conn: Conn, rows: list[tuple[Any, ...]]) -> None:
-    """The feed's rows ``(account_id, seq, cpk, kind, t, n, a, k)`` in one statement."""
-    columns = [list(column) for column in zip(*rows, strict=True)]
-    conn.execute(
-        "INSERT INTO feed (account_id, seq, cpk, kind, t, n, a, k) SELECT * FROM unnest("
-        "%b::text[], %b::int8[], %b::int8[], %b::text[], %b::float8[], %b::float8[], "
-        "%b::float8[], %b::text[])",
-        columns,
-        binary=True,
-    )
+def count_events(conn: Conn, cpk: int, kinds: Iterable[str]) -> None:
+    """The batch's new events added to the connector's counts by kind, in one statement
+    (``SQL.count_events`` per kind, as SQLite does, costs a round trip each)."""
+    counted = Counter(kinds)
+    if counted:
+        conn.execute(
+            "INSERT INTO event_counts (cpk, k, count) SELECT %b, * FROM unnest(%b::text[], "
+            "%b::int8[]) ON CONFLICT (cpk, k) DO UPDATE SET count = event_counts.count + "
+            "excluded.count",
+            (cpk, list(counted), list(counted.values())),
+        )

@@ -30,15 +30,18 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import psycopg
+from psycopg.pq import TransactionStatus
 
 from connector_telemetry.models import IngestResult, NewEvent, NewSnapshot
-from connector_telemetry.store import describe
+from connector_telemetry.store import describe, pg_feed
 from connector_telemetry.store import pg_ingest as ingest
-from connector_telemetry.store.common import SQLStore
+from connector_telemetry.store.common import SQLStore, locked
+from connector_telemetry.store.feed import FeedEntry
 from connector_telemetry.store.fleet import has_failure
 from connector_telemetry.store.pg_connections import Reader, Writers, connect, read_connection
 from connector_telemetry.store.pg_partitions import Partitions, is_missing_partition
@@ -59,6 +62,18 @@ _IMPORT = {
 }
 #: Lock key (pg_advisory_xact_lock) that serializes migrations across processes ("ctelmigr").
 _MIGRATION_LOCK = 0x6374656C6D696772
+
+
+def _owned(conn: Conn, work: Callable[[Conn], T]) -> T:
+    """``work``, which begins and commits its transaction; rolled back if it fails (a
+    broken connection is left to the pool, which discards it)."""
+    try:
+        return work(conn)
+    except BaseException:
+        if not conn.closed and conn.pgconn.transaction_status != TransactionStatus.IDLE:
+            with suppress(psycopg.Error):
+                conn.execute("ROLLBACK")
+        raise
 
 
 def _run_script(conn: Conn, script: str) -> None:
@@ -181,10 +196,13 @@ class PostgresStore(SQLStore):
         with self._connection() as conn, conn.transaction():
             yield conn
 
-    def _telemetry_write(self, table: str, ts: Iterable[float], work: Callable[[Conn], T]) -> T:
-        """``work`` in one transaction, once the partitions for ``ts`` exist. Another
-        process may drop a month this one believes exists (purge): then it is made
-        again and the transaction repeated."""
+    def _telemetry_write(
+        self, table: str, ts: Iterable[float], work: Callable[[Conn], T], own: bool = False
+    ) -> T:
+        """``work`` in one transaction, once the partitions for ``ts`` exist (``own``:
+        ``work`` begins and commits it itself, ``_begin_batch`` ... ``_commit_batch``).
+        Another process may drop a month this one believes exists (purge): then it is
+        made again and the transaction repeated."""
         ts = list(ts)
         attempt = 0
         while True:
@@ -192,12 +210,35 @@ class PostgresStore(SQLStore):
             with self._connection() as conn:
                 self._partitions.ensure(conn, table, ts)
                 try:
+                    if own:
+                        return _owned(conn, work)
                     with conn.transaction():
                         return work(conn)
                 except psycopg.errors.CheckViolation as exc:
                     if attempt >= 3 or not is_missing_partition(exc):
                         raise
                     self._partitions.forget()
+
+    def _begin_batch(self, conn: Conn, account_id: str, connector_id: str) -> tuple[int, Any]:
+        """An ingest transaction's start in one round trip (a pipeline): ``BEGIN``, the
+        connector's row lock (``_lock_connector``) and the savepoint the batch's ``COPY``
+        may roll back to (store.pg_ingest)."""
+        row = None
+        if "\x00" not in connector_id:
+            with conn.pipeline():
+                conn.execute("BEGIN")
+                cur = conn.execute(self.sql.lock_connector, (account_id, connector_id))
+                conn.execute(ingest.SAVEPOINT)
+                row = cur.fetchone()
+        return locked(row, connector_id)
+
+    @contextmanager
+    def _commit_batch(self, conn: Conn) -> Iterator[None]:
+        """What follows the batch's rows (counts, heartbeat, feed) and ``COMMIT``, sent
+        together (a pipeline): one round trip, however many statements."""
+        with conn.pipeline():
+            yield
+            conn.execute("COMMIT")
 
     def close(self) -> None:
         if self._pipeline is not None:
@@ -243,20 +284,27 @@ class PostgresStore(SQLStore):
         newest = newest_version(events)
         failing = has_failure(events)  # the fleet summary's newest failure (issue 9)
 
+        guess = self._pks.cached(account_id, connector_id)
+        ready, data = ingest.prepared(events, guess, collected_at)
+
         def work(conn: Conn) -> IngestResult:
-            cpk, last_seen_t = self._lock_connector(conn, account_id, connector_id)
-            rows = ingest.number_and_dedupe(conn, cpk, events)
-            new = ingest.insert_events(conn, cpk, rows, collected_at, events)
+            cpk, last_seen_t = self._begin_batch(conn, account_id, connector_id)
+            self._pks.remember(account_id, connector_id, cpk)
+            rows = ready if ready is not None else ingest.number_and_dedupe(conn, cpk, events)
+            new = ingest.insert_events(
+                conn, cpk, rows, collected_at, events, data if cpk == guess else None
+            )
             duplicates = len(events) - len(new)
-            self._count_events(conn, cpk, (k for _, _, k, _ in new))
-            self._heartbeat(conn, cpk, last_seen_t, newest, collected_at)
-            if failing:
-                self._keep_failure(conn, cpk, rows, 0, 1, 2)
-            a = collected_at
-            self._feed(conn, account_id, cpk, "event", [(t, n, a, k) for t, n, k, _ in new])
+            with self._commit_batch(conn):
+                self._count_events(conn, cpk, (k for _, _, k, _ in new))
+                self._heartbeat(conn, cpk, last_seen_t, newest, collected_at)
+                if failing:
+                    self._keep_failure(conn, cpk, rows, 0, 1, 2)
+                a = collected_at
+                self._feed(conn, account_id, cpk, "event", [(t, n, a, k) for t, n, k, _ in new])
             return IngestResult(accepted=len(events) - duplicates, duplicates=duplicates)
 
-        return self._telemetry_write("events", (ev.t for ev in events), work)
+        return self._telemetry_write("events", (ev.t for ev in events), work, own=True)
 
     # -- telemetry snapshots --------------------------------------------------
 
@@ -270,20 +318,37 @@ class PostgresStore(SQLStore):
         newest = newest_version(snapshots)
 
         def work(conn: Conn) -> IngestResult:
-            cpk, last_seen_t = self._lock_connector(conn, account_id, connector_id)
+            cpk, last_seen_t = self._begin_batch(conn, account_id, connector_id)
             unique = dedupe_snapshots(snapshots)
             new = ingest.insert_snapshots(conn, cpk, unique, collected_at)
             duplicates = len(snapshots) - len(new)
-            self._heartbeat(conn, cpk, last_seen_t, newest, collected_at)
-            self._keep_health(conn, cpk, snapshots)
-            a = collected_at
-            self._feed(conn, account_id, cpk, "snapshot", [(s.t, 0.0, a, None) for s in new])
+            with self._commit_batch(conn):
+                self._heartbeat(conn, cpk, last_seen_t, newest, collected_at)
+                self._keep_health(conn, cpk, snapshots)
+                a = collected_at
+                self._feed(conn, account_id, cpk, "snapshot", [(s.t, 0.0, a, None) for s in new])
             return IngestResult(accepted=len(snapshots) - duplicates, duplicates=duplicates)
 
-        return self._telemetry_write("snapshots", (snap.t for snap in snapshots), work)
+        return self._telemetry_write("snapshots", (snap.t for snap in snapshots), work, own=True)
 
-    def _insert_feed(self, conn: Any, rows: list[tuple[Any, ...]]) -> None:
-        ingest.insert_feed(conn, rows)
+    # -- the feed: a row per batch (store.pg_feed) ---------------------------------
+
+    _feed_read = pg_feed.READ
+    _feed_columns = pg_feed.COLUMNS
+
+    def _feed(
+        self, conn: Any, account_id: str, cpk: int, kind: str, items: Sequence[FeedEntry]
+    ) -> None:
+        if items:
+            pg_feed.append(conn, account_id, cpk, kind, items)
+
+    def _count_events(self, conn: Any, cpk: int, kinds: Iterable[str]) -> None:
+        ingest.count_events(conn, cpk, kinds)
+
+    def _feed_window(
+        self, account_id: str, after: int, upto: int, limit: int
+    ) -> tuple[tuple[Any, ...], int]:
+        return pg_feed.window(account_id, after, upto, limit)
 
     # -- retention and import -------------------------------------------------
 
@@ -308,3 +373,10 @@ class PostgresStore(SQLStore):
             return int(added)
 
         return self._telemetry_write(table, (row[0] for row in rows), work)
+
+
+PostgresStore.sql = replace(
+    PostgresStore.sql,
+    feed_floor=POSTGRES.adapt(pg_feed.FLOOR),
+    feed_since=POSTGRES.adapt(pg_feed.SINCE),
+)

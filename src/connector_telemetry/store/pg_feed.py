@@ -1,0 +1,68 @@
+"""The feed on PostgreSQL (schema 8, issue 13): one row per ingest batch (store.feed has
+the rules; the migration ``0008_feed_batches.postgres.sql`` the layout).
+
+A batch's items are appended with one statement, which bumps the account's head (its row
+lock held until commit, so seq order stays commit order) and stores the batch's keys as
+arrays in one row. Reads expand the rows (``unnest ... WITH ORDINALITY``: the i-th item of
+a row ending at ``seq`` is at ``seq - items + i``) and look at most ``limit`` positions
+past the reader's: the rows that hold them are those after it up to the first row that
+reaches the last of them (positions are contiguous: each row starts where the one before
+ended).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+
+from connector_telemetry.store.feed import FeedEntry
+from connector_telemetry.store.pg_binary import Float8Array, TextArray, float8_array, text_array
+
+Conn = psycopg.Connection[Any]
+
+#: ``(account_id, items, account_id, items, cpk, kind, a, ts, ns, ks)``
+_APPEND = (
+    "WITH head AS (INSERT INTO feed_heads (account_id, seq) VALUES (%s, %s) "
+    "ON CONFLICT (account_id) DO UPDATE SET seq = feed_heads.seq + excluded.seq RETURNING seq) "
+    "INSERT INTO feed (account_id, seq, items, cpk, kind, a, ts, ns, ks) "
+    "SELECT %s, head.seq, %s, %s, %s, %s, %b, %b::float8[], %b::text[] FROM head"
+)
+
+#: ``Feed._feed_read`` (``?`` placeholders, adapted once per filter): the window's
+#: parameters are ``(account_id, after, account_id, last, last, after, last)``.
+READ = (
+    "SELECT u.seq, c.id, f.kind, u.k, COALESCE(e.doc, s.doc) FROM feed f "
+    "CROSS JOIN LATERAL (SELECT f.seq - f.items + x.o AS seq, x.t, x.n, x.k "
+    "FROM unnest(f.ts, f.ns, f.ks) WITH ORDINALITY AS x(t, n, k, o)) u "
+    "JOIN connectors c ON c.pk = f.cpk "
+    "LEFT JOIN events e ON f.kind = 'event' AND e.cpk = f.cpk AND e.t = u.t AND e.n = u.n "
+    "LEFT JOIN snapshots s ON f.kind = 'snapshot' AND s.cpk = f.cpk AND s.t = u.t "
+    "WHERE f.account_id = ? AND f.seq > ? AND f.seq <= COALESCE("
+    "(SELECT min(seq) FROM feed WHERE account_id = ? AND seq >= ?), ?) "
+    "AND u.seq > ? AND u.seq <= ?{where} ORDER BY u.seq LIMIT ?"
+)
+COLUMNS = ("f.cpk", "f.kind", "u.k")
+#: The oldest position kept: the first item of the oldest row.
+FLOOR = "SELECT seq - items + 1 FROM feed WHERE account_id=? ORDER BY seq LIMIT 1"
+SINCE = "SELECT min(seq - items + 1) FROM feed WHERE account_id=? AND a>=?"
+
+
+def window(account_id: str, after: int, upto: int, limit: int) -> tuple[tuple[Any, ...], int]:
+    """``READ``'s parameters before the filters', and the position it reaches."""
+    last = min(upto, after + limit)
+    return (account_id, after, account_id, last, last, after, last), last
+
+
+def append(conn: Conn, account_id: str, cpk: int, kind: str, items: Sequence[FeedEntry]) -> None:
+    """The batch's new items, after everything the account's feed holds."""
+    ts = float8_array([item[0] for item in items])
+    ns: Float8Array | None = None
+    ks: TextArray | None = None
+    if kind == "event":
+        ns = float8_array([item[1] for item in items])
+        ks = text_array([str(item[3]) for item in items])
+    count = len(items)
+    a = items[0][2]  # every item of a batch arrived at once
+    conn.execute(_APPEND, (account_id, count, account_id, count, cpk, kind, a, ts, ns, ks))
