@@ -44,9 +44,9 @@ class _Table:
         self.rows: dict[tuple[str, str], tuple[str, int]] = {}
         self.available = True
 
-    def get(self, key: tuple[str, str]) -> tuple[str, int] | None:
+    def get(self, key: tuple[str, str], fresh: float = FRESH_SECONDS) -> tuple[str, int] | None:
         now = time.monotonic()
-        if now - self.read_at > FRESH_SECONDS and self.available:
+        if now - self.read_at > fresh and self.available:
             self.read_at = now
             rows: dict[tuple[str, str], tuple[str, int]] = {}
             found = False
@@ -67,7 +67,7 @@ class _Table:
 _TABLE = _Table()
 
 
-def send_queue(local: str, peer: str) -> Callable[[], int | None]:
+def send_queue(local: str, peer: str) -> Callable[..., int | None]:
     """A function answering the bytes in the send queue of the TCP connection from
     ``local`` to ``peer`` (``ip:port`` each), ``GONE`` once the client has closed it, or
     None when it cannot tell (not Linux, addresses unknown)."""
@@ -81,11 +81,11 @@ def send_queue(local: str, peer: str) -> Callable[[], int | None]:
         mapped = (_hex("::ffff:" + lhost, lport), _hex("::ffff:" + phost, pport))
         keys.append((str(mapped[0]), str(mapped[1])))
 
-    def queued() -> int | None:
+    def queued(fresh: float = FRESH_SECONDS) -> int | None:
         if not _TABLE.available:
             return None
         for key in keys:
-            row = _TABLE.get(key)
+            row = _TABLE.get(key, fresh)
             if row is not None:
                 return row[1] if row[0] == _ESTABLISHED else GONE
         return None  # not in the table (yet): a socket the client closed stays, CLOSE_WAIT

@@ -29,6 +29,8 @@ HEARTBEAT = b": keep-alive\n\n"
 #: How often a stream idle that long asks whether its client is still connected
 #: (api/backlog.py).
 LOOK_SECONDS = 2.0
+#: Before reading the kernel's send queue to confirm a client reads, let granian write.
+_SETTLE_SECONDS = 0.01
 #: The first bytes of every stream: how long an EventSource waits before it reconnects.
 OPENING = b"retry: 2000\n\n"
 AFTER = Param("after", {"type": "string"}, parse=lambda raw: raw)
@@ -83,8 +85,9 @@ class EventStream:
         self.recheck = recheck
         self.heartbeat = heartbeat
         self.auth_every = auth_every
-        #: Set by the dispatcher (the kernel's send queue of the connection).
-        self.backlog: Callable[[], int | None] = lambda: None
+        #: Set by the dispatcher (the kernel's send queue of the connection, read from a
+        #: table at most ``fresh`` seconds old).
+        self.backlog: Callable[..., int | None] = lambda fresh=0.0: None
         #: Bytes sent since the client was last seen to have read (nearly) everything.
         self.unconfirmed = 0
 
@@ -97,7 +100,10 @@ class EventStream:
         that, the stream pauses (its items stay in the feed, none held here) for up to two
         heartbeat periods, then gives up on the client."""
         limit = self.sub.buffer_bytes
-        queued = self.backlog()
+        # A reading from before granian wrote what it was handed would show an empty queue
+        # and confirm bytes the client never read: let it write, then read afresh.
+        await asyncio.sleep(_SETTLE_SECONDS)
+        queued = self.backlog(_SETTLE_SECONDS / 2)
         if queued == GONE:
             return False
         if queued is None or queued <= limit // 2:
@@ -108,7 +114,7 @@ class EventStream:
         deadline = loop.time() + 2 * self.heartbeat
         while loop.time() < deadline and not self.sub.closed:
             await asyncio.sleep(0.05)
-            queued = self.backlog()
+            queued = self.backlog(0.05)
             if queued == GONE:
                 return False
             if queued is None or queued <= limit // 2:
@@ -184,6 +190,9 @@ class EventStream:
                 elif not sub.closed and loop.time() - last_sent >= self.heartbeat:
                     yield HEARTBEAT
                     last_sent = loop.time()
+                    # bytes sent unconfirmed and nothing since: has the client read them?
+                    if self.unconfirmed and not await self._keeps_up():
+                        return
         finally:
             if timer is not None:
                 timer.cancel()
