@@ -246,3 +246,15 @@ def test_openapi_is_public_with_cloudflare_templates(http: httpx.Client) -> None
     assert "get" in paths[template]
     assert {r.template for r in all_routes() if r.mount == "api"} == set(paths)
     assert doc["servers"] == [{"url": "/client/v4"}]
+
+
+def test_token_secrets_never_look_like_an_option(
+    store: Store, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 1 in 64 of token_urlsafe's secrets starts with "-", which `ctel simulate --token SECRET`
+    # (argparse) reads as an option: such a secret is drawn again.
+    drawn = iter(["-" + "a" * 39, "-" + "b" * 39, "c" * 40])
+    monkeypatch.setattr(credentials.secrets, "token_urlsafe", lambda n: next(drawn))
+    _, secret = credentials.create_token(store, tenant.account_id, "Magic WAN Read")
+    assert secret == "c" * 40
+    assert credentials.TOKEN_SHAPE.match(secret)

@@ -5,8 +5,6 @@ interrupts equal what the API lists; the tenant rules of the reads."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ from support import (
     start_server,
     stop_server,
 )
+from support.server import simulate_fleet
 from support.tenants import downgrade_and_migrate, make_tenant
 
 
@@ -44,13 +43,7 @@ def fleet(
     store.close()
     server = start_server(db)
     try:
-        done = subprocess.run(
-            [sys.executable, "-m", "connector_telemetry", "simulate", "--server", server.url,
-             "--token", tenant.write_token, "--account", tenant.account_id, "--connectors", "2",
-             "--days", "0.05", "--quiet"],
-            capture_output=True, text=True, timeout=120, check=False,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr
+        simulate_fleet(server, tenant.account_id, tenant.write_token)
         yield server, tenant, other
     finally:
         stop_server(server)

@@ -34,7 +34,7 @@ from prometheus_client.openmetrics.parser import (
 from prometheus_client.parser import text_string_to_metric_families
 
 from support import LiveServer, Tenant, free_port, fresh_db, start_server, stop_server
-from support.server import stop_process
+from support.server import simulate_fleet, stop_process
 
 PROMTOOL = shutil.which("promtool")
 PROMETHEUS = shutil.which("prometheus")
@@ -66,13 +66,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     db, tenant = fresh_db(folder)
     server = start_server(db)
     try:
-        done = subprocess.run(
-            [sys.executable, "-m", "connector_telemetry", "simulate", "--server", server.url,
-             "--token", tenant.write_token, "--account", tenant.account_id, "--connectors", "2",
-             "--days", "0.05", "--quiet"],
-            capture_output=True, text=True, timeout=120, check=False,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr
+        simulate_fleet(server, tenant.account_id, tenant.write_token)
         yield Fleet(server, tenant, folder)
     finally:
         stop_server(server)

@@ -154,3 +154,16 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def simulate_fleet(
+    server: LiveServer, account_id: str, token: str, *, connectors: int = 2, days: float = 0.05
+) -> None:
+    """Fill ``server`` with ``ctel simulate``'s fleet (its CLI, as a user runs it)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "connector_telemetry", "simulate", "--server", server.url,
+         f"--token={token}", "--account", account_id, "--connectors", str(connectors),
+         "--days", str(days), "--quiet"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr

@@ -71,7 +71,7 @@ def create_token(
             expires_on = clock.rfc3339(clock.parse_rfc3339(expires_on))
         except ValueError as exc:
             raise BadRequest(f"expires_on: not an ISO 8601 time: {expires_on!r}") from exc
-    secret = secrets.token_urlsafe(30)
+    secret = new_token_secret()
     token = Token(
         id=new_id(),
         account_id=account_id,
@@ -82,6 +82,18 @@ def create_token(
     )
     store.create_token(token, digest(secret))
     return token, secret
+
+
+def new_token_secret() -> str:
+    """40 characters like Cloudflare's tokens, never starting with ``-``.
+
+    A secret that began with ``-`` (1 in 64 of ``token_urlsafe``'s) would be read as an option
+    by every command line that takes it as ``--token SECRET`` (argparse, curl's ``-H`` aside).
+    """
+    while True:
+        secret = secrets.token_urlsafe(30)
+        if not secret.startswith("-"):
+            return secret
 
 
 def revoke_token(store: Store, token_id: str) -> None:
