@@ -20,6 +20,7 @@ from connector_telemetry.service import credentials
 from connector_telemetry.settings import Settings
 from connector_telemetry.store import open_store
 from connector_telemetry.store.base import Store
+from connector_telemetry.store.postgres import PostgresStore
 from connector_telemetry.testing import TemporaryPostgres
 from support import (
     SERVER_LOGS,
@@ -76,6 +77,22 @@ def postgres_server() -> Iterator[TemporaryPostgres]:
 def postgres_url(postgres_server: TemporaryPostgres) -> str:
     """This test run's own database."""
     return postgres_server.new_database()
+
+
+@pytest.fixture
+def pg_url(postgres_server: TemporaryPostgres) -> str:
+    """A new, empty database of this test's own."""
+    return postgres_server.new_database("ctel_pgtest")
+
+
+@pytest.fixture
+def pg(pg_url: str) -> Iterator[PostgresStore]:
+    """A migrated ``PostgresStore`` on ``pg_url``."""
+    store = open_store(Settings(db=pg_url))
+    assert isinstance(store, PostgresStore)
+    store.migrate()
+    yield store
+    store.close()
 
 
 # -- the live server, once per store ----------------------------------------------

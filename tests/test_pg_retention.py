@@ -7,49 +7,24 @@ rows)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import orjson
-import psycopg
-import pytest
 
 from connector_telemetry.service import connectors, credentials, events, retention
-from connector_telemetry.settings import Settings
-from connector_telemetry.store import open_store
 from connector_telemetry.store.postgres import PostgresStore
-from connector_telemetry.testing import TemporaryPostgres
+from support.pg import sql
 
 DAY = 86_400
 JAN, FEB, MAR, APR = 1_704_067_200, 1_706_745_600, 1_709_251_200, 1_711_929_600  # 2024
 CUTOFF = FEB + 10 * DAY  # inside February
 
 
-@pytest.fixture
-def url(postgres_server: TemporaryPostgres) -> str:
-    return postgres_server.new_database("ctel_retention")
-
-
-@pytest.fixture
-def pg(url: str) -> Iterator[PostgresStore]:
-    store = open_store(Settings(db=url))
-    assert isinstance(store, PostgresStore)
-    store.migrate()
-    yield store
-    store.close()
-
-
-def sql(url: str, query: str, *args: Any) -> list[tuple[Any, ...]]:
-    with psycopg.connect(url, autocommit=True) as conn:
-        cur = conn.execute(query.encode(), args or None)
-        return cur.fetchall() if cur.description else []
-
-
-def catalog(url: str) -> dict[str, tuple[int, int, str]]:
+def catalog(pg_url: str) -> dict[str, tuple[int, int, str]]:
     """Every partition of events and snapshots, from pg_inherits: name -> (oid,
     relfilenode, bounds). Same oid and relfilenode: the very same table, never rewritten."""
     rows = sql(
-        url,
+        pg_url,
         "SELECT c.relname, c.oid::int8, c.relfilenode::int8, pg_get_expr(c.relpartbound, c.oid) "
         "FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
         "WHERE i.inhparent IN ('events'::regclass, 'snapshots'::regclass)",
@@ -57,8 +32,8 @@ def catalog(url: str) -> dict[str, tuple[int, int, str]]:
     return {name: (oid, node, bound) for name, oid, node, bound in rows}
 
 
-def contents(url: str, part: str) -> list[tuple[Any, ...]]:
-    return sql(url, f"SELECT cpk, t, n, a, k, doc FROM {part} ORDER BY t, n")
+def contents(pg_url: str, part: str) -> list[tuple[Any, ...]]:
+    return sql(pg_url, f"SELECT cpk, t, n, a, k, doc FROM {part} ORDER BY t, n")
 
 
 def fill(store: PostgresStore) -> tuple[str, str, dict[str, int]]:
@@ -82,35 +57,35 @@ def fill(store: PostgresStore) -> tuple[str, str, dict[str, int]]:
     return account, made.id, {name: len(ts) for name, ts in times.items()}
 
 
-def scanned(url: str, cutoff: float, batch: int) -> set[str]:
+def scanned(pg_url: str, cutoff: float, batch: int) -> set[str]:
     """The partitions the purge's bounded DELETE reads or deletes from (its plan)."""
     query = PostgresStore.sql.purge_events.replace("%s", "{}").format(cutoff, cutoff, batch)
-    plan = "\n".join(line for (line,) in sql(url, "EXPLAIN (COSTS OFF) " + query))
-    return {name for name in catalog(url) if f" {name}" in plan}
+    plan = "\n".join(line for (line,) in sql(pg_url, "EXPLAIN (COSTS OFF) " + query))
+    return {name for name in catalog(pg_url) if f" {name}" in plan}
 
 
 def test_purge_drops_whole_months_and_deletes_in_batches_only_in_the_straddling_one(
-    pg: PostgresStore, url: str
+    pg: PostgresStore, pg_url: str
 ) -> None:
     account, cid, counted = fill(pg)
-    before = catalog(url)
+    before = catalog(pg_url)
     assert {"events_2024_01", "events_2024_02", "events_2024_03", "events_2024_04"} <= set(before)
-    later = {name: contents(url, name) for name in ("events_2024_03", "events_2024_04")}
-    straddling_kept = [row for row in contents(url, "events_2024_02") if row[1] >= CUTOFF]
+    later = {name: contents(pg_url, name) for name in ("events_2024_03", "events_2024_04")}
+    straddling_kept = [row for row in contents(pg_url, "events_2024_02") if row[1] >= CUTOFF]
     assert len(straddling_kept) == 7
 
     # the bounded DELETE reads only the months the cutoff leaves rows in (and the catch-all
     # before 2000): never March or April
-    assert scanned(url, CUTOFF, 3) <= {"events_2024_01", "events_2024_02", "events_before_2000"}
+    assert scanned(pg_url, CUTOFF, 3) <= {"events_2024_01", "events_2024_02", "events_before_2000"}
 
     batch = 3
     first = pg.purge_telemetry(CUTOFF, batch)
     assert first == counted["events_2024_01"]  # January, dropped whole (counted), no DELETE
-    after_drop = catalog(url)
+    after_drop = catalog(pg_url)
     assert "events_2024_01" not in after_drop  # gone from pg_inherits
-    assert not sql(url, "SELECT 1 FROM pg_class WHERE relname = 'events_2024_01'")  # dropped
+    assert not sql(pg_url, "SELECT 1 FROM pg_class WHERE relname = 'events_2024_01'")  # dropped
     assert after_drop["events_2024_02"] == before["events_2024_02"]  # kept, same table
-    assert scanned(url, CUTOFF, batch) == {"events_2024_02", "events_before_2000"}
+    assert scanned(pg_url, CUTOFF, batch) == {"events_2024_02", "events_before_2000"}
 
     steps = []
     while step := pg.purge_telemetry(CUTOFF, batch):
@@ -119,25 +94,25 @@ def test_purge_drops_whole_months_and_deletes_in_batches_only_in_the_straddling_
     assert sum(steps) == counted["events_2024_02"] - 7 + 1  # February's early ones, and t=5
     assert len(steps) == -(-sum(steps) // batch)
 
-    after = catalog(url)
+    after = catalog(pg_url)
     for name in ("events_2024_02", "events_2024_03", "events_2024_04"):
         assert after[name] == before[name]  # the same tables (oid, file, bounds)
-    assert contents(url, "events_2024_02") == straddling_kept  # only rows >= the cutoff
+    assert contents(pg_url, "events_2024_02") == straddling_kept  # only rows >= the cutoff
     for name, rows in later.items():
-        assert contents(url, name) == rows  # untouched
-    assert contents(url, "events_before_2000") == []
+        assert contents(pg_url, name) == rows  # untouched
+    assert contents(pg_url, "events_before_2000") == []
     left = [row[0] for row in pg.export_events(account, cid, None, 1000)]
     assert min(left) == CUTOFF and len(left) == 7 + 12 + 4
 
 
-def test_retention_through_the_service(pg: PostgresStore, url: str) -> None:
+def test_retention_through_the_service(pg: PostgresStore, pg_url: str) -> None:
     """The retention job itself (``service.retention.purge``, as ``ctel purge`` and the
     server's timer run it): the same outcome, whatever the batch size."""
     _, _, counted = fill(pg)
     days = (time.time() - CUTOFF) / DAY
     gone = retention.purge(pg, days, pause=0)
     assert gone >= sum(counted.values()) - 7 - 12 - 4  # the clock moved on meanwhile
-    names = set(catalog(url))
+    names = set(catalog(pg_url))
     assert "events_2024_01" not in names
     assert {"events_2024_02", "events_2024_03", "events_2024_04"} <= names
-    assert len(contents(url, "events_2024_03")) == 12
+    assert len(contents(pg_url, "events_2024_03")) == 12

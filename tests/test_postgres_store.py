@@ -9,7 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +30,8 @@ from connector_telemetry.store.pg_partitions import MONTHS_FROM, MONTHS_TO
 from connector_telemetry.store.postgres import PostgresStore
 from connector_telemetry.store.sql import migrations
 from connector_telemetry.store.sqlite import SQLiteStore
-from connector_telemetry.testing import TemporaryPostgres
 from support import LiveServer, free_port, make_tenant, start_server, stop_server
+from support.pg import sql
 
 JAN, FEB, MAR = 1_704_067_200, 1_706_745_600, 1_709_251_200  # 2024-01-01, -02-01, -03-01
 SNAPSHOT = {
@@ -43,30 +43,9 @@ SNAPSHOT = {
 }
 
 
-@pytest.fixture
-def url(postgres_server: TemporaryPostgres) -> str:
-    """A new, empty database of this test's own."""
-    return postgres_server.new_database("ctel_pgtest")
-
-
-@pytest.fixture
-def pg(url: str) -> Iterator[PostgresStore]:
-    store = open_store(Settings(db=url))
-    assert isinstance(store, PostgresStore)
-    store.migrate()
-    yield store
-    store.close()
-
-
-def sql(url: str, query: str, *args: Any) -> list[tuple[Any, ...]]:
-    with psycopg.connect(url, autocommit=True) as conn:
-        cur = conn.execute(query.encode(), args or None)
-        return cur.fetchall() if cur.description else []
-
-
-def partitions(url: str, table: str) -> list[str]:
+def partitions(pg_url: str, table: str) -> list[str]:
     rows = sql(
-        url,
+        pg_url,
         "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
         "WHERE i.inhparent = %s::regclass ORDER BY 1",
         table,
@@ -105,35 +84,35 @@ def test_both_stores_have_the_same_schema_versions() -> None:
     assert SQLiteStore.known_schema_version == SCHEMA_VERSION
 
 
-def test_migrations_apply_from_zero_and_only_once(url: str) -> None:
-    store = PostgresStore(url)
+def test_migrations_apply_from_zero_and_only_once(pg_url: str) -> None:
+    store = PostgresStore(pg_url)
     try:
         assert store.schema_version() == 0
         assert store.migrate() == SCHEMA_VERSION == store.known_schema_version
         assert store.migrate() == SCHEMA_VERSION  # nothing left to do
-        versions = sql(url, "SELECT version FROM schema_version ORDER BY 1")
+        versions = sql(pg_url, "SELECT version FROM schema_version ORDER BY 1")
         assert [v for (v,) in versions] == list(range(1, SCHEMA_VERSION + 1))
-        assert partitions(url, "events") == ["events_before_2000", "events_from_2100"]
-        assert partitions(url, "snapshots") == ["snapshots_before_2000", "snapshots_from_2100"]
+        assert partitions(pg_url, "events") == ["events_before_2000", "events_from_2100"]
+        assert partitions(pg_url, "snapshots") == ["snapshots_before_2000", "snapshots_from_2100"]
         assert store.is_empty()
     finally:
         store.close()
 
 
-def test_an_older_schema_is_migrated_with_its_data(url: str) -> None:
+def test_an_older_schema_is_migrated_with_its_data(pg_url: str) -> None:
     """A database left at schema 1 by an older ctel: `ctel db migrate` brings it up."""
-    sql(url, migrations("postgres")[0][1])
-    sql(url, "CREATE TABLE schema_version (version integer NOT NULL)")
-    sql(url, "INSERT INTO schema_version VALUES (1)")
-    sql(url, "INSERT INTO accounts VALUES ('old', 'Old account', '2024-01-01T00:00:00Z')")
+    sql(pg_url, migrations("postgres")[0][1])
+    sql(pg_url, "CREATE TABLE schema_version (version integer NOT NULL)")
+    sql(pg_url, "INSERT INTO schema_version VALUES (1)")
+    sql(pg_url, "INSERT INTO accounts VALUES ('old', 'Old account', '2024-01-01T00:00:00Z')")
     done = subprocess.run(
-        [sys.executable, "-m", "connector_telemetry", "db", "migrate", "--db", url],
+        [sys.executable, "-m", "connector_telemetry", "db", "migrate", "--db", pg_url],
         capture_output=True,
         text=True,
     )
     assert done.returncode == 0, done.stderr
     assert f"schema is at version {SCHEMA_VERSION}" in done.stderr
-    store = PostgresStore(url)
+    store = PostgresStore(pg_url)
     try:
         assert store.schema_version() == SCHEMA_VERSION
         assert store.account_exists("old")
@@ -143,8 +122,8 @@ def test_an_older_schema_is_migrated_with_its_data(url: str) -> None:
         store.close()
 
 
-def test_a_newer_schema_is_refused_with_a_clear_message(pg: PostgresStore, url: str) -> None:
-    sql(url, "INSERT INTO schema_version VALUES (%s)", SCHEMA_VERSION + 7)
+def test_a_newer_schema_is_refused_with_a_clear_message(pg: PostgresStore, pg_url: str) -> None:
+    sql(pg_url, "INSERT INTO schema_version VALUES (%s)", SCHEMA_VERSION + 7)
     with pytest.raises(SchemaTooNew) as refused:
         pg.migrate()
     message = str(refused.value)
@@ -153,7 +132,7 @@ def test_a_newer_schema_is_refused_with_a_clear_message(pg: PostgresStore, url: 
     assert "upgrade connector-telemetry" in message
     for command in (["db", "migrate"], ["serve", "--port", str(free_port())]):
         done = subprocess.run(
-            [sys.executable, "-m", "connector_telemetry", *command, "--db", url],
+            [sys.executable, "-m", "connector_telemetry", *command, "--db", pg_url],
             capture_output=True,
             text=True,
             timeout=60,
@@ -195,12 +174,12 @@ def test_an_unreachable_server_is_a_clear_error_and_503(tmp_path: Path) -> None:
         app.ctx.close()
 
 
-def test_a_lost_reader_connection_is_replaced(pg: PostgresStore, url: str) -> None:
+def test_a_lost_reader_connection_is_replaced(pg: PostgresStore, pg_url: str) -> None:
     account, cid = connector(pg)
     record(pg, account, cid, [{"e": {"k": "Init"}, "t": JAN, "n": 0}])
     assert pg.get_event(account, cid, [(JAN, 0.0)]) is not None
     sql(
-        url,
+        pg_url,
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
         "WHERE datname = current_database() AND pid <> pg_backend_pid()",
     )
@@ -211,29 +190,29 @@ def test_a_lost_reader_connection_is_replaced(pg: PostgresStore, url: str) -> No
 # -- partitions -----------------------------------------------------------------------
 
 
-def test_a_partition_per_month_and_purge_drops_whole_months(pg: PostgresStore, url: str) -> None:
+def test_a_partition_per_month_and_purge_drops_whole_months(pg: PostgresStore, pg_url: str) -> None:
     account, cid = connector(pg)
     day = 86_400
     items = [{"e": {"k": "Init"}, "t": t, "n": 0} for t in (JAN, JAN + day, FEB, FEB + 20 * day)]
     items += [{"e": {"k": "Init"}, "t": t, "n": 0} for t in (5, 5e9, MAR + day)]
     assert record(pg, account, cid, items).accepted == 7
     record_snapshots(pg, account, cid, [JAN + 1, FEB + 1])
-    assert partitions(url, "events") == [
+    assert partitions(pg_url, "events") == [
         "events_2024_01",
         "events_2024_02",
         "events_2024_03",
         "events_before_2000",
         "events_from_2100",
     ]
-    assert "snapshots_2024_01" in partitions(url, "snapshots")
-    in_feb = sql(url, "SELECT count(*) FROM events_2024_02")[0][0]
-    assert in_feb == 2 and sql(url, "SELECT count(*) FROM events_before_2000")[0][0] == 1
+    assert "snapshots_2024_01" in partitions(pg_url, "snapshots")
+    in_feb = sql(pg_url, "SELECT count(*) FROM events_2024_02")[0][0]
+    assert in_feb == 2 and sql(pg_url, "SELECT count(*) FROM events_before_2000")[0][0] == 1
 
     cutoff = FEB + 10 * day  # January whole, the first third of February, and t=5
     gone = pg.purge_telemetry(cutoff, 1)
     assert gone == 3  # January's two events and one snapshot, dropped with their tables
-    assert "events_2024_01" not in partitions(url, "events")
-    assert "snapshots_2024_01" not in partitions(url, "snapshots")
+    assert "events_2024_01" not in partitions(pg_url, "events")
+    assert "snapshots_2024_01" not in partitions(pg_url, "snapshots")
     total = gone
     while step := pg.purge_telemetry(cutoff, 1):
         assert step == 1  # the rest in bounded batches
@@ -242,11 +221,11 @@ def test_a_partition_per_month_and_purge_drops_whole_months(pg: PostgresStore, u
     left = [row[0] for row in pg.export_events(account, cid, None, 100)]
     assert left == [FEB + 20 * day, MAR + day, 5e9]
     assert [row[0] for row in pg.export_snapshots(account, cid, None, 100)] == []
-    assert "events_2024_02" in partitions(url, "events")  # not entirely before the cutoff
+    assert "events_2024_02" in partitions(pg_url, "events")  # not entirely before the cutoff
 
     # January again (an agent replaying its spool): the month is made anew, also by a
     # process that still believes it exists.
-    other = PostgresStore(url)
+    other = PostgresStore(pg_url)
     try:
         assert record(other, account, cid, [{"e": {"k": "Init"}, "t": FEB + 1, "n": 5}])
         pg.purge_telemetry(MAR, 10)  # drops February, which `other` has in its cache
@@ -254,12 +233,12 @@ def test_a_partition_per_month_and_purge_drops_whole_months(pg: PostgresStore, u
         assert record(pg, account, cid, [{"e": {"k": "Init"}, "t": JAN, "n": 0}]).accepted == 1
     finally:
         other.close()
-    assert "events_2024_01" in partitions(url, "events")
+    assert "events_2024_01" in partitions(pg_url, "events")
     assert pg.get_event(account, cid, [(JAN, 0.0)]) == b'{"e":{"k":"Init"},"n":0,"t":1704067200}'
     assert pg.get_event(account, cid, [(FEB + 2, 0.0)]) is not None
 
 
-def test_month_boundaries(pg: PostgresStore, url: str) -> None:
+def test_month_boundaries(pg: PostgresStore, pg_url: str) -> None:
     """Each row lands in the partition its month names, right up to the boundaries."""
     account, cid = connector(pg)
     expected = {
@@ -275,7 +254,7 @@ def test_month_boundaries(pg: PostgresStore, url: str) -> None:
     }
     items = [{"e": {"k": "Init"}, "t": t, "n": 0} for t in expected]
     assert record(pg, account, cid, items).accepted == len(expected)
-    rows = sql(url, "SELECT t, tableoid::regclass::text FROM events")
+    rows = sql(pg_url, "SELECT t, tableoid::regclass::text FROM events")
     assert dict(rows) == expected
 
 
@@ -290,18 +269,18 @@ def test_an_id_with_nul_names_nothing(pg: PostgresStore) -> None:
         record(pg, account, "a\x00b", [{"e": {"k": "Init"}, "t": 1, "n": 0}])
 
 
-def test_latest_reads_only_the_newest_months(pg: PostgresStore, url: str) -> None:
+def test_latest_reads_only_the_newest_months(pg: PostgresStore, pg_url: str) -> None:
     """Latest Events over many months: an ordered scan from the newest partition."""
     account, cid = connector(pg)
     items = [{"e": {"k": "Init"}, "t": JAN + m * 2_700_000, "n": 0} for m in range(14)]
     record(pg, account, cid, items)
     latest = pg.latest_events(account, cid, 3)
     assert [orjson.loads(doc)["t"] for doc in latest] == [items[i]["t"] for i in (13, 12, 11)]
-    cpk = sql(url, "SELECT pk FROM connectors WHERE id=%s", cid)[0][0]
+    cpk = sql(pg_url, "SELECT pk FROM connectors WHERE id=%s", cid)[0][0]
     plan = "\n".join(
         line
         for (line,) in sql(
-            url,
+            pg_url,
             "EXPLAIN (ANALYZE, COSTS OFF) SELECT doc FROM events WHERE cpk=%s "
             "ORDER BY t DESC, n DESC LIMIT 3",
             cpk,
@@ -333,10 +312,10 @@ def in_threads(count: int, work: Callable[[int], Any]) -> list[Any]:
     return results
 
 
-def test_writers_in_several_processes_stay_exact(pg: PostgresStore, url: str) -> None:
+def test_writers_in_several_processes_stay_exact(pg: PostgresStore, pg_url: str) -> None:
     """Four stores (as four servers would have) write one connector at once."""
     account, cid = connector(pg)
-    nodes = [PostgresStore(url) for _ in range(4)]
+    nodes = [PostgresStore(pg_url) for _ in range(4)]
     try:
         # events without n: every one gets its own number, 0..N-1 with no gap
         unnumbered = [{"e": {"k": "Reconcile", "i": i}, "t": JAN} for i in range(50)]
@@ -520,11 +499,13 @@ def test_reads_expand_batch_rows_in_any_window_and_filter(pg: PostgresStore) -> 
     assert pg.feed_since(account, 0) == 0 and pg.feed_since(account, 4e9) == 17
 
 
-def test_rows_of_one_item_from_before_schema_8_read_the_same(pg: PostgresStore, url: str) -> None:
+def test_rows_of_one_item_from_before_schema_8_read_the_same(
+    pg: PostgresStore, pg_url: str
+) -> None:
     account, _, expected = fill_feed(pg)
     # back to schema 7's layout (a row per item), then migrate again
     sql(
-        url,
+        pg_url,
         "CREATE TABLE old AS SELECT f.account_id, f.seq - f.items + x.o AS seq, f.cpk, f.kind, "
         "x.t, coalesce(x.n, 0) AS n, f.a, x.k FROM feed f, "
         "unnest(f.ts, f.ns, f.ks) WITH ORDINALITY AS x(t, n, k, o); DELETE FROM feed; "

@@ -242,6 +242,93 @@ class Writers:
             self._discard(conn)
 
 
+class Follower:
+    """Where a read connection goes, through failovers (for ``Reader`` and
+    ``pg_pipeline.Pipeline``): ``open()`` connects to a writable host, else (a multi-host
+    URL) to any host that answers (a hot standby) and starts a thread that looks for a
+    writable host every ``FOLLOW_PAUSE``; the connection it finds waits in ``take()`` and
+    ``found`` is called. After failing to connect at all, ``open()`` fails fast for
+    ``RECONNECT_PAUSE``."""
+
+    def __init__(
+        self, url: str, connect: Callable[[str], Conn], name: str,
+        found: Callable[[], None] | None = None,
+    ):  # fmt: skip
+        self.url, self.name = url, name
+        self._fallback = any_host(url)
+        self._connect = connect
+        self._on_found = found
+        self._found: Conn | None = None
+        self._lock = threading.Lock()
+        self._failed_at = -math.inf
+        self._thread: threading.Thread | None = None
+        self.closed = False
+
+    @property
+    def waiting(self) -> bool:
+        """A connection to a writable host waits in ``take()``."""
+        return self._found is not None
+
+    def open(self) -> tuple[Conn, bool]:
+        """A new connection and whether it is to a standby (blocking: not on the loop)."""
+        if self.closed:
+            raise psycopg.OperationalError(f"{self.name}: the store is closed")
+        if time.monotonic() - self._failed_at < RECONNECT_PAUSE:
+            raise psycopg.OperationalError(f"{self.name} is unreachable; retrying shortly")
+        try:
+            try:
+                return self._connect(self.url), False
+            except psycopg.OperationalError:
+                if self._fallback is None:
+                    raise
+                conn = self._connect(self._fallback)
+                log.warning("%s: no writable host; reading from a standby", self.name)
+                self._follow()
+                return conn, True
+        except psycopg.OperationalError:
+            self._failed_at = time.monotonic()
+            raise
+
+    def take(self) -> Conn | None:
+        """The connection to a writable host that the thread found, once."""
+        with self._lock:
+            found, self._found = self._found, None
+        return found
+
+    def _follow(self) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._look_for_primary, name=f"{self.name}-follower", daemon=True
+                )
+                self._thread.start()
+
+    def _look_for_primary(self) -> None:
+        while not self.closed:
+            time.sleep(FOLLOW_PAUSE)
+            try:
+                conn = self._connect(self.url)
+            except psycopg.OperationalError:
+                continue
+            with self._lock:
+                if self.closed:
+                    stale: Conn | None = conn
+                else:
+                    stale, self._found = self._found, conn
+            if stale is not None:
+                stale.close()
+            if self._on_found is not None:
+                self._on_found()
+            return
+
+    def close(self) -> None:
+        with self._lock:
+            self.closed = True
+            found, self._found = self._found, None
+        if found is not None:
+            found.close()
+
+
 class Reader:
     """The read connection (see the module's docstring). ``execute`` from any thread; each
     thread has its own cursor."""
@@ -255,15 +342,11 @@ class Reader:
         name: str,
     ):
         self.url, self.name = url, name
-        self._fallback = any_host(url)
         self._connect_timeout = connect_timeout
         self._configure = configure
+        self._hosts = Follower(url, self._connect, name)
         self._conn: Conn | None = None
-        self._next: Conn | None = None  # a connection to a writable host, found meanwhile
         self._lock = threading.Lock()
-        self._failed_at = -math.inf
-        self._follower: threading.Thread | None = None
-        self._closed = False
         self._local = threading.local()  # each thread's cursor
 
     def execute(
@@ -290,7 +373,7 @@ class Reader:
 
     @property
     def connection(self) -> Conn:
-        if self._next is not None:
+        if self._hosts.waiting:
             self._move()
         conn = self._conn
         if conn is None or conn.closed:
@@ -300,66 +383,26 @@ class Reader:
     def _move(self) -> None:
         """Onto the connection the follower found (a writable host again)."""
         with self._lock:
-            found, self._next = self._next, None
+            found = self._hosts.take()
             old, self._conn = self._conn, found or self._conn
-        if found is not None and old is not None:
-            old.close()
+        if found is not None:
+            log.warning("%s: reading from the writable host again", self.name)
+            if old is not None:
+                old.close()
 
     def _reopen(self) -> Conn:
         with self._lock:
             conn = self._conn
-            if conn is not None and not conn.closed:
-                return conn
-            if time.monotonic() - self._failed_at < RECONNECT_PAUSE:
-                raise psycopg.OperationalError(f"{self.name} is unreachable; retrying shortly")
-            try:
-                try:
-                    conn = self._connect(self.url)
-                except psycopg.OperationalError:
-                    if self._fallback is None:
-                        raise
-                    conn = self._connect(self._fallback)
-                    log.warning("%s: no writable host; reading from a standby", self.name)
-                    self._follow()
-            except psycopg.OperationalError:
-                self._failed_at = time.monotonic()
-                raise
-            self._conn = conn
+            if conn is None or conn.closed:
+                conn = self._conn = self._hosts.open()[0]
             return conn
 
     def _connect(self, url: str) -> Conn:
         return read_connection(url, self._connect_timeout, self._configure)
 
-    def _follow(self) -> None:
-        """Start looking for a writable host (unless already looking); called locked."""
-        if self._follower is None or not self._follower.is_alive():
-            self._follower = threading.Thread(
-                target=self._look_for_primary, name=f"{self.name}-follower", daemon=True
-            )
-            self._follower.start()
-
-    def _look_for_primary(self) -> None:
-        while not self._closed:
-            time.sleep(FOLLOW_PAUSE)
-            try:
-                conn = self._connect(self.url)
-            except psycopg.OperationalError:
-                continue
-            with self._lock:
-                if self._closed:
-                    stale: Conn | None = conn
-                else:
-                    stale, self._next = self._next, conn
-            if stale is not None:
-                stale.close()
-            log.warning("%s: reading from the writable host again", self.name)
-            return
-
     def close(self) -> None:
+        self._hosts.close()
         with self._lock:
-            self._closed = True
-            conns = [self._conn, self._next]
-            self._conn = self._next = None
-        for conn in conns:
-            if conn is not None:
-                conn.close()
+            conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()

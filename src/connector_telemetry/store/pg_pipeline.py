@@ -24,10 +24,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import re
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -36,7 +34,7 @@ import psycopg
 from psycopg import pq
 from psycopg.adapt import Transformer
 
-from connector_telemetry.store.pg_connections import FOLLOW_PAUSE, RECONNECT_PAUSE, Conn, any_host
+from connector_telemetry.store.pg_connections import Conn, Follower
 
 log = logging.getLogger("connector_telemetry")
 
@@ -250,15 +248,10 @@ class Pipeline:
         name: str,
     ):
         self.url, self.name = url, name
-        self._fallback = any_host(url)
-        self._connect = connect
+        self._hosts = Follower(url, connect, f"{name}-pipeline", found=self._found)
         self._link: _Link | None = None
         self._opening: asyncio.Future[_Link] | None = None
-        self._found: Conn | None = None  # a connection to a writable host, found meanwhile
         self._lock = threading.Lock()
-        self._failed_at = -math.inf
-        self._follower: threading.Thread | None = None
-        self._closed = False
         self._statements: dict[str, tuple[bytes, bytes]] = {}  # query -> (name, $n text)
 
     async def fetch(self, query: str, args: Sequence[Any]) -> list[Any]:
@@ -269,7 +262,7 @@ class Pipeline:
             self._statements[query] = statement
         params = [as_text(arg) for arg in args]
         link = self._link
-        if link is None or self._found is not None or not link.usable(asyncio.get_running_loop()):
+        if link is None or self._hosts.waiting or not link.usable(asyncio.get_running_loop()):
             link = await self._current()
         try:
             return await link.send(*statement, params)
@@ -293,7 +286,7 @@ class Pipeline:
             return await asyncio.shield(opening)  # another request is connecting already
         opening = self._opening = loop.create_future()
         try:
-            conn, standby = await loop.run_in_executor(None, self._open)
+            conn, standby = await loop.run_in_executor(None, self._hosts.open)
             try:
                 link = self._link = _Link(conn, loop, standby)
             except BaseException:
@@ -308,11 +301,17 @@ class Pipeline:
         opening.set_result(link)
         return link
 
+    def _found(self) -> None:
+        """(The follower's thread.) Move now, not at the next read: none may come soon."""
+        link = self._link
+        if link is not None:
+            with contextlib.suppress(RuntimeError):  # its loop closed: the next read moves
+                link.loop.call_soon_threadsafe(self._adopt, link.loop)
+
     def _adopt(self, loop: asyncio.AbstractEventLoop) -> None:
         """Onto the connection the follower found (a writable host again), on ``loop``;
         the old one closes once its answers are in."""
-        with self._lock:
-            found, self._found = self._found, None
+        found = self._hosts.take()
         if found is None:
             return
         if self._link is not None:
@@ -325,64 +324,11 @@ class Pipeline:
             raise
         log.warning("%s: reading from the writable host again", self.name)
 
-    def _open(self) -> tuple[Conn, bool]:
-        """A connection (in a thread): to a writable host, else any host (a standby)."""
-        if self._closed:
-            raise psycopg.OperationalError(f"{self.name}: the store is closed")
-        if time.monotonic() - self._failed_at < RECONNECT_PAUSE:
-            raise psycopg.OperationalError(f"{self.name} is unreachable; retrying shortly")
-        try:
-            try:
-                return self._connect(self.url), False
-            except psycopg.OperationalError:
-                if self._fallback is None:
-                    raise
-                conn = self._connect(self._fallback)
-                log.warning("%s: no writable host; reading from a standby", self.name)
-                self._follow()
-                return conn, True
-        except psycopg.OperationalError:
-            self._failed_at = time.monotonic()
-            raise
-
-    def _follow(self) -> None:
-        """Start looking for a writable host (unless already looking)."""
-        with self._lock:
-            if self._follower is None or not self._follower.is_alive():
-                self._follower = threading.Thread(
-                    target=self._look_for_primary, name=f"{self.name}-pipeline-follower",
-                    daemon=True,
-                )  # fmt: skip
-                self._follower.start()
-
-    def _look_for_primary(self) -> None:
-        while not self._closed:
-            time.sleep(FOLLOW_PAUSE)
-            try:
-                conn = self._connect(self.url)
-            except psycopg.OperationalError:
-                continue
-            with self._lock:
-                if self._closed:
-                    stale: Conn | None = conn
-                else:
-                    stale, self._found = self._found, conn
-                link = self._link
-            if stale is not None:
-                stale.close()
-            if link is not None:  # move now, not at the next read (none may come soon)
-                with contextlib.suppress(RuntimeError):  # its loop closed: the next read moves
-                    link.loop.call_soon_threadsafe(self._adopt, link.loop)
-            return
-
     def close(self) -> None:
         """Close the connection(s); from any thread (queries in flight fail)."""
+        self._hosts.close()
         with self._lock:
-            self._closed = True
-            found, self._found = self._found, None
             link, self._link = self._link, None
-        if found is not None:
-            found.close()
         if link is None:
             return
         try:
