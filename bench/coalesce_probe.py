@@ -64,7 +64,7 @@ def main() -> None:
                     client = time.process_time() - client
                     print(
                         f"round {round_}, {mode}: PostgreSQL {1e6 * server / GETS:.1f} us per Get"
-                        f" Event; this client {1e6 * client / GETS:.1f} us (psycopg, not ctel's pipeline)"
+                        f" Event; this client {1e6 * client / GETS:.1f} us (psycopg's, not ctel's)"
                     )
     finally:
         pg.stop()
