@@ -23,7 +23,6 @@ import psycopg
 import pytest
 
 from connector_telemetry.service import connectors, credentials, events
-from connector_telemetry.store.pg_pipeline import MAX_BATCHES
 from connector_telemetry.store.postgres import PostgresStore
 from connector_telemetry.testing import TemporaryPostgres
 from support import Tenant, create_connector, events_path, fresh_db, start_server, stop_server
@@ -199,85 +198,6 @@ def test_statement_timeout_cancels_a_runaway_pipelined_query(direct: str, proxy:
             return await store.get_event_async(account, made.id, [(T0, 0.0)])
 
         assert isinstance(asyncio.run(again()), bytes)  # the connection goes on
-    finally:
-        store.close()
-
-
-@pytest.mark.parametrize("prepared", [True, False])
-def test_pipelined_reads_gather_while_their_batches_are_answered(
-    direct: str, proxy: NetDelay, prepared: bool
-) -> None:
-    """Reads asked turn after turn of the event loop while earlier ones are in flight
-    (through the proxy's latency) wait for one of the ``MAX_BATCHES`` batches in flight to
-    be answered, then leave together; each gets its own answer, and a runaway query in the
-    first batch fails alone. Not ``prepared``: the first batch also prepares both
-    statements, which a failure in it must not leave the later batches without."""
-    store = PostgresStore(proxy.url(direct), statement_timeout_ms=300, read_pipeline=True)
-    try:
-        store.migrate()
-        account = credentials.create_account(store)
-        made, _ = connectors.create_connector(store, account, {"device": {"id": "g"}})
-        events.record_events(store, account, made.id, batch([T0 + i for i in range(40)]))
-
-        async def turn_after_turn() -> tuple[list[Any], list[int]]:
-            await store._fetch("SELECT 1", ())  # (connected)
-            if prepared:
-                await store._fetch("SELECT pg_sleep(%s)", (0,))
-                await store.get_event_async(account, made.id, [(T0, 0.0)])
-            asked: list[asyncio.Future[Any]] = [
-                asyncio.ensure_future(store._fetch("SELECT pg_sleep(%s)", (5,)))
-            ]
-            in_flight: list[int] = []
-            for i in range(40):
-                read = store.get_event_async(account, made.id, [(T0 + i, 0.0)])
-                asked.append(asyncio.ensure_future(read))
-                await asyncio.sleep(0)  # the next turn of the loop
-                link = store._pipeline._link if store._pipeline else None
-                in_flight.append(link._syncs if link else 0)
-            return await asyncio.gather(*asked, return_exceptions=True), in_flight
-
-        answers, in_flight = asyncio.run(turn_after_turn())
-        assert isinstance(answers[0], psycopg.errors.QueryCanceled), answers[0]
-        assert all(isinstance(doc, bytes) for doc in answers[1:]), [type(d) for d in answers]
-        assert [orjson.loads(doc)["t"] for doc in answers[1:]] == [T0 + i for i in range(40)]
-        # the first batches went at once; the rest waited for the runaway's to be answered
-        # (a prepare goes in a batch of its own: two more)
-        most = MAX_BATCHES if prepared else MAX_BATCHES + 2
-        assert in_flight[-1] >= MAX_BATCHES and max(in_flight) <= most, in_flight
-    finally:
-        store.close()
-
-
-def test_pipelined_reads_held_back_survive_their_connection_s_end(
-    direct: str, proxy: NetDelay
-) -> None:
-    """The pipeline's backend is terminated while batches are in flight and more wait for
-    them: every read is answered (the runaway fails alone), sent again on a new connection,
-    and the loop is never stuck on the dead one."""
-    store = PostgresStore(proxy.url(direct), read_pipeline=True)
-    try:
-        store.migrate()
-        account = credentials.create_account(store)
-        made, _ = connectors.create_connector(store, account, {"device": {"id": "k"}})
-        events.record_events(store, account, made.id, batch([T0 + i for i in range(40)]))
-
-        async def cut_meanwhile() -> list[Any]:
-            await store.get_event_async(account, made.id, [(T0, 0.0)])
-            (pid,) = (await store._fetch("SELECT pg_backend_pid()", ()))[0]
-            asked = [asyncio.ensure_future(store._fetch("SELECT pg_sleep(%s)", (2,)))]
-            for i in range(40):
-                read = store.get_event_async(account, made.id, [(T0 + i, 0.0)])
-                asked.append(asyncio.ensure_future(read))
-                await asyncio.sleep(0)
-            with psycopg.connect(direct, autocommit=True) as admin:
-                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
-            return await asyncio.wait_for(asyncio.gather(*asked, return_exceptions=True), 20)
-
-        answers = asyncio.run(cut_meanwhile())
-        assert isinstance(answers[0], psycopg.OperationalError), answers[0]
-        docs = answers[1:]
-        assert all(isinstance(doc, bytes) for doc in docs), [type(d) for d in docs]
-        assert [orjson.loads(doc)["t"] for doc in docs] == [T0 + i for i in range(40)]
     finally:
         store.close()
 

@@ -2,13 +2,10 @@
 pipeline mode), no thread (issue 13).
 
 ``Pipeline.fetch(query, args)`` sends the statement (prepared on the connection the first
-time, then by name: parsed and planned once) and awaits its rows. What several requests
-send during one turn of the event loop is one batch, ended by a sync and left in one
-write; while ``MAX_BATCHES`` batches await their answers the sync is held back, so the
-next batch gathers what comes meanwhile (under load, ~10 statements a batch instead of
-~1.6: one wake-up of the server and of the loop for each). The answers are read when the
-socket is readable (``loop.add_reader``) and handed, in order, to the queries that wait
-for them. Parameters go as text (the server gives them their columns'
+time, then by name: parsed and planned once), a sync after it, and awaits its rows. What
+several requests send during one turn of the event loop leaves in one write; the answers
+are read when the socket is readable (``loop.add_reader``) and handed, in order, to the
+queries that wait for them. Parameters go as text (the server gives them their columns'
 types); results come binary, loaded by psycopg's own loaders (``bytea``: the stored
 bytes as they are).
 
@@ -92,13 +89,6 @@ class _Step:
         self.aborted = False  # skipped by the server: an earlier statement of its batch failed
 
 
-#: Batches in flight per connection. A batch's statements are sent as they come (libpq
-#: buffers them); its sync, which makes the server answer them, waits while this many
-#: batches await their answers. Sending one per turn of the loop made batches of ~1.6
-#: statements under load (each a wake-up of the server and of the loop); holding the sync
-#: back made them ~10 and halved the node's CPU per Get Event (bench/README.md).
-MAX_BATCHES = 2
-
 _SYNC = None  # in ``_Link.steps``: the end of a batch (its PIPELINE_SYNC result)
 
 
@@ -117,9 +107,6 @@ class _Link:
         self.broken = False
         self.retired = False
         self._batching = False
-        self._syncs = 0  # batches sent whose sync has not come back
-        self._unsynced = 0  # statements sent since the last sync
-        self._held = False  # statements sent, their sync held back (``_end_batch``)
         self._loader = Transformer(conn)
         self.pgconn.nonblocking = 1
         self.pgconn.enter_pipeline_mode()
@@ -139,48 +126,27 @@ class _Link:
         pgconn = self.pgconn
         try:
             if step.name not in self.prepared:
-                # in a batch of its own: a failure earlier in a batch makes the server skip
-                # the rest of it, and the statements sent after would not find this one
-                if self._unsynced:
-                    self._sync()
                 pgconn.send_prepare(step.name, step.query)
                 self.prepared.add(step.name)
                 self.steps.append(_Step(step.name, step.query, (), None))
-                self._sync()
             pgconn.send_query_prepared(step.name, step.params, result_format=_BINARY)
-            if pgconn.status == _BAD:
-                raise psycopg.OperationalError("the server closed the connection")
         except psycopg.Error as exc:
             self._break(exc)
             raise psycopg.OperationalError(f"the read connection broke: {exc}") from exc
         self.steps.append(step)
-        self._unsynced += 1
         if not self._batching:
             self._batching = True
             self.loop.call_soon(self._end_batch)
 
-    def _sync(self) -> None:
-        """End the batch (libpq sends what it can)."""
-        self.pgconn.pipeline_sync()
-        self.steps.append(_SYNC)
-        self._syncs += 1
-        self._unsynced = 0
-
     def _end_batch(self) -> None:
-        """The sync after this turn's statements, and the write of them all; held back
-        while ``MAX_BATCHES`` batches await their answers (sent when one is answered)."""
+        """The sync after this turn's statements, and the write of them all."""
         self._batching = False
         if self.broken:
             return
-        self._held = self._unsynced > 0 and self._syncs >= MAX_BATCHES
-        if self._held:
-            return
         try:
-            if self._unsynced:
-                self._sync()
+            self.pgconn.pipeline_sync()  # (sends what it can)
+            self.steps.append(_SYNC)
             more = self.pgconn.flush()
-            if self.pgconn.status == _BAD:  # (libpq closes the socket: no readable event)
-                raise psycopg.OperationalError("the server closed the connection")
         except psycopg.Error as exc:
             self._break(exc)
             return
@@ -201,25 +167,14 @@ class _Link:
         pgconn, steps = self.pgconn, self.steps
         try:
             pgconn.consume_input()
-            answered = idle = False
+            if pgconn.status == _BAD:
+                raise psycopg.OperationalError("the server closed the connection")
             while steps and not pgconn.is_busy():
-                if pgconn.status == _BAD:  # (libpq found it gone: here, or flushing a resend)
-                    raise psycopg.OperationalError("the server closed the connection")
                 result = pgconn.get_result()
                 head = steps[0]
                 if head is _SYNC:
-                    if result is None:
-                        if idle:
-                            break  # nothing more until the server's answer to the sync
-                        idle = True  # (once more: between two rounds of results)
-                        continue
-                    idle = False
-                    if result.status == _PIPELINE_SYNC:
+                    if result is not None and result.status == _PIPELINE_SYNC:
                         steps.popleft()
-                        self._syncs -= 1
-                        answered = True
-                    elif result.status == _FAILED:  # outside any statement: the session ends
-                        raise psycopg.errors.error_from_result(result)
                     continue
                 if result is None:  # the end of the head statement's results
                     steps.popleft()
@@ -235,13 +190,9 @@ class _Link:
                     head.aborted = True
                 elif status == _FAILED and head.error is None:
                     head.error = psycopg.errors.error_from_result(result)
-            if pgconn.status == _BAD:
-                raise psycopg.OperationalError("the server closed the connection")
         except psycopg.Error as exc:
             self._break(exc)
             return
-        if answered and self._held and not self._batching:
-            self._end_batch()  # what waited for a batch to be answered
         if self.retired and not steps:
             self.close()
 
