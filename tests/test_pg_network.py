@@ -324,7 +324,7 @@ def test_one_worker_keeps_several_reads_in_flight(
                 time.sleep(0.05)
                 row = watcher.execute(
                     "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND wait_event_type = 'Lock' AND query LIKE 'SELECT doc FROM events%'"
+                    "AND wait_event_type = 'Lock' AND query LIKE 'SELECT %events%'"
                 ).fetchone()
                 waiting = int(row[0]) if row else 0
             assert waiting == expected, "the reads did not wait in PostgreSQL"

@@ -388,11 +388,18 @@ class SQLStore(FleetSummary, Feed):
         self, account_id: str, connector_id: str, keys: list[tuple[float, float]]
     ) -> bytes | None:
         cpk = self._pks.get(account_id, connector_id)
+        doc = await self._fetch_event(cpk, keys)
+        if doc is None:
+            self._pks.recheck(account_id, connector_id)
+        return doc
+
+    async def _fetch_event(self, cpk: int, keys: list[tuple[float, float]]) -> bytes | None:
+        """The document of the first of ``keys`` stored (PostgreSQL: gathered with other
+        requests' into one statement, ``pg_pipeline.Lookups``)."""
         for t, n in keys:
             rows = await self._fetch(self.sql.get_event, (cpk, t, n))
             if rows:
                 return rows[0][0]  # type: ignore[no-any-return]
-        self._pks.recheck(account_id, connector_id)
         return None
 
     def list_snapshots(

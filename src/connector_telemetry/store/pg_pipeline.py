@@ -17,6 +17,12 @@ fails the queries in flight with ``psycopg.OperationalError``; each is sent agai
 on a new one (reads are idempotent), else answered 503 like any lost database. After
 failing to connect at all it fails fast for a second. Connecting (rare) runs in a
 thread, never on the event loop.
+
+``Lookups`` gathers point lookups of one kind (Get Event): while ``depth`` of its
+statements are in flight, the keys asked meanwhile wait and leave together in the next
+one, a single statement over arrays of keys (``unnest``). Under load one statement, one
+result and one plan serve tens of requests (PostgreSQL's CPU per lookup halves; the
+event loop reads one result instead of tens); a lone request still leaves at once.
 """
 
 from __future__ import annotations
@@ -61,10 +67,23 @@ def numbered(query: str) -> bytes:
     return _PLACEHOLDER.sub(number, query).encode()
 
 
+def _element(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def array_text(values: Sequence[Any]) -> bytes:
+    """Numbers (or NULL) as a PostgreSQL array literal in text format."""
+    return ("{" + ",".join(map(_element, values)) + "}").encode()
+
+
 def as_text(value: Any) -> bytes | None:
     """A parameter in PostgreSQL's text format (floats exactly: ``repr``)."""
-    if value is None:
-        return None
+    if value is None or isinstance(value, bytes):
+        return value
     if isinstance(value, float):
         return repr(value).encode()
     return str(value).encode()
@@ -341,3 +360,79 @@ class Pipeline:
             link.loop.call_soon_threadsafe(
                 link._break, psycopg.OperationalError("the store is closed")
             )
+
+
+class Lookups:
+    """Point lookups gathered into one statement (see the module's docstring).
+
+    ``query`` takes one array per key column (``%s`` each, in the keys' order) and answers
+    rows ``(i, value)``: ``i`` the 1-based position of a key found (``WITH ORDINALITY``),
+    ``value`` what it found. ``get(keys)`` answers the value of the first of ``keys`` found,
+    else None; one of its statements failing fails every request it carried."""
+
+    def __init__(self, pipeline: Pipeline, query: str, *, depth: int = 2):
+        self._pipeline, self._query, self.depth = pipeline, query, max(1, depth)
+        self._waiting: list[tuple[Sequence[Sequence[Any]], asyncio.Future[Any]]] = []
+        self._flying = 0
+        self._scheduled = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def get(self, keys: Sequence[Sequence[Any]]) -> Any:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._waiting.append((keys, future))
+        if not self._scheduled and self._flying < self.depth:
+            self._scheduled = True
+            loop.call_soon(self._launch)  # after this turn: what else arrives goes along
+        return await future
+
+    def _launch(self) -> None:
+        self._scheduled = False
+        if not self._waiting or self._flying >= self.depth:
+            return  # (the statement in flight that ends next launches them)
+        batch, self._waiting = self._waiting, []
+        self._flying += 1
+        task = asyncio.get_running_loop().create_task(self._run(batch))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, batch: list[tuple[Sequence[Sequence[Any]], asyncio.Future[Any]]]) -> None:
+        try:
+            answers = await self._answers([keys for keys, _ in batch])
+        except BaseException as exc:
+            error = exc if isinstance(exc, Exception) else psycopg.OperationalError(str(exc))
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(error)
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            for (_, future), answer in zip(batch, answers, strict=True):
+                if not future.done():
+                    future.set_result(answer)
+        finally:
+            self._flying -= 1
+            if self._waiting and not self._scheduled:
+                self._scheduled = True
+                asyncio.get_running_loop().call_soon(self._launch)
+
+    async def _answers(self, asked: list[Sequence[Sequence[Any]]]) -> list[Any]:
+        """Each request's answer: one statement for all their keys."""
+        owners: list[int] = []  # key i+1 is asked by request owners[i]
+        columns: list[list[Any]] = []
+        for owner, keys in enumerate(asked):
+            for key in keys:
+                if not columns:
+                    columns = [[] for _ in key]
+                for column, value in zip(columns, key, strict=True):
+                    column.append(value)
+                owners.append(owner)
+        answers: list[Any] = [None] * len(asked)
+        if not owners:
+            return answers
+        rows = await self._pipeline.fetch(self._query, [array_text(c) for c in columns])
+        found = dict(rows)
+        for i, owner in enumerate(owners, 1):
+            if answers[owner] is None and i in found:
+                answers[owner] = found[i]
+        return answers

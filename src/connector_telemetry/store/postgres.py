@@ -45,7 +45,7 @@ from connector_telemetry.store.feed import FeedEntry
 from connector_telemetry.store.fleet import has_failure
 from connector_telemetry.store.pg_connections import Reader, Writers, connect, read_connection
 from connector_telemetry.store.pg_partitions import Partitions, is_missing_partition
-from connector_telemetry.store.pg_pipeline import Pipeline
+from connector_telemetry.store.pg_pipeline import Lookups, Pipeline
 from connector_telemetry.store.rows import ConnectorPks, dedupe_snapshots, newest_version
 from connector_telemetry.store.sql import Dialect
 
@@ -60,6 +60,12 @@ _IMPORT = {
     "snapshots": "INSERT INTO snapshots (cpk, t, a, doc) SELECT %b, * FROM unnest("
     "%b::float8[], %b::float8[], %b::bytea[]) ON CONFLICT DO NOTHING",
 }
+#: Get Events gathered into one statement (``pg_pipeline.Lookups``): each key found, by its
+#: position among the keys, with its document.
+_EVENTS_BY_KEY = (
+    "SELECT q.i, e.doc FROM unnest(%s::int8[], %s::float8[], %s::float8[])"
+    " WITH ORDINALITY AS q(cpk, t, n, i) JOIN events e ON e.cpk = q.cpk AND e.t = q.t AND e.n = q.n"
+)
 #: Lock key (pg_advisory_xact_lock) that serializes migrations across processes ("ctelmigr").
 _MIGRATION_LOCK = 0x6374656C6D696772
 
@@ -122,6 +128,9 @@ class PostgresStore(SQLStore):
             Pipeline(url, connect=self._read_connection, name=self.name) if read_pipeline else None
         )
         self.reads_on_loop = self._pipeline is not None
+        self._events_by_key = (
+            None if self._pipeline is None else Lookups(self._pipeline, _EVENTS_BY_KEY)
+        )
         self._writers = Writers(
             url,
             min_size=pool_min_size,
@@ -174,6 +183,11 @@ class PostgresStore(SQLStore):
         if self._pipeline is None:
             return self._read(query, args).fetchall()
         return await self._pipeline.fetch(query, args)
+
+    async def _fetch_event(self, cpk: int, keys: list[tuple[float, float]]) -> bytes | None:
+        if self._events_by_key is None:
+            return await super()._fetch_event(cpk, keys)
+        return await self._events_by_key.get([(cpk, t, n) for t, n in keys])  # type: ignore[no-any-return]
 
     @contextmanager
     def _connection(self) -> Iterator[Conn]:
