@@ -156,6 +156,8 @@ def _postgres(pg: dict[str, Any]) -> list[str]:
             f"direct {part['select_1_ms_direct']} | | |"
         )
         lines += _pg_reads(prefix, part, {"get_event": ">= 0.25"})
+        if "ingest" not in part:  # (--pg-parts without ingest)
+            continue
         lines += _ingest(prefix + "ingest", "event", part["ingest"], PG_BASELINES)
         if "proxy_cpu_ms_per_1000_event_batch" in part["ingest"]:
             lines.append(

@@ -6,9 +6,11 @@ The API behaviour itself is checked by the whole API suite, which runs on both s
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -520,3 +522,80 @@ def test_rows_of_one_item_from_before_schema_8_read_the_same(
     assert read_feed(pg, account, FeedFilter(kind="event", k="Leave"), 2) == [
         x for x in expected if x[3] == "Leave"
     ]
+
+
+def test_a_batch_copied_before_its_lock_survives_a_deadlock(pg: PostgresStore, pg_url: str) -> None:
+    """The common batch is COPYed before its connector's lock (store.pg_ingest). Here it
+    waits for a key that another transaction holds uncommitted, and that one then waits
+    for a row the COPY holds: PostgreSQL rolls the batch's transaction back (a deadlock),
+    and the store runs the batch again, which then stores every event once."""
+    account, cid = connector(pg)
+    record(pg, account, cid, [{"e": {"k": "Init"}, "t": JAN + 100, "n": 0}])  # pk cached
+    (cpk,) = sql(pg_url, "SELECT cpk FROM events LIMIT 1")[0]
+    batch = [{"e": {"k": "Init", "i": i}, "t": JAN, "n": i} for i in range(10)]
+    outcome: list[Any] = []
+
+    def ingest() -> None:
+        try:
+            outcome.append(record(pg, account, cid, batch))
+        except Exception as exc:
+            outcome.append(exc)
+
+    insert = "INSERT INTO events (cpk, t, n, a, k, doc) VALUES (%s, %s, %s, 0, 'Init', '')"
+    with (
+        psycopg.connect(pg_url) as other,
+        psycopg.connect(pg_url, autocommit=True) as watcher,
+    ):
+        other.execute(insert, (cpk, JAN, 5))  # uncommitted: the batch's COPY will wait on it
+        thread = threading.Thread(target=ingest)
+        thread.start()
+        waiting = 0
+        deadline = time.monotonic() + 20
+        while not waiting and time.monotonic() < deadline:
+            time.sleep(0.02)
+            (waiting,) = watcher.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock' AND query LIKE 'COPY events%'"
+            ).fetchone() or (0,)
+        assert waiting, "the batch's COPY did not wait for the uncommitted key"
+        # now wait for a row the COPY holds: one of the two is rolled back after 1 s
+        with contextlib.suppress(psycopg.errors.DeadlockDetected):
+            other.execute(insert, (cpk, JAN, 0))  # (if PostgreSQL picks this one instead)
+        other.rollback()
+        thread.join(30)
+    assert len(outcome) == 1 and not isinstance(outcome[0], Exception), outcome
+    assert (outcome[0].accepted, outcome[0].duplicates) == (10, 0)
+    stored = sql(pg_url, "SELECT n FROM events WHERE t = %s ORDER BY n", JAN)
+    assert [n for (n,) in stored] == [float(i) for i in range(10)]
+
+
+def test_numbered_and_unnumbered_batches_race_on_one_connector_and_stay_exact(
+    pg: PostgresStore, pg_url: str
+) -> None:
+    """Batches COPYed before the lock (numbered) and numbered under it (without ``n``), at
+    the same times from four stores at once: every event is stored exactly once and every
+    acknowledged one is there."""
+    account, cid = connector(pg)
+    nodes = [PostgresStore(pg_url) for _ in range(4)]
+    for node in nodes:  # every node knows the connector's pk: the COPY goes first
+        record(node, account, cid, [{"e": {"k": "Init"}, "t": JAN + 500, "n": 0}])
+    try:
+
+        def batch(i: int) -> list[dict[str, Any]]:
+            if i % 2:
+                return [{"e": {"k": "Reconcile", "w": i}, "t": FEB + j} for j in range(20)]
+            return [{"e": {"k": "Init"}, "t": FEB + j, "n": 100 + j % 3} for j in range(20)]
+
+        results = in_threads(16, lambda i: record(nodes[i % 4], account, cid, batch(i)))
+        assert not [r for r in results if isinstance(r, Exception)], results
+        rows = sql(pg_url, "SELECT t, n, k FROM events WHERE t >= %s ORDER BY t, n", FEB)
+        assert all(r.accepted == 20 for r in results[1::2])  # each found free numbers
+        assert sum(1 for _, _, k in rows if k == "Reconcile") == 8 * 20
+        init = {(t, n) for t, n, k in rows if k == "Init"}
+        assert init == {(float(FEB + j), float(100 + j % 3)) for j in range(20)}
+        numbered = results[0::2]
+        assert all(r.accepted + r.duplicates == 20 for r in numbered)
+        assert sum(r.accepted for r in numbered) == 20  # none stored twice
+    finally:
+        for node in nodes:
+            node.close()

@@ -1,18 +1,20 @@
 """The shared store: PostgreSQL through psycopg 3, for several ``ctel serve`` processes
 (on several machines) on one database. Same methods and answers as store.sqlite.
 
-Writes take a connection from a pool and run one transaction each. Every transaction
-that writes telemetry or interrupts first locks its connector's row (``SELECT ... FOR
-UPDATE``), so writers of one connector take turns across all processes: sequence
-numbers for events sent without ``n``, duplicate detection and the 409 stay exact,
-while writers of different connectors never wait for each other. Credential changes
+Writes take a connection from a pool and run one transaction each, ``write_threads`` at
+once per process (``api.writer``). Every transaction that writes telemetry or interrupts
+locks its connector's row (``SELECT ... FOR UPDATE``) before anything it reads or decides,
+so writers of one connector take turns across all processes: sequence numbers for events
+sent without ``n``, duplicate detection and the 409 stay exact, while writers of different
+connectors never wait for each other. (The common event batch COPYs its rows just before
+taking the lock, which the primary key makes safe: store.pg_ingest.) Credential changes
 bump ``credentials_version`` in their own transaction.
 
 Reads run on ``read_connections`` threads of their own (``read_threads``: the dispatcher
 hands them the read routes, so that several reads of one process are in flight at once
 and a round trip to a remote server does not stall the event loop), each with its own
 autocommit connection; anything else that reads (the event loop's credential checks,
-the writer thread) shares one more. With ``read_connections`` 0, reads run inline on
+the writer threads) share one more. With ``read_connections`` 0, reads run inline on
 the event loop on that one connection, as before issue 13. Every read connection: binary
 results, statements prepared (by psycopg, after a few uses) with one generic plan,
 the connection replaced when it breaks. Each read sees everything committed before
@@ -114,6 +116,10 @@ class PostgresStore(SQLStore):
         self.url = url
         self.name = describe(url)
         self.write_timeout: float | None = pool_timeout_seconds
+        #: Writes at once in this process (``api.writer``): one batch parsed while another
+        #: waits for the database; at most half the pool, which keeps the rest for the
+        #: purger and the occasional write outside the writer threads.
+        self.write_threads = max(1, pool_max_size // 2)
         self._statement_timeout_ms = statement_timeout_ms
         self._connect_timeout = max(2, math.ceil(pool_timeout_seconds))
         # Connections: see store.pg_connections (failovers, deadlines, reads from a standby).
@@ -232,6 +238,11 @@ class PostgresStore(SQLStore):
                     if attempt >= 3 or not is_missing_partition(exc):
                         raise
                     self._partitions.forget()
+                except psycopg.errors.DeadlockDetected:
+                    # (a batch COPYed before its lock met one that holds the lock and
+                    # waits for its rows: PostgreSQL rolled one back whole; store.pg_ingest)
+                    if attempt >= 3:
+                        raise
 
     def _begin_batch(self, conn: Conn, account_id: str, connector_id: str) -> tuple[int, Any]:
         """An ingest transaction's start in one round trip (a pipeline): ``BEGIN``, the
@@ -302,12 +313,21 @@ class PostgresStore(SQLStore):
         ready, data = ingest.prepared(events, guess, collected_at)
 
         def work(conn: Conn) -> IngestResult:
-            cpk, last_seen_t = self._begin_batch(conn, account_id, connector_id)
+            copied: bool | None = None  # the COPY before the lock: not tried
+            if data is not None:  # (a common batch, its connector's pk known: see the doc)
+                copied = ingest.copy_first(conn, data)
+                cpk, last_seen_t = self._lock_connector(conn, account_id, connector_id)
+                if cpk != guess:  # the connector was replaced: start again, the usual way
+                    conn.execute("ROLLBACK")
+                    copied = None
+            if copied is None:
+                cpk, last_seen_t = self._begin_batch(conn, account_id, connector_id)
             self._pks.remember(account_id, connector_id, cpk)
             rows = ready if ready is not None else ingest.number_and_dedupe(conn, cpk, events)
-            new = ingest.insert_events(
-                conn, cpk, rows, collected_at, events, data if cpk == guess else None
-            )
+            new = rows if copied else ingest.insert_events(
+                conn, cpk, rows, collected_at, events, data if cpk == guess else None,
+                copy=copied is None,
+            )  # fmt: skip
             duplicates = len(events) - len(new)
             with self._commit_batch(conn):
                 self._count_events(conn, cpk, (k for _, _, k, _ in new))
