@@ -126,6 +126,7 @@ class _Link:
         self.broken = False
         self.retired = False
         self._batching = False
+        self._unsynced = 0  # statements sent since the last sync
         self._loader = Transformer(conn)
         self.pgconn.nonblocking = 1
         self.pgconn.enter_pipeline_mode()
@@ -145,14 +146,21 @@ class _Link:
         pgconn = self.pgconn
         try:
             if step.name not in self.prepared:
+                # in a batch of its own: a statement failing earlier in a batch makes the
+                # server skip the rest of it, and batches sent meanwhile would use a
+                # statement that does not exist
+                if self._unsynced:
+                    self._sync()
                 pgconn.send_prepare(step.name, step.query)
                 self.prepared.add(step.name)
                 self.steps.append(_Step(step.name, step.query, (), None))
+                self._sync()
             pgconn.send_query_prepared(step.name, step.params, result_format=_BINARY)
         except psycopg.Error as exc:
             self._break(exc)
             raise psycopg.OperationalError(f"the read connection broke: {exc}") from exc
         self.steps.append(step)
+        self._unsynced += 1
         if not self._batching:
             self._batching = True
             self.loop.call_soon(self._end_batch)
@@ -163,14 +171,20 @@ class _Link:
         if self.broken:
             return
         try:
-            self.pgconn.pipeline_sync()  # (sends what it can)
-            self.steps.append(_SYNC)
+            if self._unsynced:
+                self._sync()
             more = self.pgconn.flush()
         except psycopg.Error as exc:
             self._break(exc)
             return
         if more:  # the socket is full: go on when it takes more (libpq may read meanwhile)
             self.loop.add_writer(self.fd, self._flush_more)
+
+    def _sync(self) -> None:
+        """End the batch sent so far (libpq sends what it can)."""
+        self.pgconn.pipeline_sync()
+        self.steps.append(_SYNC)
+        self._unsynced = 0
 
     def _flush_more(self) -> None:
         try:

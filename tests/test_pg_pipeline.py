@@ -134,3 +134,29 @@ def test_a_failed_statement_fails_every_request_it_carried_and_the_next_ones_go_
     first, second = asyncio.run(main())
     assert all(answer is error for answer in first)
     assert second == [docs[key] for key in keys]
+
+
+def test_a_statement_failing_before_a_first_prepare_leaves_later_batches_working(
+    pg_url: str,
+) -> None:
+    """A statement that fails (``statement_timeout``) makes the server skip the rest of its
+    batch. A statement prepared for the first time must not be in that batch: batches sent
+    meanwhile use it by name (they would answer "prepared statement does not exist")."""
+    store = PostgresStore(pg_url, statement_timeout_ms=300, read_pipeline=True)
+    try:
+        pipeline = store._pipeline
+        assert pipeline is not None
+
+        async def main() -> list[Any]:
+            assert await pipeline.fetch("SELECT %s::int", [0]) == [(0,)]  # connected first
+            slow = asyncio.ensure_future(pipeline.fetch("SELECT 1 FROM pg_sleep(%s)", [5.0]))
+            first = asyncio.ensure_future(pipeline.fetch("SELECT %s::int + 1", [1]))
+            await asyncio.sleep(0.05)  # both sent, the slow one still running
+            second = await pipeline.fetch("SELECT %s::int + 1", [2])
+            return [*(await asyncio.gather(slow, first, return_exceptions=True)), second]
+
+        slow, first, second = asyncio.run(main())
+        assert isinstance(slow, psycopg.errors.QueryCanceled), slow
+        assert (first, second) == ([(2,)], [(3,)])
+    finally:
+        store.close()
