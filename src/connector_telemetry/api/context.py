@@ -30,8 +30,8 @@ class Context:
         self.settings = settings
         self.store = store
         self.auth = Authenticator(store, settings.auth_cache_seconds)
-        # The threads that do every write of this process (see api.writer).
-        self.writer = Writer(store.write_timeout, threads=store.write_threads)
+        # One thread does every write of this process (see api.writer).
+        self.writer = Writer(store.write_timeout)
         #: Where reads run when the store keeps several in flight (``Store.read_threads``:
         #: PostgreSQL, each thread on a connection of its own); None: inline (SQLite).
         self.reads = (
@@ -43,7 +43,7 @@ class Context:
         self.metrics: Metrics | None = None
 
     async def write(self, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(*args)`` on a writer thread (the dispatcher's, for routes that write)."""
+        """``fn(*args)`` on the writer thread (the dispatcher's, for routes that write)."""
         if self.metrics is None:
             return await self.writer.run(fn, *args)
         started = time.perf_counter()

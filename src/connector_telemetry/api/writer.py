@@ -1,8 +1,5 @@
-"""The writers: the threads that run every write of this process, so that the event loop
-stays free for reads while a batch commits. SQLite has one writer anyway: one thread.
-PostgreSQL takes several transactions at once (writers of one connector take turns on its
-row lock): ``Store.write_threads`` of them, so that one batch is parsed while another
-waits for the database (issue 13: a round trip to another host costs every write).
+"""The writer: the one thread that runs every write of this process (SQLite has one writer
+anyway, and the event loop stays free for reads while a batch commits).
 
 A write may wait to start for the store's ``write_timeout`` (PostgreSQL:
 ``pool_timeout_seconds``), counted from when it was asked for: a write still queued at
@@ -14,7 +11,7 @@ means committed.
 ``give_up`` (on shutdown) answers every write still waiting, and every later one, with 503
 at once: queued ones never run; the one running, if any (say a commit that waits for a
 synchronous standby that is gone), goes on alone and its outcome is not reported. The
-threads are daemons: a write stuck in the database never keeps the process from exiting.
+thread is a daemon: a write stuck in the database never keeps the process from exiting.
 """
 
 from __future__ import annotations
@@ -48,19 +45,18 @@ class _Job:
 
 
 class Writer:
-    def __init__(self, timeout: float | None, name: str = "ctel-writer", threads: int = 1):
+    def __init__(self, timeout: float | None, name: str = "ctel-writer"):
         self.timeout = timeout
         self.name = name
-        self.threads = max(1, threads)
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._waiting: set[_Job] = set()  # touched on the event loop's thread only
-        self._running: list[threading.Thread] = []
+        self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._lock = threading.Lock()  # a job starts, or is abandoned, never both
         self._closed = False
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(*args)`` on a writer thread; 503 when it could not start in time."""
+        """``fn(*args)`` on the writer thread; 503 when it could not start in time."""
         if self._closed:
             raise Unavailable("the server is shutting down; retry on another node or shortly")
         loop = asyncio.get_running_loop()
@@ -92,14 +88,11 @@ class Writer:
         return Unavailable(f"the store took no write for {self.timeout:g} s; retry shortly")
 
     def _start(self) -> None:
-        if not self._running:
+        if self._thread is None:
             with self._start_lock:
-                if not self._running:
-                    for i in range(self.threads):
-                        name = self.name if i == 0 else f"{self.name}-{i + 1}"
-                        thread = threading.Thread(target=self._work, name=name, daemon=True)
-                        thread.start()
-                        self._running.append(thread)
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._work, name=self.name, daemon=True)
+                    self._thread.start()
 
     def _work(self) -> None:
         while (job := self._queue.get()) is not None:
@@ -144,17 +137,17 @@ class Writer:
         return len(waiting)
 
     def close(self, timeout: float) -> bool:
-        """No more writes; wait up to ``timeout`` for the threads to finish what they run.
-        False when one still runs (it dies with the process)."""
+        """No more writes; wait up to ``timeout`` for the thread to finish what it runs.
+        False when it is still running (it dies with the process)."""
         self._closed = True
         for job in list(self._waiting):  # the loop stopped: nobody gets their answer
             self._drop(job)
-        for _ in range(self.threads):
-            self._queue.put(None)
-        deadline = time.monotonic() + max(0.0, timeout)
-        for thread in self._running:
-            thread.join(max(0.0, deadline - time.monotonic()))
-        if any(thread.is_alive() for thread in self._running):
+        self._queue.put(None)
+        thread = self._thread
+        if thread is None:
+            return True
+        thread.join(max(0.0, timeout))
+        if thread.is_alive():
             log.warning("%s: a write still ran at shutdown; left to the database", self.name)
             return False
         return True

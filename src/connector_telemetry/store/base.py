@@ -53,8 +53,6 @@ class Store(Protocol):
     #: How long a write may wait to start (queued, then for a connection) before it is
     #: answered 503; None: as long as it takes (SQLite: each write has its busy timeout).
     write_timeout: float | None
-    #: Threads that run writes at once (``api.writer``): 1 for SQLite (one writer anyway).
-    write_threads: int
     #: The newest schema version this code knows (its last migration).
     known_schema_version: int
     #: Threads that answer reads concurrently, each calling ``bind_reader`` first (its own

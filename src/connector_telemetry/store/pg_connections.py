@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
+import select
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -191,11 +192,17 @@ class Writers:
 
     @staticmethod
     def _works(conn: Conn) -> bool:
+        """Whether an idle connection still works, without a round trip when it can tell:
+        an idle connection's socket has nothing to read unless the server closed it or
+        said something (a notice, a parameter change); only then an empty query decides.
+        (A round trip is ~0.5-1 ms to another host: 1 in 6 of an ingest batch's.)"""
         if conn.closed:
             return False
         try:
+            if not select.select([conn.pgconn.socket], [], [], 0)[0]:
+                return True
             conn.execute("")
-        except psycopg.Error:
+        except (psycopg.Error, OSError, ValueError):
             return False
         return True
 

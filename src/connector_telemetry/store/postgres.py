@@ -1,20 +1,19 @@
 """The shared store: PostgreSQL through psycopg 3, for several ``ctel serve`` processes
 (on several machines) on one database. Same methods and answers as store.sqlite.
 
-Writes take a connection from a pool and run one transaction each, ``write_threads`` at
-once per process (``api.writer``). Every transaction that writes telemetry or interrupts
-locks its connector's row (``SELECT ... FOR UPDATE``) before anything it reads or decides,
-so writers of one connector take turns across all processes: sequence numbers for events
-sent without ``n``, duplicate detection and the 409 stay exact, while writers of different
-connectors never wait for each other. (The common event batch COPYs its rows just before
-taking the lock, which the primary key makes safe: store.pg_ingest.) Credential changes
-bump ``credentials_version`` in their own transaction.
+Writes take a connection from a pool and run one transaction each. Every transaction
+that writes telemetry or interrupts locks its connector's row (``SELECT ... FOR UPDATE``)
+before anything it reads or decides, so writers of one connector take turns across all
+processes: sequence numbers for events sent without ``n``, duplicate detection and the 409
+stay exact, while writers of different connectors never wait for each other. (The common
+event batch COPYs its rows just before taking the lock, which the primary key makes safe:
+store.pg_ingest.) Credential changes bump ``credentials_version`` in their own transaction.
 
 Reads run on ``read_connections`` threads of their own (``read_threads``: the dispatcher
 hands them the read routes, so that several reads of one process are in flight at once
 and a round trip to a remote server does not stall the event loop), each with its own
 autocommit connection; anything else that reads (the event loop's credential checks,
-the writer threads) share one more. With ``read_connections`` 0, reads run inline on
+the writer thread) shares one more. With ``read_connections`` 0, reads run inline on
 the event loop on that one connection, as before issue 13. Every read connection: binary
 results, statements prepared (by psycopg, after a few uses) with one generic plan,
 the connection replaced when it breaks. Each read sees everything committed before
@@ -116,10 +115,6 @@ class PostgresStore(SQLStore):
         self.url = url
         self.name = describe(url)
         self.write_timeout: float | None = pool_timeout_seconds
-        #: Writes at once in this process (``api.writer``): one batch parsed while another
-        #: waits for the database; at most half the pool, which keeps the rest for the
-        #: purger and the occasional write outside the writer threads.
-        self.write_threads = max(1, pool_max_size // 2)
         self._statement_timeout_ms = statement_timeout_ms
         self._connect_timeout = max(2, math.ceil(pool_timeout_seconds))
         # Connections: see store.pg_connections (failovers, deadlines, reads from a standby).

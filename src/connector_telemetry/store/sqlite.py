@@ -84,7 +84,6 @@ class SQLiteStore(SQLStore):
     dialect = SQLITE
     unavailable_errors: tuple[type[Exception], ...] = (sqlite3.OperationalError,)
     write_timeout: float | None = None
-    write_threads = 1
 
     def refusal(self, exc: Exception) -> ApiError:
         if _disk_full(exc):
