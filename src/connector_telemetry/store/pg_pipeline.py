@@ -384,7 +384,7 @@ class Lookups:
     ``value`` what it found. ``get(keys)`` answers the value of the first of ``keys`` found,
     else None; one of its statements failing fails every request it carried."""
 
-    def __init__(self, pipeline: Pipeline, query: str, *, depth: int = 2):
+    def __init__(self, pipeline: Pipeline, query: str, *, depth: int = 4):
         self._pipeline, self._query, self.depth = pipeline, query, max(1, depth)
         self._waiting: list[tuple[Sequence[Sequence[Any]], asyncio.Future[Any]]] = []
         self._flying = 0

@@ -130,7 +130,7 @@ class PostgresStore(SQLStore):
         )
         self.reads_on_loop = self._pipeline is not None
         self._events_by_key = (
-            None if self._pipeline is None else Lookups(self._pipeline, _EVENTS_BY_KEY)
+            None if self._pipeline is None else Lookups(self._pipeline, _EVENTS_BY_KEY, depth=4)
         )
         self._writers = Writers(
             url,
