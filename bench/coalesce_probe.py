@@ -1,6 +1,6 @@
-"""PostgreSQL's CPU per Get Event, two ways (issue 13, an idea not built yet): 10 prepared
-executes in one pipeline sync (what ``store/pg_pipeline.py`` sends) vs one statement joining
-``unnest()`` of the 10 keys (coalescing a batch's Get Events). Serial, one connection, the
+"""PostgreSQL's CPU per Get Event, two ways (issue 13): 10 prepared executes in one pipeline
+sync vs one statement joining ``unnest()`` of the 10 keys (what ``store/pg_pipeline.py``'s
+``Lookups`` now sends for a batch's Get Events). Serial, one connection, the
 Unix socket, a durable throwaway cluster with 10,000 events; the backend's CPU from /proc.
 
     python -m bench.coalesce_probe
@@ -15,14 +15,11 @@ import psycopg
 
 from bench.fixtures import build
 from bench.netdelay import cpu_seconds
+from connector_telemetry.store.postgres import EVENTS_BY_KEY
 from connector_telemetry.testing.postgres import TemporaryPostgres
 
 SINGLE = "SELECT doc FROM events WHERE cpk=%s AND t=%s AND n=%s"
-MANY = (
-    "SELECT q.i, e.doc FROM unnest(%s::int8[], %s::float8[], %s::float8[])"
-    " WITH ORDINALITY AS q(cpk, t, n, i)"
-    " JOIN events e ON e.cpk = q.cpk AND e.t = q.t AND e.n = q.n"
-)
+MANY = EVENTS_BY_KEY  # what the store sends (``pg_pipeline.Lookups``)
 GETS, BATCH = 20_000, 10
 
 

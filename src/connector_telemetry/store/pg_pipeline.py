@@ -68,6 +68,8 @@ def numbered(query: str) -> bytes:
 
 
 def _element(value: Any) -> str:
+    """A scalar in PostgreSQL's text format (floats exactly: ``repr``; None: ``NULL``,
+    as an array element)."""
     if value is None:
         return "NULL"
     if isinstance(value, float):
@@ -81,12 +83,13 @@ def array_text(values: Sequence[Any]) -> bytes:
 
 
 def as_text(value: Any) -> bytes | None:
-    """A parameter in PostgreSQL's text format (floats exactly: ``repr``)."""
-    if value is None or isinstance(value, bytes):
-        return value
-    if isinstance(value, float):
-        return repr(value).encode()
-    return str(value).encode()
+    """A parameter in PostgreSQL's text format: a scalar (``_element``), or a list of
+    them as an array."""
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return array_text(value)
+    return _element(value).encode()
 
 
 class _Step:
@@ -444,7 +447,7 @@ class Lookups:
         answers: list[Any] = [None] * len(asked)
         if not owners:
             return answers
-        rows = await self._pipeline.fetch(self._query, [array_text(c) for c in columns])
+        rows = await self._pipeline.fetch(self._query, columns)
         found = dict(rows)
         for i, owner in enumerate(owners, 1):
             if answers[owner] is None and i in found:

@@ -63,7 +63,7 @@ _IMPORT = {
 }
 #: Get Events gathered into one statement (``pg_pipeline.Lookups``): each key found, by its
 #: position among the keys, with its document.
-_EVENTS_BY_KEY = (
+EVENTS_BY_KEY = (
     "SELECT q.i, e.doc FROM unnest(%s::int8[], %s::float8[], %s::float8[])"
     " WITH ORDINALITY AS q(cpk, t, n, i) JOIN events e ON e.cpk = q.cpk AND e.t = q.t AND e.n = q.n"
 )
@@ -130,7 +130,7 @@ class PostgresStore(SQLStore):
         )
         self.reads_on_loop = self._pipeline is not None
         self._events_by_key = (
-            None if self._pipeline is None else Lookups(self._pipeline, _EVENTS_BY_KEY, depth=4)
+            None if self._pipeline is None else Lookups(self._pipeline, EVENTS_BY_KEY)
         )
         self._writers = Writers(
             url,
