@@ -599,3 +599,67 @@ def test_numbered_and_unnumbered_batches_race_on_one_connector_and_stay_exact(
     finally:
         for node in nodes:
             node.close()
+
+
+def test_a_copied_batch_takes_the_lock_with_its_heartbeat_and_keeps_the_version_rule(
+    pg: PostgresStore, pg_url: str
+) -> None:
+    """The common batch's heartbeat is decided on the locked row, in the statement that
+    locks it (``pg_ingest.claim``): the newest version seen moves forward only, and a
+    batch without versions leaves it."""
+    account, cid = connector(pg)
+    record(pg, account, cid, [{"e": {"k": "Init"}, "t": JAN + 100, "n": 0}])  # pk cached
+
+    def seen() -> tuple[Any, ...]:
+        return sql(
+            pg_url,
+            "SELECT last_seen_version, last_seen_t, last_heartbeat FROM connectors WHERE id=%s",
+            cid,
+        )[0]
+
+    assert seen()[:2] == (None, None)
+    record(pg, account, cid, [{"e": {"k": "Init"}, "t": JAN + 200, "n": 0, "v": "2.0"}])
+    assert seen()[:2] == ("2.0", JAN + 200)
+    before = seen()[2]
+    time.sleep(0.01)
+    record(pg, account, cid, [{"e": {"k": "Init"}, "t": JAN + 150, "n": 0, "v": "1.0"}])
+    assert seen()[:2] == ("2.0", JAN + 200)  # older: a replayed spool
+    assert seen()[2] > before  # yet a sign of life
+    record(pg, account, cid, [{"e": {"k": "Init"}, "t": JAN + 300, "n": 0}])  # no version
+    assert seen()[:2] == ("2.0", JAN + 200)
+    record(pg, account, cid, [{"e": {"k": "Init"}, "t": JAN + 200, "n": 1, "v": "2.1"}])
+    assert seen()[:2] == ("2.1", JAN + 200)  # as new as the newest seen: taken
+    counts = dict(sql(pg_url, "SELECT k, count FROM event_counts"))
+    assert counts == {"Init": 5}
+
+
+def test_a_copied_batch_for_a_connector_gone_or_replaced_stores_nothing_under_it(
+    pg: PostgresStore, pg_url: str
+) -> None:
+    """A node that cached a connector's pk COPYs its next batch before any lock; if the
+    connector was deleted meanwhile (here by another node) the batch is 404 and nothing
+    of it stays; if the row now has another pk (an import replaced it), the batch goes
+    under that one."""
+    account, cid = connector(pg)
+    other = PostgresStore(pg_url)
+    try:
+        record(pg, account, cid, [{"e": {"k": "Init"}, "t": JAN, "n": 0}])  # pk cached
+        (old,) = sql(pg_url, "SELECT pk FROM connectors WHERE id=%s", cid)[0]
+        with psycopg.connect(pg_url) as conn:  # the row again, under a new pk
+            conn.execute("CREATE TEMP TABLE was AS SELECT * FROM connectors WHERE id=%s", (cid,))
+            conn.execute("DELETE FROM connectors WHERE id=%s", (cid,))
+            conn.execute("UPDATE was SET pk = pk + 1000")
+            conn.execute("INSERT INTO connectors OVERRIDING SYSTEM VALUE SELECT * FROM was")
+        got = record(
+            pg, account, cid, [{"e": {"k": "Init"}, "t": JAN + 1, "n": i} for i in range(3)]
+        )
+        assert (got.accepted, got.duplicates) == (3, 0)
+        rows = sql(pg_url, "SELECT cpk, count(*) FROM events WHERE t=%s GROUP BY cpk", JAN + 1)
+        assert rows == [(old + 1000, 3)]
+
+        connectors.delete_connector(other, account, cid)
+        with pytest.raises(NotFound):
+            record(pg, account, cid, [{"e": {"k": "Init"}, "t": JAN + 2, "n": 0}])
+        assert sql(pg_url, "SELECT count(*) FROM events WHERE t=%s", JAN + 2) == [(0,)]
+    finally:
+        other.close()

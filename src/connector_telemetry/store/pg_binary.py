@@ -18,6 +18,8 @@ import psycopg
 from psycopg.adapt import Dumper
 from psycopg.pq import Format
 
+from connector_telemetry.store.rows import EventRow
+
 _FLOAT8, _TEXT = 701, 25
 
 
@@ -79,7 +81,7 @@ _TWO_FLOAT8 = struct.Struct(">idid").pack
 _FLOAT8_FIELD = struct.Struct(">id").pack
 
 
-def event_rows(cpk: int, rows: Iterable[tuple[float, float, str, bytes]], a: float) -> bytes:
+def event_rows(cpk: int, rows: Iterable[EventRow], a: float) -> bytes:
     """``COPY events (cpk, t, n, a, k, doc) FROM STDIN (FORMAT BINARY)``'s whole input."""
     first, arrived = struct.pack(">hiq", 6, 8, cpk), _FLOAT8_FIELD(8, a)
     parts = [COPY_START]

@@ -14,15 +14,18 @@ Every function runs inside the caller's transaction, after the connector row loc
 (``SQLStore._lock_connector``), so what it reads stays true until commit whatever other
 processes do: the batch is stored whole or not at all, exactly once across nodes. One
 exception: the common batch (every event numbered, no key twice, its connector's pk
-cached) is COPYed *before* the lock (``copy_first``), so that writers of one connector
-hold its lock only for the counts, the feed and the commit, not for the COPY and its two
-round trips (issue 13: at 0.5 ms the lock was held 8 ms a batch, 3 ms now). Nothing it
+cached) is COPYed *before* the lock (``copy_first``), and the lock is then taken by the
+first of its last statements (``claim``: the heartbeat's ``UPDATE``), sent with the counts,
+the feed and ``COMMIT`` in one pipeline: writers of one connector hold its lock for no round
+trip at all, only while the server runs those statements and the commit (issue 13: at 0.5 ms
+the lock was held 8 ms a batch, then 3 with the lock taken apart). Nothing the ``COPY``
 relies on needs the lock: the primary key refuses a key stored or being stored by another
-transaction (the COPY waits for that one to end, then fails and the batch goes the usual
-way, under the lock); the pk is checked against the locked row before anything else is
-written. The price is a rare deadlock: a batch holding the lock whose rows wait for the
-uncommitted rows of one that waits for the lock. PostgreSQL then rolls one of them back
-whole (after ``deadlock_timeout``), and ``PostgresStore._telemetry_write`` runs it again."""
+transaction (the ``COPY`` waits for that one to end, then fails and the batch goes the usual
+way, under the lock); ``claim`` checks the locked row's pk against the cached one (else the
+pipeline aborts, nothing stays, and the batch is done again the usual way). The price is
+a rare deadlock: a batch holding the lock whose rows wait for the uncommitted rows of one
+that waits for the lock. PostgreSQL then rolls one of them back whole (after
+``deadlock_timeout``), and ``PostgresStore._telemetry_write`` runs it again."""
 
 from __future__ import annotations
 
@@ -35,6 +38,7 @@ import psycopg
 from connector_telemetry.models import NewEvent, NewSnapshot, same_content
 from connector_telemetry.store.pg_binary import event_rows, snapshot_rows
 from connector_telemetry.store.rows import (
+    EventRow,
     number_events,
     ready_rows,
     stored_event_conflict,
@@ -75,9 +79,41 @@ def copy_first(conn: Conn, data: bytes) -> bool:
     return _copied(conn, _COPY_EVENTS, data)
 
 
+#: The common batch's last statements begin with this one (``claim``): the connector's
+#: heartbeat (``SQLStore._heartbeat``'s rule, decided here on the locked row: the newest
+#: version seen unless telemetry recorded later was seen already), whose ``UPDATE`` takes
+#: its lock, and a division by zero when the row is not the one the batch was COPYed for.
+#: ``(now, t, v, t, t, cpk, account_id, connector_id)`` (``t``, ``v`` None: nothing versioned)
+_CLAIM = (
+    "WITH beat AS (UPDATE connectors SET last_heartbeat = %s, "
+    "last_seen_version = CASE WHEN %s::float8 >= coalesce(last_seen_t, '-infinity') "
+    "THEN %s ELSE last_seen_version END, "
+    "last_seen_t = CASE WHEN %s::float8 >= coalesce(last_seen_t, '-infinity') "
+    "THEN %s ELSE last_seen_t END "
+    "WHERE pk = %s AND account_id = %s AND id = %s RETURNING 1) "
+    "SELECT 1 / count(*) FROM beat"
+)
+
+
+def claim(
+    conn: Conn,
+    account_id: str,
+    connector_id: str,
+    cpk: int,
+    newest: tuple[float, str] | None,
+    now: str,
+) -> None:
+    """The first of a COPYed batch's last statements (sent with them and ``COMMIT`` in one
+    pipeline: no round trip under the lock): the connector's heartbeat, which locks its
+    row; ``psycopg.errors.DivisionByZero`` (raised when the pipeline ends, nothing of it
+    done) if ``cpk`` is not the connector's pk any more (deleted, or replaced)."""
+    t, v = newest if newest is not None else (None, None)
+    conn.execute(_CLAIM, (now, t, v, t, t, cpk, account_id, connector_id))
+
+
 def prepared(
     events: list[NewEvent], cpk: int | None, collected_at: float
-) -> tuple[list[tuple[float, float, str, bytes]] | None, bytes | None]:
+) -> tuple[list[EventRow] | None, bytes | None]:
     """What can be done before the connector's lock is taken, so that it is held for less
     time: the rows of a batch that needs nothing from the store (``rows.ready_rows``: the
     common batch) and, if the connector's pk is known (``cpk``, a cached guess that the
@@ -88,9 +124,7 @@ def prepared(
     return ready, event_rows(cpk, ready, collected_at)
 
 
-def number_and_dedupe(
-    conn: Conn, cpk: int, events: list[NewEvent]
-) -> list[tuple[float, float, str, bytes]]:
+def number_and_dedupe(conn: Conn, cpk: int, events: list[NewEvent]) -> list[EventRow]:
     """``(t, n, k, doc)`` to insert (see ``rows.number_events``)."""
     stored: dict[float, float] = {}
     unnumbered = unnumbered_times(events)
@@ -106,12 +140,12 @@ def number_and_dedupe(
 def insert_events(
     conn: Conn,
     cpk: int,
-    rows: list[tuple[float, float, str, bytes]],
+    rows: list[EventRow],
     collected_at: float,
     events: list[NewEvent],
     data: bytes | None = None,
     copy: bool = True,
-) -> list[tuple[float, float, str, bytes]]:
+) -> list[EventRow]:
     """Insert what is new (see the module doc); returns the rows that were new (the others
     were already stored with the same content: 409 if any with other content). ``data``:
     the rows' ``COPY`` input if it was built already (``prepared``); ``copy`` False: the

@@ -38,6 +38,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg.pq import TransactionStatus
 
+from connector_telemetry.clock import rfc3339
 from connector_telemetry.models import IngestResult, NewEvent, NewSnapshot
 from connector_telemetry.store import describe, pg_feed
 from connector_telemetry.store import pg_ingest as ingest
@@ -47,7 +48,12 @@ from connector_telemetry.store.fleet import has_failure
 from connector_telemetry.store.pg_connections import Reader, Writers, connect, read_connection
 from connector_telemetry.store.pg_partitions import Partitions, is_missing_partition
 from connector_telemetry.store.pg_pipeline import Lookups, Pipeline
-from connector_telemetry.store.rows import ConnectorPks, dedupe_snapshots, newest_version
+from connector_telemetry.store.rows import (
+    ConnectorPks,
+    EventRow,
+    dedupe_snapshots,
+    newest_version,
+)
 from connector_telemetry.store.sql import Dialect
 
 T = TypeVar("T")
@@ -306,31 +312,47 @@ class PostgresStore(SQLStore):
 
         guess = self._pks.cached(account_id, connector_id)
         ready, data = ingest.prepared(events, guess, collected_at)
+        now = rfc3339(collected_at)
+
+        def counted(conn: Conn, cpk: int, rows: list[EventRow], new: list[EventRow]) -> None:
+            """What follows the heartbeat in the last statements: counts, failure, feed."""
+            self._count_events(conn, cpk, (k for _, _, k, _ in new))
+            if failing:
+                self._keep_failure(conn, cpk, rows, 0, 1, 2)
+            a = collected_at
+            self._feed(conn, account_id, cpk, "event", [(t, n, a, k) for t, n, k, _ in new])
 
         def work(conn: Conn) -> IngestResult:
             copied: bool | None = None  # the COPY before the lock: not tried
-            if data is not None:  # (a common batch, its connector's pk known: see the doc)
+            if data is not None and ready is not None and guess is not None:
+                # (a common batch, its connector's pk known: see store.pg_ingest's doc)
                 copied = ingest.copy_first(conn, data)
-                cpk, last_seen_t = self._lock_connector(conn, account_id, connector_id)
-                if cpk != guess:  # the connector was replaced: start again, the usual way
-                    conn.execute("ROLLBACK")
-                    copied = None
+                if copied:  # the lock is taken by the last statements' first
+                    try:
+                        with self._commit_batch(conn):
+                            ingest.claim(conn, account_id, connector_id, guess, newest, now)
+                            counted(conn, guess, ready, ready)
+                        return IngestResult(accepted=len(events), duplicates=0)
+                    except psycopg.errors.DivisionByZero:
+                        copied = None  # the connector was replaced: again, the usual way
+                        conn.execute("ROLLBACK")
+                else:  # a key is stored: on under the lock (the COPY rolled back)
+                    cpk, last_seen_t = self._lock_connector(conn, account_id, connector_id)
+                    if cpk != guess:  # the connector was replaced: again, the usual way
+                        copied = None
+                        conn.execute("ROLLBACK")
             if copied is None:
                 cpk, last_seen_t = self._begin_batch(conn, account_id, connector_id)
             self._pks.remember(account_id, connector_id, cpk)
             rows = ready if ready is not None else ingest.number_and_dedupe(conn, cpk, events)
-            new = rows if copied else ingest.insert_events(
+            new = ingest.insert_events(
                 conn, cpk, rows, collected_at, events, data if cpk == guess else None,
                 copy=copied is None,
             )  # fmt: skip
-            duplicates = len(events) - len(new)
             with self._commit_batch(conn):
-                self._count_events(conn, cpk, (k for _, _, k, _ in new))
                 self._heartbeat(conn, cpk, last_seen_t, newest, collected_at)
-                if failing:
-                    self._keep_failure(conn, cpk, rows, 0, 1, 2)
-                a = collected_at
-                self._feed(conn, account_id, cpk, "event", [(t, n, a, k) for t, n, k, _ in new])
+                counted(conn, cpk, rows, new)
+            duplicates = len(events) - len(new)
             return IngestResult(accepted=len(events) - duplicates, duplicates=duplicates)
 
         return self._telemetry_write("events", (ev.t for ev in events), work, own=True)

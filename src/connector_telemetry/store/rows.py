@@ -19,6 +19,9 @@ from connector_telemetry.models import (
 )
 from connector_telemetry.models.connector import table
 
+#: An event as inserted: ``(t, n, k, doc)``.
+EventRow = tuple[float, float, str, bytes]
+
 
 def columns(model: type[Connector] = Connector) -> tuple[str, ...]:
     """The connectors table's columns, in the order of the model's fields (its table)."""
@@ -60,7 +63,7 @@ def unnumbered_times(events: list[NewEvent]) -> list[float]:
     return list({ev.t for ev in events if ev.n is None})
 
 
-def ready_rows(events: list[NewEvent]) -> list[tuple[float, float, str, bytes]] | None:
+def ready_rows(events: list[NewEvent]) -> list[EventRow] | None:
     """``(t, n, k, doc)`` of a batch that needs nothing from the store (the common case:
     every event numbered, no two with the same key), so the rows can be built before the
     write lock is taken; None for any other batch."""
@@ -78,9 +81,7 @@ def newest_version(items: list[NewEvent] | list[NewSnapshot]) -> tuple[float, st
     return max(versioned) if versioned else None
 
 
-def number_events(
-    events: list[NewEvent], stored_max: Mapping[float, float]
-) -> list[tuple[float, float, str, bytes]]:
+def number_events(events: list[NewEvent], stored_max: Mapping[float, float]) -> list[EventRow]:
     """``(t, n, k, doc)`` to insert: events without ``n`` get the next free number at their
     ``t`` (above what is stored and what the batch sends); in-batch repeats of the same
     content are dropped, repeats with other content refused (409)."""
