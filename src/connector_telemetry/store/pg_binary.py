@@ -24,11 +24,17 @@ _FLOAT8, _TEXT = 701, 25
 
 
 class Float8Array(bytes):
-    """A ``float8[]`` already in PostgreSQL's binary format (``float8_array``)."""
+    """A ``float8[]`` already in PostgreSQL's binary format (``float8_array``); ``values``:
+    what it holds (for store.pg_script, which writes it as a literal)."""
+
+    values: Sequence[float]
 
 
 class TextArray(bytes):
-    """A ``text[]`` already in PostgreSQL's binary format (``text_array``)."""
+    """A ``text[]`` already in PostgreSQL's binary format (``text_array``); ``values``:
+    what it holds."""
+
+    values: Sequence[str]
 
 
 class _Float8ArrayDumper(Dumper):
@@ -56,7 +62,9 @@ def float8_array(xs: Sequence[float]) -> Float8Array:
     """The array in one ``struct.pack`` (psycopg's own array dumper, in Python, cost an
     ingest batch ~2 ms per 1000-element array)."""
     body = struct.pack(">" + "id" * len(xs), *chain.from_iterable(zip(repeat(8), xs)))
-    return Float8Array(_header(_FLOAT8, len(xs)) + body)
+    array = Float8Array(_header(_FLOAT8, len(xs)) + body)
+    array.values = xs
+    return array
 
 
 @cache
@@ -69,8 +77,10 @@ def text_element(text: str) -> bytes:
 
 def text_array(texts: Iterable[str]) -> TextArray:
     """The array (its elements are event kinds: a handful of words, each encoded once)."""
-    elements = [text_element(text) for text in texts]
-    return TextArray(_header(_TEXT, len(elements)) + b"".join(elements))
+    texts = list(texts)
+    array = TextArray(_header(_TEXT, len(texts)) + b"".join(map(text_element, texts)))
+    array.values = texts
+    return array
 
 
 #: A binary ``COPY``'s start (signature, flags, extension length) and end.

@@ -19,6 +19,7 @@ import psycopg
 
 from connector_telemetry.store.feed import FeedEntry
 from connector_telemetry.store.pg_binary import Float8Array, TextArray, float8_array, text_array
+from connector_telemetry.store.sql import Connection
 
 Conn = psycopg.Connection[Any]
 
@@ -55,7 +56,9 @@ def window(account_id: str, after: int, upto: int, limit: int) -> tuple[tuple[An
     return (account_id, after, account_id, last, last, after, last), last
 
 
-def append(conn: Conn, account_id: str, cpk: int, kind: str, items: Sequence[FeedEntry]) -> None:
+def append(
+    conn: Connection, account_id: str, cpk: int, kind: str, items: Sequence[FeedEntry]
+) -> None:
     """The batch's new items, after everything the account's feed holds."""
     ts = float8_array([item[0] for item in items])
     ns: Float8Array | None = None

@@ -13,19 +13,21 @@ duplicates (same content) or a conflict (409).
 Every function runs inside the caller's transaction, after the connector row lock
 (``SQLStore._lock_connector``), so what it reads stays true until commit whatever other
 processes do: the batch is stored whole or not at all, exactly once across nodes. One
-exception: the common batch (every event numbered, no key twice, its connector's pk
-cached) is COPYed *before* the lock (``copy_first``), and the lock is then taken by the
-first of its last statements (``claim``: the heartbeat's ``UPDATE``), sent with the counts,
-the feed and ``COMMIT`` in one pipeline: writers of one connector hold its lock for no round
-trip at all, only while the server runs those statements and the commit (issue 13: at 0.5 ms
-the lock was held 8 ms a batch, then 3 with the lock taken apart). Nothing the ``COPY``
-relies on needs the lock: the primary key refuses a key stored or being stored by another
-transaction (the ``COPY`` waits for that one to end, then fails and the batch goes the usual
-way, under the lock); ``claim`` checks the locked row's pk against the cached one (else the
-pipeline aborts, nothing stays, and the batch is done again the usual way). The price is
-a rare deadlock: a batch holding the lock whose rows wait for the uncommitted rows of one
-that waits for the lock. PostgreSQL then rolls one of them back whole (after
-``deadlock_timeout``), and ``PostgresStore._telemetry_write`` runs it again."""
+exception, the common batch (every event numbered, no key twice, its connector's pk
+cached): it is COPYed *before* the lock, and the lock is taken by the first of the
+statements that follow (``claim``: the heartbeat's ``UPDATE``), then the counts, the feed,
+and the commit, all in one simple query (``copy_then``, store.pg_script): two round trips
+a batch, and writers of one connector hold its lock for no round trip at all, only while
+the server runs those statements and the commit (issue 13: at 0.5 ms the lock was held
+8 ms a batch, then 3 with the lock taken apart, and a batch cost five round trips).
+Nothing the ``COPY`` relies on needs the lock: the primary key refuses a key stored or
+being stored by another transaction (the ``COPY`` waits for that one to end, then fails
+and the batch goes the usual way, under the lock); ``claim`` checks the locked row's pk
+against the cached one (else the query fails, nothing of it stays, and the batch is done
+again the usual way). The price is a rare deadlock: a batch holding the lock whose rows
+wait for the uncommitted rows of one that waits for the lock. PostgreSQL then rolls one of
+them back whole (after ``deadlock_timeout``), and ``PostgresStore._telemetry_write`` runs
+it again."""
 
 from __future__ import annotations
 
@@ -34,6 +36,10 @@ from collections.abc import Iterable
 from typing import Any
 
 import psycopg
+from psycopg import generators
+from psycopg.errors import error_from_result
+from psycopg.pq import ExecStatus
+from psycopg.waiting import Wait
 
 from connector_telemetry.models import NewEvent, NewSnapshot, same_content
 from connector_telemetry.store.pg_binary import event_rows, snapshot_rows
@@ -45,6 +51,7 @@ from connector_telemetry.store.rows import (
     stored_snapshot_conflict,
     unnumbered_times,
 )
+from connector_telemetry.store.sql import Connection
 
 Conn = psycopg.Connection[Any]
 
@@ -69,16 +76,6 @@ def _copied(conn: Conn, statement: str, data: bytes) -> bool:
     return True
 
 
-def copy_first(conn: Conn, data: bytes) -> bool:
-    """A transaction begun, ``SAVEPOINT`` and the batch's ``COPY`` (``_copied``), before
-    the connector's lock (see the module's doc): True, or False when a key repeats one
-    stored (nothing of the batch left in the transaction)."""
-    with conn.pipeline():
-        conn.execute("BEGIN")
-        conn.execute(SAVEPOINT)
-    return _copied(conn, _COPY_EVENTS, data)
-
-
 #: The common batch's last statements begin with this one (``claim``): the connector's
 #: heartbeat (``SQLStore._heartbeat``'s rule, decided here on the locked row: the newest
 #: version seen unless telemetry recorded later was seen already), whose ``UPDATE`` takes
@@ -96,19 +93,47 @@ _CLAIM = (
 
 
 def claim(
-    conn: Conn,
+    conn: Connection,
     account_id: str,
     connector_id: str,
     cpk: int,
     newest: tuple[float, str] | None,
     now: str,
 ) -> None:
-    """The first of a COPYed batch's last statements (sent with them and ``COMMIT`` in one
-    pipeline: no round trip under the lock): the connector's heartbeat, which locks its
-    row; ``psycopg.errors.DivisionByZero`` (raised when the pipeline ends, nothing of it
-    done) if ``cpk`` is not the connector's pk any more (deleted, or replaced)."""
+    """The first of a COPYed batch's last statements (written into ``copy_then``'s query:
+    no round trip under the lock): the connector's heartbeat, which locks its row; fails
+    with ``psycopg.errors.DivisionByZero`` (the whole query with it, nothing of it stays)
+    if ``cpk`` is not the connector's pk any more (deleted, or replaced)."""
     t, v = newest if newest is not None else (None, None)
     conn.execute(_CLAIM, (now, t, v, t, t, cpk, account_id, connector_id))
+
+
+def copy_then(conn: Conn, data: bytes, then: bytes) -> None:
+    """The batch's ``COPY`` (``data``: its whole input) and then the statements ``then``
+    (store.pg_script), in one simple query: one implicit transaction, committed when it
+    ends, in two round trips. Raises the first statement's error (nothing of it stays):
+    ``UniqueViolation`` when a key is stored, ``DivisionByZero`` from ``claim``.
+    ``conn`` is in autocommit mode, outside any transaction."""
+    with conn.lock:
+        results = conn.wait(_copy_then(conn.pgconn, _COPY_EVENTS.encode() + b"; " + then, data))
+    for result in results:
+        if result.status == ExecStatus.FATAL_ERROR:
+            raise error_from_result(result, encoding=conn.info.encoding)
+
+
+def _copy_then(pgconn: Any, query: bytes, data: bytes) -> Any:
+    """``copy_then``'s exchange, as psycopg's generators (waited for by ``conn.wait``):
+    the results of every statement run (up to the first failing one)."""
+    pgconn.send_query(query)
+    yield from generators.send(pgconn)
+    started = yield from generators.fetch_many(pgconn)
+    if not started or started[-1].status != ExecStatus.COPY_IN:
+        return started  # the COPY failed to start: its error is among them
+    yield from generators.copy_to(pgconn, data, flush=False)
+    while pgconn.put_copy_end(None) == 0:
+        yield Wait.W
+    yield from generators.send(pgconn)
+    return (yield from generators.fetch_many(pgconn))
 
 
 def prepared(
@@ -215,7 +240,7 @@ def insert_snapshots(
     return [s for s in snaps if s.t in new]
 
 
-def count_events(conn: Conn, cpk: int, kinds: Iterable[str]) -> None:
+def count_events(conn: Connection, cpk: int, kinds: Iterable[str]) -> None:
     """The batch's new events added to the connector's counts by kind, in one statement
     (``SQL.count_events`` per kind, as SQLite does, costs a round trip each)."""
     counted = Counter(kinds)

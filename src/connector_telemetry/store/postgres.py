@@ -48,13 +48,14 @@ from connector_telemetry.store.fleet import has_failure
 from connector_telemetry.store.pg_connections import Reader, Writers, connect, read_connection
 from connector_telemetry.store.pg_partitions import Partitions, is_missing_partition
 from connector_telemetry.store.pg_pipeline import Lookups, Pipeline
+from connector_telemetry.store.pg_script import Script
 from connector_telemetry.store.rows import (
     ConnectorPks,
     EventRow,
     dedupe_snapshots,
     newest_version,
 )
-from connector_telemetry.store.sql import Dialect
+from connector_telemetry.store.sql import Connection, Dialect
 
 T = TypeVar("T")
 Conn = psycopg.Connection[Any]
@@ -314,7 +315,7 @@ class PostgresStore(SQLStore):
         ready, data = ingest.prepared(events, guess, collected_at)
         now = rfc3339(collected_at)
 
-        def counted(conn: Conn, cpk: int, rows: list[EventRow], new: list[EventRow]) -> None:
+        def counted(conn: Connection, cpk: int, rows: list[EventRow], new: list[EventRow]) -> None:
             """What follows the heartbeat in the last statements: counts, failure, feed."""
             self._count_events(conn, cpk, (k for _, _, k, _ in new))
             if failing:
@@ -323,32 +324,26 @@ class PostgresStore(SQLStore):
             self._feed(conn, account_id, cpk, "event", [(t, n, a, k) for t, n, k, _ in new])
 
         def work(conn: Conn) -> IngestResult:
-            copied: bool | None = None  # the COPY before the lock: not tried
+            copy = True  # (False: the COPY met a stored key, insert_events does without)
             if data is not None and ready is not None and guess is not None:
-                # (a common batch, its connector's pk known: see store.pg_ingest's doc)
-                copied = ingest.copy_first(conn, data)
-                if copied:  # the lock is taken by the last statements' first
-                    try:
-                        with self._commit_batch(conn):
-                            ingest.claim(conn, account_id, connector_id, guess, newest, now)
-                            counted(conn, guess, ready, ready)
-                        return IngestResult(accepted=len(events), duplicates=0)
-                    except psycopg.errors.DivisionByZero:
-                        copied = None  # the connector was replaced: again, the usual way
-                        conn.execute("ROLLBACK")
-                else:  # a key is stored: on under the lock (the COPY rolled back)
-                    cpk, last_seen_t = self._lock_connector(conn, account_id, connector_id)
-                    if cpk != guess:  # the connector was replaced: again, the usual way
-                        copied = None
-                        conn.execute("ROLLBACK")
-            if copied is None:
-                cpk, last_seen_t = self._begin_batch(conn, account_id, connector_id)
+                # a common batch, its connector's pk known: COPY, then the last statements
+                # (the first takes the lock) in one query (store.pg_ingest's doc)
+                last = Script(conn)
+                ingest.claim(last, account_id, connector_id, guess, newest, now)
+                counted(last, guess, ready, ready)
+                try:
+                    ingest.copy_then(conn, data, last.text())
+                    return IngestResult(accepted=len(events), duplicates=0)
+                except psycopg.errors.UniqueViolation:
+                    copy = False  # a key is stored: the usual way, nothing of the COPY left
+                except psycopg.errors.DivisionByZero:
+                    pass  # the connector was replaced: the usual way
+            cpk, last_seen_t = self._begin_batch(conn, account_id, connector_id)
             self._pks.remember(account_id, connector_id, cpk)
             rows = ready if ready is not None else ingest.number_and_dedupe(conn, cpk, events)
             new = ingest.insert_events(
-                conn, cpk, rows, collected_at, events, data if cpk == guess else None,
-                copy=copied is None,
-            )  # fmt: skip
+                conn, cpk, rows, collected_at, events, data if cpk == guess else None, copy
+            )
             with self._commit_batch(conn):
                 self._heartbeat(conn, cpk, last_seen_t, newest, collected_at)
                 counted(conn, cpk, rows, new)

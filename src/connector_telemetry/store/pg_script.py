@@ -1,0 +1,86 @@
+"""Statements written out with their parameters as literals, to be sent after a ``COPY``
+in one simple query (store.pg_ingest, ``copy_then``): PostgreSQL runs a simple query's
+statements in order, reads the ``COPY``'s rows when it reaches it, and runs the rest in
+the same implicit transaction, committed when the last one ends. So the common ingest
+batch costs two round trips: the query (answered by "send the rows"), then the rows
+(answered once everything is committed).
+
+``Script`` stands in for a connection for the functions that write a batch's last
+statements (``conn.execute(query, params)``), so that each statement is written once
+whichever way it is sent. Literals: numbers as Python writes them (``repr`` of a float
+reads back as the same float8), text escaped by libpq (``PQescapeLiteral``), arrays as
+array literals (``'{...}'``), the binary ones of store.pg_binary from the values they
+were built from.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from psycopg.pq import Escaping
+
+from connector_telemetry.store.pg_binary import Float8Array, TextArray
+
+Conn = psycopg.Connection[Any]
+
+_PLACEHOLDER = re.compile(r"%[sb]")
+_PLAIN = re.compile(r"[A-Za-z0-9_.:-]*\Z")  # an array element that needs no quotes
+
+
+class Script:
+    """Statements collected as text (``execute`` as a connection's, nothing sent)."""
+
+    def __init__(self, conn: Conn) -> None:
+        self._escape = Escaping(conn.pgconn).escape_literal
+        self.statements: list[str] = []
+
+    def execute(self, query: str, params: Sequence[Any] = (), binary: bool = False) -> None:
+        if "%%" in query:
+            raise ValueError("a literal % in a scripted statement")
+        values = iter(params)
+        self.statements.append(_PLACEHOLDER.sub(lambda _: self._literal(next(values)), query))
+
+    def text(self) -> bytes:
+        return "; ".join(self.statements).encode()
+
+    def _literal(self, value: Any) -> str:
+        if value is None:
+            return "NULL"
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, int):
+            return str(value)
+        if isinstance(value, float):
+            return _float(value)
+        if isinstance(value, str):
+            return self._text(value)
+        if isinstance(value, Float8Array | TextArray):
+            value = value.values
+        if isinstance(value, list | tuple):
+            return self._text("{" + ",".join(map(_element, value)) + "}")
+        raise TypeError(f"no literal for {type(value).__name__}")
+
+    def _text(self, text: str) -> str:
+        return bytes(self._escape(text.encode())).decode()
+
+
+def _float(value: float) -> str:
+    if math.isfinite(value):
+        return repr(value) + "::float8"
+    return f"'{value!r}'::float8"  # 'inf', '-inf', 'nan': PostgreSQL's spellings too
+
+
+def _element(value: Any) -> str:
+    """An array literal's element."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, float):
+        return repr(value)  # inf, -inf, nan read back as such
+    text = str(value)
+    if _PLAIN.match(text) and text.upper() != "NULL" and text:
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -1,0 +1,83 @@
+"""store.pg_script: statements written out with literal parameters read back exactly the
+values a prepared statement would have bound (a real PostgreSQL reads them)."""
+
+from __future__ import annotations
+
+import math
+
+import psycopg
+import pytest
+
+from connector_telemetry.store.pg_binary import float8_array, text_array
+from connector_telemetry.store.pg_script import Script
+
+FLOATS = [0.0, -0.0, 1.5, 1700000000.123456, 1e-300, 5e-324, 1.7976931348623157e308, 0.1 + 0.2]
+TEXTS = [
+    "plain",
+    "it's",
+    'a "quoted" word',
+    "back\\slash",
+    "{braces},commas",
+    "NULL",
+    "null",
+    "",
+    " spaced ",
+    "ünïcödé ✓",
+    "new\nline",
+]
+
+
+def read_back(url: str, query: str, params: tuple[object, ...]) -> tuple[object, ...]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        script = Script(conn)
+        script.execute(query, params)
+        got = conn.execute(script.text().decode()).fetchone()
+        bound = conn.execute(query, params).fetchone()
+    assert got is not None and bound is not None
+    assert got == bound  # the same as the values bound by a prepared statement
+    return tuple(got)
+
+
+def test_numbers_and_text_read_back_exactly(postgres_url: str) -> None:
+    for value in FLOATS:
+        (got,) = read_back(postgres_url, "SELECT %s::float8", (value,))
+        assert got == value and math.copysign(1, got) == math.copysign(1, value)  # type: ignore[arg-type]
+    for value in TEXTS:
+        assert read_back(postgres_url, "SELECT %s::text", (value,)) == (value,)
+    assert read_back(postgres_url, "SELECT %s::int8, %s::bool, %s::text", (2**62, True, None)) == (
+        2**62,
+        True,
+        None,
+    )
+
+
+def test_arrays_read_back_exactly(postgres_url: str) -> None:
+    floats, ints = [*FLOATS, math.inf, -math.inf], [0, -1, 2**62]
+    got = read_back(
+        postgres_url,
+        "SELECT %s::float8[], %s::text[], %s::int8[], %b::float8[], %b::text[]",
+        (floats, TEXTS, ints, float8_array(FLOATS), text_array(TEXTS)),
+    )
+    assert got == (floats, TEXTS, ints, FLOATS, TEXTS)
+
+
+def test_several_statements_run_in_order(postgres_url: str) -> None:
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        script = Script(conn)
+        script.execute("CREATE TEMP TABLE x (t float8, k text)")
+        script.execute("INSERT INTO x VALUES (%s, %s)", (0.1, "it's"))
+        script.execute("INSERT INTO x SELECT * FROM unnest(%b::float8[], %b::text[])", (
+            float8_array([0.2, 0.3]), text_array(["a", 'b"'])
+        ))  # fmt: skip
+        conn.execute(script.text().decode())
+        rows = conn.execute("SELECT t, k FROM x ORDER BY t").fetchall()
+    assert rows == [(0.1, "it's"), (0.2, "a"), (0.3, 'b"')]
+
+
+def test_what_it_cannot_write_is_refused(postgres_url: str) -> None:
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        script = Script(conn)
+        with pytest.raises(TypeError, match="no literal for bytes"):
+            script.execute("SELECT %s", (b"raw",))
+        with pytest.raises(ValueError, match="literal %"):
+            script.execute("SELECT '100%%'", ())
