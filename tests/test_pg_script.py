@@ -8,7 +8,7 @@ import math
 import psycopg
 import pytest
 
-from connector_telemetry.store.pg_binary import float8_array, text_array
+from connector_telemetry.store.pg_binary import Float8Array, TextArray
 from connector_telemetry.store.pg_script import Script
 
 FLOATS = [0.0, -0.0, 1.5, 1700000000.123456, 1e-300, 5e-324, 1.7976931348623157e308, 0.1 + 0.2]
@@ -56,7 +56,7 @@ def test_arrays_read_back_exactly(postgres_url: str) -> None:
     got = read_back(
         postgres_url,
         "SELECT %s::float8[], %s::text[], %s::int8[], %b::float8[], %b::text[]",
-        (floats, TEXTS, ints, float8_array(FLOATS), text_array(TEXTS)),
+        (floats, TEXTS, ints, Float8Array(FLOATS), TextArray(TEXTS)),
     )
     assert got == (floats, TEXTS, ints, FLOATS, TEXTS)
 
@@ -67,7 +67,7 @@ def test_several_statements_run_in_order(postgres_url: str) -> None:
         script.execute("CREATE TEMP TABLE x (t float8, k text)")
         script.execute("INSERT INTO x VALUES (%s, %s)", (0.1, "it's"))
         script.execute("INSERT INTO x SELECT * FROM unnest(%b::float8[], %b::text[])", (
-            float8_array([0.2, 0.3]), text_array(["a", 'b"'])
+            Float8Array([0.2, 0.3]), TextArray(["a", 'b"'])
         ))  # fmt: skip
         conn.execute(script.text().decode())
         rows = conn.execute("SELECT t, k FROM x ORDER BY t").fetchall()

@@ -23,18 +23,25 @@ from connector_telemetry.store.rows import EventRow
 _FLOAT8, _TEXT = 701, 25
 
 
-class Float8Array(bytes):
-    """A ``float8[]`` already in PostgreSQL's binary format (``float8_array``); ``values``:
-    what it holds (for store.pg_script, which writes it as a literal)."""
+class Float8Array:
+    """A ``float8[]`` parameter, sent in PostgreSQL's binary format (packed by its dumper,
+    in one ``struct.pack``: psycopg's own array dumper, in Python, cost an ingest batch ~2 ms
+    per 1000-element array); store.pg_script writes ``values`` as a literal instead."""
 
-    values: Sequence[float]
+    __slots__ = ("values",)
+
+    def __init__(self, values: Sequence[float]) -> None:
+        self.values = values
 
 
-class TextArray(bytes):
-    """A ``text[]`` already in PostgreSQL's binary format (``text_array``); ``values``:
-    what it holds."""
+class TextArray:
+    """A ``text[]`` parameter, sent in binary (its elements are event kinds: a handful of
+    words, each encoded once)."""
 
-    values: Sequence[str]
+    __slots__ = ("values",)
+
+    def __init__(self, values: Sequence[str]) -> None:
+        self.values = values
 
 
 class _Float8ArrayDumper(Dumper):
@@ -42,11 +49,18 @@ class _Float8ArrayDumper(Dumper):
     oid = 1022
 
     def dump(self, obj: Any) -> bytes:
-        return bytes(obj)
+        xs = obj.values
+        body = struct.pack(">" + "id" * len(xs), *chain.from_iterable(zip(repeat(8), xs)))
+        return _header(_FLOAT8, len(xs)) + body
 
 
-class _TextArrayDumper(_Float8ArrayDumper):
+class _TextArrayDumper(Dumper):
+    format = Format.BINARY
     oid = 1009
+
+    def dump(self, obj: Any) -> bytes:
+        texts = obj.values
+        return _header(_TEXT, len(texts)) + b"".join(map(text_element, texts))
 
 
 psycopg.adapters.register_dumper(Float8Array, _Float8ArrayDumper)
@@ -58,29 +72,12 @@ def _header(oid: int, count: int) -> bytes:
     return struct.pack(">5i", 1, 0, oid, count, 1)
 
 
-def float8_array(xs: Sequence[float]) -> Float8Array:
-    """The array in one ``struct.pack`` (psycopg's own array dumper, in Python, cost an
-    ingest batch ~2 ms per 1000-element array)."""
-    body = struct.pack(">" + "id" * len(xs), *chain.from_iterable(zip(repeat(8), xs)))
-    array = Float8Array(_header(_FLOAT8, len(xs)) + body)
-    array.values = xs
-    return array
-
-
 @cache
 def text_element(text: str) -> bytes:
     """A text value as a field of a binary ``COPY`` row or array element (its length,
     then its UTF-8): kept for the handful of words passed (event kinds)."""
     data = text.encode()
     return struct.pack(">i", len(data)) + data
-
-
-def text_array(texts: Iterable[str]) -> TextArray:
-    """The array (its elements are event kinds: a handful of words, each encoded once)."""
-    texts = list(texts)
-    array = TextArray(_header(_TEXT, len(texts)) + b"".join(map(text_element, texts)))
-    array.values = texts
-    return array
 
 
 #: A binary ``COPY``'s start (signature, flags, extension length) and end.

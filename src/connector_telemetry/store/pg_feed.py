@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 
 from connector_telemetry.store.feed import FeedEntry
-from connector_telemetry.store.pg_binary import Float8Array, TextArray, float8_array, text_array
+from connector_telemetry.store.pg_binary import Float8Array, TextArray
 from connector_telemetry.store.sql import Connection
 
 Conn = psycopg.Connection[Any]
@@ -60,12 +60,12 @@ def append(
     conn: Connection, account_id: str, cpk: int, kind: str, items: Sequence[FeedEntry]
 ) -> None:
     """The batch's new items, after everything the account's feed holds."""
-    ts = float8_array([item[0] for item in items])
+    ts = Float8Array([item[0] for item in items])
     ns: Float8Array | None = None
     ks: TextArray | None = None
     if kind == "event":
-        ns = float8_array([item[1] for item in items])
-        ks = text_array([str(item[3]) for item in items])
+        ns = Float8Array([item[1] for item in items])
+        ks = TextArray([str(item[3]) for item in items])
     count = len(items)
     a = items[0][2]  # every item of a batch arrived at once
     conn.execute(_APPEND, (account_id, count, account_id, count, cpk, kind, a, ts, ns, ks))

@@ -41,6 +41,7 @@ from psycopg import pq
 from psycopg.adapt import Transformer
 
 from connector_telemetry.store.pg_connections import Conn, Follower
+from connector_telemetry.store.pg_script import array_literal, text_value
 
 log = logging.getLogger("connector_telemetry")
 
@@ -67,29 +68,18 @@ def numbered(query: str) -> bytes:
     return _PLACEHOLDER.sub(number, query).encode()
 
 
-def _element(value: Any) -> str:
-    """A scalar in PostgreSQL's text format (floats exactly: ``repr``; None: ``NULL``,
-    as an array element)."""
-    if value is None:
-        return "NULL"
-    if isinstance(value, float):
-        return repr(value)
-    return str(value)
-
-
 def array_text(values: Sequence[Any]) -> bytes:
-    """Numbers (or NULL) as a PostgreSQL array literal in text format."""
-    return ("{" + ",".join(map(_element, values)) + "}").encode()
+    """Scalars (or NULL) as a PostgreSQL array literal in text format."""
+    return array_literal(values).encode()
 
 
 def as_text(value: Any) -> bytes | None:
-    """A parameter in PostgreSQL's text format: a scalar (``_element``), or a list of
-    them as an array."""
+    """A parameter in PostgreSQL's text format: a scalar, or a list of them as an array."""
     if value is None:
         return None
     if isinstance(value, list):
         return array_text(value)
-    return _element(value).encode()
+    return text_value(value).encode()
 
 
 class _Step:

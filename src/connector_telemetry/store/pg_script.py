@@ -1,4 +1,5 @@
-"""Statements written out with their parameters as literals, to be sent after a ``COPY``
+"""PostgreSQL's text formats (values, array literals: also store.pg_pipeline's parameters),
+and statements written out with their parameters as literals, to be sent after a ``COPY``
 in one simple query (store.pg_ingest, ``copy_then``): PostgreSQL runs a simple query's
 statements in order, reads the ``COPY``'s rows when it reaches it, and runs the rest in
 the same implicit transaction, committed when the last one ends. So the common ingest
@@ -28,7 +29,7 @@ from connector_telemetry.store.pg_binary import Float8Array, TextArray
 Conn = psycopg.Connection[Any]
 
 _PLACEHOLDER = re.compile(r"%[sb]")
-_PLAIN = re.compile(r"[A-Za-z0-9_.:-]*\Z")  # an array element that needs no quotes
+_PLAIN = re.compile(r"[A-Za-z0-9_.:+-]+\Z")  # an array element that needs no quotes
 
 
 class Script:
@@ -61,7 +62,7 @@ class Script:
         if isinstance(value, Float8Array | TextArray):
             value = value.values
         if isinstance(value, list | tuple):
-            return self._text("{" + ",".join(map(_element, value)) + "}")
+            return self._text(array_literal(value))
         raise TypeError(f"no literal for {type(value).__name__}")
 
     def _text(self, text: str) -> str:
@@ -74,13 +75,20 @@ def _float(value: float) -> str:
     return f"'{value!r}'::float8"  # 'inf', '-inf', 'nan': PostgreSQL's spellings too
 
 
+def text_value(value: Any) -> str:
+    """A scalar in PostgreSQL's text format (floats exactly: ``repr``)."""
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def array_literal(values: Sequence[Any]) -> str:
+    """Scalars (or None: NULL) as a PostgreSQL array literal, elements quoted as needed."""
+    return "{" + ",".join(map(_element, values)) + "}"
+
+
 def _element(value: Any) -> str:
-    """An array literal's element."""
     if value is None:
         return "NULL"
-    if isinstance(value, float):
-        return repr(value)  # inf, -inf, nan read back as such
-    text = str(value)
-    if _PLAIN.match(text) and text.upper() != "NULL" and text:
+    text = text_value(value)  # (a float's: inf, -inf, nan read back as such)
+    if _PLAIN.match(text) and text.upper() != "NULL":
         return text
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
