@@ -199,7 +199,9 @@ class Writers:
         if conn.closed:
             return False
         try:
-            if not select.select([conn.pgconn.socket], [], [], 0)[0]:
+            waiting = select.poll()  # (not select.select: no limit on the fd's number)
+            waiting.register(conn.pgconn.socket, select.POLLIN)
+            if not waiting.poll(0):
                 return True
             conn.execute("")
         except (psycopg.Error, OSError, ValueError):
