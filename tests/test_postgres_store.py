@@ -605,7 +605,7 @@ def test_a_copied_batch_takes_the_lock_with_its_heartbeat_and_keeps_the_version_
     pg: PostgresStore, pg_url: str
 ) -> None:
     """The common batch's heartbeat is decided on the locked row, in the statement that
-    locks it (``pg_ingest.claim``): the newest version seen moves forward only, and a
+    locks it (``pg_ingest.claiming``): the newest version seen moves forward only, and a
     batch without versions leaves it."""
     account, cid = connector(pg)
     record(pg, account, cid, [{"e": {"k": "Init"}, "t": JAN + 100, "n": 0}])  # pk cached

@@ -26,11 +26,11 @@ from connector_telemetry.store.rows import (
 from connector_telemetry.store.sql import SQL, Connection, Cursor, Dialect, migrations
 
 
-def locked(row: Any, connector_id: str) -> tuple[int, Any]:
-    """The pk and ``last_seen_t`` of ``lock_connector``'s row (None: 404)."""
+def locked(row: Any, connector_id: str) -> int:
+    """The pk of ``lock_connector``'s row (None: 404)."""
     if row is None:
         raise NotFound(f"connector {connector_id} not found")
-    return int(row[0]), row[1]
+    return int(row[0])
 
 
 class SQLStore(FleetSummary, Feed):
@@ -258,10 +258,8 @@ class SQLStore(FleetSummary, Feed):
                 return int(row[0])
         raise NotFound(f"connector {connector_id} not found")
 
-    def _lock_connector(
-        self, conn: Connection, account_id: str, connector_id: str
-    ) -> tuple[int, Any]:
-        """The connector's pk and ``last_seen_t``, its row locked until commit."""
+    def _lock_connector(self, conn: Connection, account_id: str, connector_id: str) -> int:
+        """The connector's pk, its row locked until commit."""
         row = None
         if "\x00" not in connector_id:
             row = conn.execute(self.sql.lock_connector, (account_id, connector_id)).fetchone()
@@ -271,18 +269,16 @@ class SQLStore(FleetSummary, Feed):
         self,
         conn: Connection,
         cpk: int,
-        last_seen_t: float | None,
         newest: tuple[float, str] | None,
         collected_at: float,
+        query: str | None = None,
     ) -> None:
         """Ingest is a sign of life; the newest item's version (``newest``: its ``t`` and
         ``v``, see ``rows.newest_version``) is the one last seen, unless telemetry
-        recorded later was already seen (an agent replaying its spool)."""
-        now = rfc3339(collected_at)
-        if newest is not None and (last_seen_t is None or newest[0] >= last_seen_t):
-            conn.execute(self.sql.heartbeat_and_version, (now, newest[1], newest[0], cpk))
-        else:
-            conn.execute(self.sql.heartbeat, (now, cpk))
+        recorded later was already seen (``SQL.heartbeat_seen``, or ``query``: a statement
+        around it with the same parameters)."""
+        t, v = newest if newest is not None else (None, None)
+        conn.execute(query or self.sql.heartbeat_seen, (rfc3339(collected_at), t, v, t, t, cpk))
 
     # -- telemetry reads ----------------------------------------------------------------
 
@@ -432,7 +428,7 @@ class SQLStore(FleetSummary, Feed):
         self, account_id: str, connector_id: str, action: str, purge: bool, submitted_at: str
     ) -> Interrupt:
         with self._write() as conn:
-            cpk, _ = self._lock_connector(conn, account_id, connector_id)
+            cpk = self._lock_connector(conn, account_id, connector_id)
             try:
                 conn.execute(self.sql.insert_interrupt, (cpk, action, purge, submitted_at))
             except self.dialect.unique_violation:
@@ -449,7 +445,7 @@ class SQLStore(FleetSummary, Feed):
         self, account_id: str, connector_id: str, triggered_at: str
     ) -> list[Interrupt]:
         with self._write() as conn:
-            cpk, _ = self._lock_connector(conn, account_id, connector_id)
+            cpk = self._lock_connector(conn, account_id, connector_id)
             rows = conn.execute(self.sql.pending_interrupts, (cpk,)).fetchall()
             conn.execute(self.sql.trigger_interrupts, (triggered_at, cpk))
             conn.execute(self.sql.heartbeat, (triggered_at, cpk))

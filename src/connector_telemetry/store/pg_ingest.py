@@ -15,14 +15,14 @@ Every function runs inside the caller's transaction, after the connector row loc
 processes do: the batch is stored whole or not at all, exactly once across nodes. One
 exception, the common batch (every event numbered, no key twice, its connector's pk
 cached): it is COPYed *before* the lock, and the lock is taken by the first of the
-statements that follow (``claim``: the heartbeat's ``UPDATE``), then the counts, the feed,
+statements that follow (``claiming``: the heartbeat's ``UPDATE``), then the counts, the feed,
 and the commit, all in one simple query (``copy_then``, store.pg_script): two round trips
 a batch, and writers of one connector hold its lock for no round trip at all, only while
 the server runs those statements and the commit (issue 13: at 0.5 ms the lock was held
 8 ms a batch, then 3 with the lock taken apart, and a batch cost five round trips).
 Nothing the ``COPY`` relies on needs the lock: the primary key refuses a key stored or
 being stored by another transaction (the ``COPY`` waits for that one to end, then fails
-and the batch goes the usual way, under the lock); ``claim`` checks the locked row's pk
+and the batch goes the usual way, under the lock); ``claiming`` checks the locked row's pk
 against the cached one (else the query fails, nothing of it stays, and the batch is done
 again the usual way). The price is a rare deadlock: a batch holding the lock whose rows
 wait for the uncommitted rows of one that waits for the lock. PostgreSQL then rolls one of
@@ -76,43 +76,20 @@ def _copied(conn: Conn, statement: str, data: bytes) -> bool:
     return True
 
 
-#: The common batch's last statements begin with this one (``claim``): the connector's
-#: heartbeat (``SQLStore._heartbeat``'s rule, decided here on the locked row: the newest
-#: version seen unless telemetry recorded later was seen already), whose ``UPDATE`` takes
-#: its lock, and a division by zero when the row is not the one the batch was COPYed for.
-#: ``(now, t, v, t, t, cpk, account_id, connector_id)`` (``t``, ``v`` None: nothing versioned)
-_CLAIM = (
-    "WITH beat AS (UPDATE connectors SET last_heartbeat = %s, "
-    "last_seen_version = CASE WHEN %s::float8 >= coalesce(last_seen_t, '-infinity') "
-    "THEN %s ELSE last_seen_version END, "
-    "last_seen_t = CASE WHEN %s::float8 >= coalesce(last_seen_t, '-infinity') "
-    "THEN %s ELSE last_seen_t END "
-    "WHERE pk = %s AND account_id = %s AND id = %s RETURNING 1) "
-    "SELECT 1 / count(*) FROM beat"
-)
-
-
-def claim(
-    conn: Connection,
-    account_id: str,
-    connector_id: str,
-    cpk: int,
-    newest: tuple[float, str] | None,
-    now: str,
-) -> None:
+def claiming(heartbeat: str) -> str:
     """The first of a COPYed batch's last statements (written into ``copy_then``'s query:
-    no round trip under the lock): the connector's heartbeat, which locks its row; fails
-    with ``psycopg.errors.DivisionByZero`` (the whole query with it, nothing of it stays)
-    if ``cpk`` is not the connector's pk any more (deleted, or replaced)."""
-    t, v = newest if newest is not None else (None, None)
-    conn.execute(_CLAIM, (now, t, v, t, t, cpk, account_id, connector_id))
+    no round trip under the lock): ``heartbeat`` (``SQL.heartbeat_seen``, same parameters),
+    whose ``UPDATE`` takes the connector's lock, failing with a division by zero (the whole
+    query with it, nothing of it stays) when no row has the pk the batch was COPYed for
+    (the connector deleted, or replaced)."""
+    return f"WITH beat AS ({heartbeat} RETURNING 1) SELECT 1 / count(*) FROM beat"
 
 
 def copy_then(conn: Conn, data: bytes, then: bytes) -> None:
     """The batch's ``COPY`` (``data``: its whole input) and then the statements ``then``
     (store.pg_script), in one simple query: one implicit transaction, committed when it
     ends, in two round trips. Raises the first statement's error (nothing of it stays):
-    ``UniqueViolation`` when a key is stored, ``DivisionByZero`` from ``claim``.
+    ``UniqueViolation`` when a key is stored, ``DivisionByZero`` from ``claiming``.
     ``conn`` is in autocommit mode, outside any transaction."""
     with conn.lock:
         results = conn.wait(_copy_then(conn.pgconn, _COPY_EVENTS.encode() + b"; " + then, data))

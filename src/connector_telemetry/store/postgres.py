@@ -33,12 +33,11 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import psycopg
 from psycopg.pq import TransactionStatus
 
-from connector_telemetry.clock import rfc3339
 from connector_telemetry.models import IngestResult, NewEvent, NewSnapshot
 from connector_telemetry.store import describe, pg_feed
 from connector_telemetry.store import pg_ingest as ingest
@@ -106,6 +105,9 @@ POSTGRES = Dialect(
 
 class PostgresStore(SQLStore):
     dialect = POSTGRES
+    #: The common batch's heartbeat as its lock and check (``pg_ingest.claiming``; set
+    #: below the class, from its ``sql``).
+    _claim: ClassVar[str]
     unavailable_errors: tuple[type[Exception], ...] = (psycopg.OperationalError,)
 
     def __init__(
@@ -246,7 +248,7 @@ class PostgresStore(SQLStore):
                     if attempt >= 3:
                         raise
 
-    def _begin_batch(self, conn: Conn, account_id: str, connector_id: str) -> tuple[int, Any]:
+    def _begin_batch(self, conn: Conn, account_id: str, connector_id: str) -> int:
         """An ingest transaction's start in one round trip (a pipeline): ``BEGIN``, the
         connector's row lock (``_lock_connector``) and the savepoint the batch's ``COPY``
         may roll back to (store.pg_ingest)."""
@@ -313,10 +315,12 @@ class PostgresStore(SQLStore):
 
         guess = self._pks.cached(account_id, connector_id)
         ready, data = ingest.prepared(events, guess, collected_at)
-        now = rfc3339(collected_at)
 
-        def counted(conn: Connection, cpk: int, rows: list[EventRow], new: list[EventRow]) -> None:
-            """What follows the heartbeat in the last statements: counts, failure, feed."""
+        def last_statements(
+            conn: Connection, cpk: int, rows: list[EventRow], new: list[EventRow], beat: str
+        ) -> None:
+            """Heartbeat (``beat``), counts, failure, feed."""
+            self._heartbeat(conn, cpk, newest, collected_at, beat)
             self._count_events(conn, cpk, (k for _, _, k, _ in new))
             if failing:
                 self._keep_failure(conn, cpk, rows, 0, 1, 2)
@@ -329,8 +333,7 @@ class PostgresStore(SQLStore):
                 # a common batch, its connector's pk known: COPY, then the last statements
                 # (the first takes the lock) in one query (store.pg_ingest's doc)
                 last = Script(conn)
-                ingest.claim(last, account_id, connector_id, guess, newest, now)
-                counted(last, guess, ready, ready)
+                last_statements(last, guess, ready, ready, self._claim)
                 try:
                     ingest.copy_then(conn, data, last.text())
                     return IngestResult(accepted=len(events), duplicates=0)
@@ -338,15 +341,14 @@ class PostgresStore(SQLStore):
                     copy = False  # a key is stored: the usual way, nothing of the COPY left
                 except psycopg.errors.DivisionByZero:
                     pass  # the connector was replaced: the usual way
-            cpk, last_seen_t = self._begin_batch(conn, account_id, connector_id)
+            cpk = self._begin_batch(conn, account_id, connector_id)
             self._pks.remember(account_id, connector_id, cpk)
             rows = ready if ready is not None else ingest.number_and_dedupe(conn, cpk, events)
             new = ingest.insert_events(
                 conn, cpk, rows, collected_at, events, data if cpk == guess else None, copy
             )
             with self._commit_batch(conn):
-                self._heartbeat(conn, cpk, last_seen_t, newest, collected_at)
-                counted(conn, cpk, rows, new)
+                last_statements(conn, cpk, rows, new, self.sql.heartbeat_seen)
             duplicates = len(events) - len(new)
             return IngestResult(accepted=len(events) - duplicates, duplicates=duplicates)
 
@@ -364,12 +366,12 @@ class PostgresStore(SQLStore):
         newest = newest_version(snapshots)
 
         def work(conn: Conn) -> IngestResult:
-            cpk, last_seen_t = self._begin_batch(conn, account_id, connector_id)
+            cpk = self._begin_batch(conn, account_id, connector_id)
             unique = dedupe_snapshots(snapshots)
             new = ingest.insert_snapshots(conn, cpk, unique, collected_at)
             duplicates = len(snapshots) - len(new)
             with self._commit_batch(conn):
-                self._heartbeat(conn, cpk, last_seen_t, newest, collected_at)
+                self._heartbeat(conn, cpk, newest, collected_at)
                 self._keep_health(conn, cpk, snapshots)
                 a = collected_at
                 self._feed(conn, account_id, cpk, "snapshot", [(s.t, 0.0, a, None) for s in new])
@@ -408,7 +410,7 @@ class PostgresStore(SQLStore):
         self, account_id: str, connector_id: str, table: str, rows: Sequence[tuple[Any, ...]]
     ) -> int:
         def work(conn: Conn) -> int:
-            cpk, _ = self._lock_connector(conn, account_id, connector_id)
+            cpk = self._lock_connector(conn, account_id, connector_id)
             if not rows:
                 return 0
             columns = [list(column) for column in zip(*rows, strict=True)]
@@ -426,3 +428,4 @@ PostgresStore.sql = replace(
     feed_floor=POSTGRES.adapt(pg_feed.FLOOR),
     feed_since=POSTGRES.adapt(pg_feed.SINCE),
 )
+PostgresStore._claim = ingest.claiming(PostgresStore.sql.heartbeat_seen)

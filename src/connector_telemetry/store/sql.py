@@ -135,12 +135,17 @@ class SQL:
     connector_pk: str = "SELECT pk FROM connectors WHERE account_id=? AND id=?"
     #: Every write of a connector's telemetry or interrupts begins here: the row locked
     #: until commit is where writers of one connector, in any process, take turns.
-    lock_connector: str = (
-        "SELECT pk, last_seen_t FROM connectors WHERE account_id=? AND id=? FOR UPDATE"
-    )
+    lock_connector: str = "SELECT pk FROM connectors WHERE account_id=? AND id=? FOR UPDATE"
     heartbeat: str = "UPDATE connectors SET last_heartbeat=? WHERE pk=?"
-    heartbeat_and_version: str = (
-        "UPDATE connectors SET last_heartbeat=?, last_seen_version=?, last_seen_t=? WHERE pk=?"
+    #: ingest's sign of life, and the newest item's version ``v`` (at ``t``) as the one last
+    #: seen unless telemetry recorded later was seen already (an agent replaying its spool);
+    #: decided on the locked row. ``(now, t, v, t, t, cpk)``; ``t``, ``v`` None: no version.
+    heartbeat_seen: str = (
+        "UPDATE connectors SET last_heartbeat=?, "
+        "last_seen_version = CASE WHEN last_seen_t IS NULL OR ? >= last_seen_t "
+        "THEN coalesce(?, last_seen_version) ELSE last_seen_version END, "
+        "last_seen_t = CASE WHEN last_seen_t IS NULL OR ? >= last_seen_t "
+        "THEN coalesce(?, last_seen_t) ELSE last_seen_t END WHERE pk=?"
     )
 
     # -- telemetry reads. A cursor's key lies within from..to (the cursor is bound to

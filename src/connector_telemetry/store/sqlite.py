@@ -252,7 +252,7 @@ class SQLiteStore(SQLStore):
             prebuilt = [(guess, t, n, a, k, doc) for t, n, k, doc in ready]
         failing = has_failure(events)  # the fleet summary's newest failure (issue 9)
         with self._write() as conn:
-            cpk, last_seen_t = self._ingest_lock(conn, account_id, connector_id)
+            cpk = self._ingest_lock(conn, account_id, connector_id)
             if prebuilt is not None and cpk == guess:
                 rows = prebuilt
             else:
@@ -268,21 +268,18 @@ class SQLiteStore(SQLStore):
                 duplicates += len(rows) - len(new)
             conn.execute("RELEASE batch")
             self._count_events(conn, cpk, (row[4] for row in new))
-            self._heartbeat(conn, cpk, last_seen_t, newest, collected_at)
+            self._heartbeat(conn, cpk, newest, collected_at)
             if failing:
                 self._keep_failure(conn, cpk, rows, 1, 2, 4)
             self._feed(conn, account_id, cpk, "event", [(r[1], r[2], r[3], r[4]) for r in new])
             return IngestResult(accepted=len(events) - duplicates, duplicates=duplicates)
 
-    def _ingest_lock(
-        self, conn: sqlite3.Connection, account_id: str, connector_id: str
-    ) -> tuple[int, float | None]:
-        """The connector's pk and ``last_seen_t``, read inside the write transaction (so
-        current); the pk is remembered as the next batch's guess for rows built before
-        the lock."""
-        cpk, last_seen_t = self._lock_connector(conn, account_id, connector_id)
+    def _ingest_lock(self, conn: sqlite3.Connection, account_id: str, connector_id: str) -> int:
+        """The connector's pk, read inside the write transaction (so current); remembered
+        as the next batch's guess for rows built before the lock."""
+        cpk = self._lock_connector(conn, account_id, connector_id)
         self._pks.remember(account_id, connector_id, cpk)
-        return cpk, last_seen_t
+        return cpk
 
     @staticmethod
     def _number_and_dedupe(
@@ -328,7 +325,7 @@ class SQLiteStore(SQLStore):
         seen = {snap.t: snap for snap in unique}
         newest = newest_version(snapshots)
         with self._write() as conn:
-            cpk, last_seen_t = self._ingest_lock(conn, account_id, connector_id)
+            cpk = self._ingest_lock(conn, account_id, connector_id)
             rows = [(cpk, snap.t, collected_at, snap.doc) for snap in unique]
             duplicates = len(snapshots) - len(rows)
             conn.execute("SAVEPOINT batch")
@@ -348,7 +345,7 @@ class SQLiteStore(SQLStore):
                         raise stored_snapshot_conflict(seen[row[1]].index, row[1]) from None
                     duplicates += 1
             conn.execute("RELEASE batch")
-            self._heartbeat(conn, cpk, last_seen_t, newest, collected_at)
+            self._heartbeat(conn, cpk, newest, collected_at)
             self._keep_health(conn, cpk, snapshots)
             self._feed(conn, account_id, cpk, "snapshot", [(r[1], 0.0, r[2], None) for r in new])
             return IngestResult(accepted=len(snapshots) - duplicates, duplicates=duplicates)
@@ -371,7 +368,7 @@ class SQLiteStore(SQLStore):
         self, account_id: str, connector_id: str, table: str, rows: Sequence[tuple[Any, ...]]
     ) -> int:
         with self._write() as conn:
-            cpk, _ = self._lock_connector(conn, account_id, connector_id)
+            cpk = self._lock_connector(conn, account_id, connector_id)
             before = conn.total_changes
             conn.executemany(_IMPORT[table], [(cpk, *row) for row in rows])
             added = conn.total_changes - before  # counted before the summary's own changes
