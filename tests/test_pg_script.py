@@ -8,6 +8,7 @@ import math
 import psycopg
 import pytest
 
+from connector_telemetry.service.events import KINDS
 from connector_telemetry.store.pg_binary import Float8Array, TextArray
 from connector_telemetry.store.pg_script import Script
 
@@ -59,6 +60,31 @@ def test_arrays_read_back_exactly(postgres_url: str) -> None:
         (floats, TEXTS, ints, Float8Array(FLOATS), TextArray(TEXTS)),
     )
     assert got == (floats, TEXTS, ints, FLOATS, TEXTS)
+
+
+def test_arrays_of_one_type_read_back_exactly(postgres_url: str) -> None:
+    """The lists an ingest batch writes (all floats; all plain words, its kinds) take a
+    shorter way to their literal: every shape of it reads back as bound."""
+    words = [*KINDS, "a:b", "v1.2-3+x"]
+    lists: list[list[object]] = [
+        [*FLOATS, math.inf, -math.inf],
+        words,
+        ["Nullable", "x"],  # holds "NULL" once upper-cased: the long way
+        ["NULL", "Init"],
+        ["a,b", "c"],  # a comma inside an element
+        ["a", ""],
+        ["Init"],
+    ]
+    for values in lists:
+        for query in ("SELECT %s::text[]", "SELECT %s::float8[]"):
+            if query.endswith("float8[]") != (type(values[0]) is float):
+                continue
+            assert read_back(postgres_url, query, (values,)) == (values,)
+    with psycopg.connect(postgres_url, autocommit=True) as conn:  # (nan is not nan: no ==)
+        script = Script(conn)
+        script.execute("SELECT %s::float8[]", ([math.nan, 1.0],))
+        row = conn.execute(script.text().decode()).fetchone()
+    assert row is not None and math.isnan(row[0][0]) and row[0][1] == 1.0
 
 
 def test_several_statements_run_in_order(postgres_url: str) -> None:

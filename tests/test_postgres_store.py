@@ -23,7 +23,7 @@ import pytest
 from connector_telemetry.app import create_app
 from connector_telemetry.errors import Conflict, NotFound
 from connector_telemetry.failures import explain
-from connector_telemetry.models import FeedFilter
+from connector_telemetry.models import FeedFilter, IngestResult
 from connector_telemetry.service import connectors, credentials, events, snapshots
 from connector_telemetry.settings import Settings
 from connector_telemetry.store import describe, open_store
@@ -663,3 +663,42 @@ def test_a_copied_batch_for_a_connector_gone_or_replaced_stores_nothing_under_it
         assert sql(pg_url, "SELECT count(*) FROM events WHERE t=%s", JAN + 2) == [(0,)]
     finally:
         other.close()
+
+
+def test_staged_batches_interleaved_as_the_writer_runs_them(
+    pg: PostgresStore, pg_url: str
+) -> None:
+    """``record_events_staged`` as api.writer drives it: a batch prepared (no connection
+    taken) while the one before it runs in the database, then sent once that one is done;
+    one of them repeats stored keys and goes the usual way after its statements ran."""
+    account, cid = connector(pg)
+    record(pg, account, cid, [{"e": {"k": "Init"}, "t": JAN, "n": 0}])  # pk cached
+
+    def staged(t: float, kind: str = "Init") -> Any:
+        body = orjson.dumps([{"e": {"k": kind}, "t": t, "n": i} for i in range(3)])
+        batch = events.parse_batch(body, "application/json", 10)
+        return events.record_events_staged(pg, account, cid, batch)
+
+    def step(gen: Any) -> Any:
+        """To the next ``yield`` (None) or the end (the result)."""
+        try:
+            next(gen)
+        except StopIteration as done:
+            return done.value
+        return None
+
+    idle = pg.pool_state()
+    a, b, c = staged(JAN + 1), staged(JAN + 2, "Leave"), staged(JAN + 1)
+    assert step(a) is None and pg.pool_state() == idle  # prepared: no connection taken
+    assert step(a) is None  # its query runs, on a connection of the pool
+    busy = pg.pool_state()
+    assert busy[1] == idle[1] - 1
+    assert step(b) is None and pg.pool_state() == busy  # prepared meanwhile, no connection
+    assert step(a) == IngestResult(accepted=3, duplicates=0)
+    assert step(b) is None and step(c) is None  # c prepared while b runs
+    assert step(b) == IngestResult(accepted=3, duplicates=0)
+    assert step(c) is None  # c's COPY meets a's keys: the usual way, after the yield
+    assert step(c) == IngestResult(accepted=0, duplicates=3)
+    stored = sql(pg_url, "SELECT t, count(*) FROM events GROUP BY t ORDER BY t")
+    assert stored == [(JAN, 1), (JAN + 1, 3), (JAN + 2, 3)]
+    assert dict(sql(pg_url, "SELECT k, count FROM event_counts")) == {"Init": 4, "Leave": 3}

@@ -49,7 +49,7 @@ def routes(ctx: Context) -> list[Route]:
         Route(
             "POST",
             base,
-            ctx.ingest("events", events.parse_batch, events.record_events),
+            ctx.ingest("events", events.parse_batch, events.record_events_staged),
             "write",
             "events.record",
             "Record Events (ctel)",

@@ -9,6 +9,7 @@ from connector_telemetry.api.events import FROM, TO
 from connector_telemetry.api.request import Request
 from connector_telemetry.api.route import CURSOR, Route, limit, ref
 from connector_telemetry.service import snapshots
+from connector_telemetry.store.base import at_once
 
 LIST_LIMIT = limit(snapshots.LIST_LIMIT_DEFAULT, snapshots.LIST_LIMIT_MAX)
 LATEST_LIMIT = limit(snapshots.LATEST_LIMIT_DEFAULT, snapshots.LATEST_LIMIT_MAX)
@@ -36,7 +37,7 @@ def routes(ctx: Context) -> list[Route]:
         Route(
             "POST",
             base,
-            ctx.ingest("snapshots", snapshots.parse_batch, snapshots.record_snapshots),
+            ctx.ingest("snapshots", snapshots.parse_batch, at_once(snapshots.record_snapshots)),
             "write",
             "snapshots.record",
             "Record Snapshots (ctel)",

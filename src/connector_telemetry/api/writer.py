@@ -12,6 +12,16 @@ means committed.
 at once: queued ones never run; the one running, if any (say a commit that waits for a
 synchronous standby that is gone), goes on alone and its outcome is not reported. The
 thread is a daemon: a write stuck in the database never keeps the process from exiting.
+
+Overlap (issue 13): a function marked ``staged`` (``staged = True``: an ingest route's
+handler) returns a generator, a staged write, which yields first once it is *prepared*
+(everything before needs no database: parsing the body, building the rows), and then,
+where the store can (PostgreSQL), while the database runs the statements it sent, before
+it returns its result. While one write's statements run, the thread takes the next job from
+the queue and, if it is staged, prepares it. So a batch is parsed while the one before it
+commits, and there is still one write at a time in the database: a job prepared ahead has
+not started (a queued write's deadline and 503 hold as above; once abandoned it is dropped,
+having touched nothing), and an error of its preparing (a bad body) is answered at once.
 """
 
 from __future__ import annotations
@@ -22,15 +32,16 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from connector_telemetry.errors import Unavailable
-from connector_telemetry.store.base import WRITE_DEADLINE
+from connector_telemetry.store.base import WRITE_DEADLINE, Staged, run_staged
 
 T = TypeVar("T")
 log = logging.getLogger("connector_telemetry")
+_NOTHING: Any = object()  # (no job taken ahead; a job not prepared)
 
 
 @dataclass(eq=False)
@@ -42,6 +53,7 @@ class _Job:
     future: asyncio.Future[Any]
     started: bool = False
     abandoned: bool = False  # nobody waits for it any more: do not start it
+    prepared: Any = _NOTHING  # a staged write prepared ahead (``Writer._take_ahead``)
 
 
 class Writer:
@@ -95,23 +107,58 @@ class Writer:
                     self._thread.start()
 
     def _work(self) -> None:
-        while (job := self._queue.get()) is not None:
+        ahead = _NOTHING
+        while (job := self._queue.get() if ahead is _NOTHING else ahead) is not None:
+            ahead = self._run(job)
+
+    def _run(self, job: _Job) -> Any:
+        """Run ``job`` (unless abandoned or too late); returns the job taken from the queue
+        while its statements ran (``_take_ahead``), or ``_NOTHING``."""
+        with self._lock:
+            if job.abandoned:
+                return _NOTHING
+            job.started = True
+        if job.deadline is not None and time.monotonic() >= job.deadline:
+            self._settle(job, self._too_late(), failed=True)
+            return _NOTHING
+        ahead = _NOTHING
+        token = WRITE_DEADLINE.set(job.deadline)
+        try:
+            result = job.prepared if job.prepared is not _NOTHING else _prepare(job)
+            if isinstance(result, Generator):  # prepared: now its database part
+                staged = result
+                result = _advance(staged)
+                if result is _NOTHING:  # its statements run: the next job's turn to prepare
+                    ahead = self._take_ahead()
+                    result = run_staged(staged)
+        except Exception as exc:
+            self._settle(job, exc, failed=True)
+        else:
+            self._settle(job, result)
+        finally:
+            WRITE_DEADLINE.reset(token)
+        return ahead
+
+    def _take_ahead(self) -> Any:
+        """The next queued job (None: the thread is to stop), prepared if it is staged;
+        ``_NOTHING`` when the queue is empty, or when that job's preparing failed (then
+        it is answered here)."""
+        try:
+            job = self._queue.get_nowait()
+        except queue.Empty:
+            return _NOTHING
+        if job is None or job.abandoned or not getattr(job.fn, "staged", False):
+            return job
+        try:
+            job.prepared = _prepare(job)
+        except Exception as exc:
             with self._lock:
                 if job.abandoned:
-                    continue
+                    return _NOTHING
                 job.started = True
-            if job.deadline is not None and time.monotonic() >= job.deadline:
-                self._settle(job, self._too_late(), failed=True)
-                continue
-            token = WRITE_DEADLINE.set(job.deadline)
-            try:
-                result = job.fn(*job.args)
-            except Exception as exc:
-                self._settle(job, exc, failed=True)
-            else:
-                self._settle(job, result)
-            finally:
-                WRITE_DEADLINE.reset(token)
+            self._settle(job, exc, failed=True)
+            return _NOTHING
+        return job
 
     @staticmethod
     def _settle(job: _Job, outcome: Any, failed: bool = False) -> None:
@@ -151,3 +198,22 @@ class Writer:
             log.warning("%s: a write still ran at shutdown; left to the database", self.name)
             return False
         return True
+
+
+def _prepare(job: _Job) -> Any:
+    """``job.fn`` called; a staged write run up to its first ``yield`` (prepared), or to
+    its end (its result)."""
+    result = job.fn(*job.args)
+    if not getattr(job.fn, "staged", False):
+        return result
+    done = _advance(result)
+    return result if done is _NOTHING else done
+
+
+def _advance(staged: Staged[Any]) -> Any:
+    """Run ``staged`` to its next ``yield`` (``_NOTHING``) or to its end (its result)."""
+    try:
+        next(staged)
+    except StopIteration as done:
+        return done.value
+    return _NOTHING

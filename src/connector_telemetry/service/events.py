@@ -17,7 +17,7 @@ from connector_telemetry.numbers import wire
 from connector_telemetry.service import body as body_rules
 from connector_telemetry.service.body import NDJSON
 from connector_telemetry.service.cursors import decode_cursor, encode_cursor, fingerprint
-from connector_telemetry.store.base import Store
+from connector_telemetry.store.base import Staged, Store
 
 KINDS: tuple[str, ...] = (
     "Init",
@@ -226,6 +226,13 @@ def record_events(
     store: Store, account_id: str, connector_id: str, events: list[NewEvent]
 ) -> IngestResult:
     return store.record_events(account_id, connector_id, events, clock.now())
+
+
+def record_events_staged(
+    store: Store, account_id: str, connector_id: str, events: list[NewEvent]
+) -> Staged[IngestResult]:
+    """``record_events`` for the writer thread (``Store.record_events_staged``)."""
+    return store.record_events_staged(account_id, connector_id, events, clock.now())
 
 
 # -- reads ---------------------------------------------------------------------

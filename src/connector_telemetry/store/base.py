@@ -6,9 +6,9 @@ says so; they never build HTTP answers.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Generator, Sequence
 from contextvars import ContextVar
-from typing import Any, Protocol
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 from connector_telemetry.errors import ApiError
 from connector_telemetry.models import (
@@ -31,6 +31,33 @@ from connector_telemetry.models import (
 #: its connection, else it answers 503 (``errors.Unavailable``). Set by whoever queued the
 #: write (``api.writer``), so that the time it waited in the queue counts too.
 WRITE_DEADLINE: ContextVar[float | None] = ContextVar("WRITE_DEADLINE", default=None)
+
+
+T = TypeVar("T")
+P = ParamSpec("P")
+#: A write in steps (``Store.record_events_staged``, api.writer's "Overlap"): it yields
+#: first once prepared (what came before needed no database), then while the database
+#: runs what it sent, if it can; and returns its result.
+Staged = Generator[None, None, T]
+
+
+def run_staged(staged: Staged[T]) -> T:
+    """``staged`` run to its end, without doing anything else meanwhile."""
+    while True:
+        try:
+            next(staged)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+
+def at_once(fn: Callable[P, T]) -> Callable[P, Staged[T]]:
+    """``fn`` as a staged write with nothing to prepare and nothing to overlap."""
+
+    def staged(*args: P.args, **kwargs: P.kwargs) -> Staged[T]:
+        yield
+        return fn(*args, **kwargs)
+
+    return staged
 
 
 class SchemaTooNew(Exception):
@@ -119,6 +146,12 @@ class Store(Protocol):
     def record_events(
         self, account_id: str, connector_id: str, events: list[NewEvent], collected_at: float
     ) -> IngestResult: ...
+    #: ``record_events`` for the writer thread, staged (``Staged``; api.writer's
+    #: "Overlap"): PostgreSQL builds the batch's rows before its first ``yield`` and
+    #: yields again while the database runs its statements.
+    def record_events_staged(
+        self, account_id: str, connector_id: str, events: list[NewEvent], collected_at: float
+    ) -> Staged[IngestResult]: ...
     def list_events(
         self,
         account_id: str,

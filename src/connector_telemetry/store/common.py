@@ -12,8 +12,16 @@ from typing import Any, ClassVar
 
 from connector_telemetry.clock import rfc3339
 from connector_telemetry.errors import ApiError, Conflict, NotFound, Unavailable
-from connector_telemetry.models import Connector, EventMeta, Interrupt, Token, User
-from connector_telemetry.store.base import SchemaTooNew, ignore_step
+from connector_telemetry.models import (
+    Connector,
+    EventMeta,
+    IngestResult,
+    Interrupt,
+    NewEvent,
+    Token,
+    User,
+)
+from connector_telemetry.store.base import SchemaTooNew, Staged, at_once, ignore_step
 from connector_telemetry.store.feed import Feed
 from connector_telemetry.store.fleet import FleetSummary
 from connector_telemetry.store.rows import (
@@ -47,6 +55,17 @@ class SQLStore(FleetSummary, Feed):
 
     def bind_reader(self) -> None:
         """Nothing: reads run inline (see ``Store.read_threads``)."""
+
+    def record_events_staged(
+        self, account_id: str, connector_id: str, events: list[NewEvent], collected_at: float
+    ) -> Staged[IngestResult]:
+        """``record_events``, with nothing to prepare or overlap (SQLite's one writer)."""
+        return at_once(self.record_events)(account_id, connector_id, events, collected_at)
+
+    def record_events(
+        self, account_id: str, connector_id: str, events: list[NewEvent], collected_at: float
+    ) -> IngestResult:
+        raise NotImplementedError  # (each store's own)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

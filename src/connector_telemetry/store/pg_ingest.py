@@ -42,6 +42,7 @@ from psycopg.pq import ExecStatus
 from psycopg.waiting import Wait
 
 from connector_telemetry.models import NewEvent, NewSnapshot, same_content
+from connector_telemetry.store.base import Staged
 from connector_telemetry.store.pg_binary import event_rows, snapshot_rows
 from connector_telemetry.store.rows import (
     EventRow,
@@ -85,32 +86,37 @@ def claiming(heartbeat: str) -> str:
     return f"WITH beat AS ({heartbeat} RETURNING 1) SELECT 1 / count(*) FROM beat"
 
 
-def copy_then(conn: Conn, data: bytes, then: bytes) -> None:
+def copy_then(conn: Conn, data: bytes, then: bytes) -> Staged[None]:
     """The batch's ``COPY`` (``data``: its whole input) and then the statements ``then``
     (store.pg_script), in one simple query: one implicit transaction, committed when it
-    ends, in two round trips. Raises the first statement's error (nothing of it stays):
-    ``UniqueViolation`` when a key is stored, ``DivisionByZero`` from ``claiming``.
+    ends, in two round trips. Staged: yields once everything is sent, while the server
+    runs it (api.writer's "Overlap"). Raises the first statement's error (nothing of it
+    stays): ``UniqueViolation`` when a key is stored, ``DivisionByZero`` from ``claiming``.
     ``conn`` is in autocommit mode, outside any transaction."""
     with conn.lock:
-        results = conn.wait(_copy_then(conn.pgconn, _COPY_EVENTS.encode() + b"; " + then, data))
+        query = _COPY_EVENTS.encode() + b"; " + then
+        results = conn.wait(_send_copy_then(conn.pgconn, query, data))
+        if results is None:
+            yield
+            results = conn.wait(generators.fetch_many(conn.pgconn))
     for result in results:
         if result.status == ExecStatus.FATAL_ERROR:
             raise error_from_result(result, encoding=conn.info.encoding)
 
 
-def _copy_then(pgconn: Any, query: bytes, data: bytes) -> Any:
-    """``copy_then``'s exchange, as psycopg's generators (waited for by ``conn.wait``):
-    the results of every statement run (up to the first failing one)."""
+def _send_copy_then(pgconn: Any, query: bytes, data: bytes) -> Any:
+    """``copy_then``'s sending, as psycopg's generators (waited for by ``conn.wait``):
+    None once all is sent, or the results when the ``COPY`` failed to start."""
     pgconn.send_query(query)
     yield from generators.send(pgconn)
     started = yield from generators.fetch_many(pgconn)
     if not started or started[-1].status != ExecStatus.COPY_IN:
-        return started  # the COPY failed to start: its error is among them
+        return started
     yield from generators.copy_to(pgconn, data, flush=False)
     while pgconn.put_copy_end(None) == 0:
         yield Wait.W
     yield from generators.send(pgconn)
-    return (yield from generators.fetch_many(pgconn))
+    return None
 
 
 def prepared(

@@ -30,6 +30,7 @@ Conn = psycopg.Connection[Any]
 
 _PLACEHOLDER = re.compile(r"%[sb]")
 _PLAIN = re.compile(r"[A-Za-z0-9_.:+-]+\Z")  # an array element that needs no quotes
+_PLAIN_LIST = re.compile(r"[A-Za-z0-9_.:+-]+(?:,[A-Za-z0-9_.:+-]+)*\Z")  # such, joined by ","
 
 
 class Script:
@@ -82,6 +83,14 @@ def text_value(value: Any) -> str:
 
 def array_literal(values: Sequence[Any]) -> str:
     """Scalars (or None: NULL) as a PostgreSQL array literal, elements quoted as needed."""
+    kinds = set(map(type, values))
+    if kinds == {float}:  # an ingest batch's times: every repr is plain, "inf" and "nan" too
+        return "{" + ",".join(map(repr, values)) + "}"
+    if kinds == {str}:  # its kinds: plain words, checked at once
+        joined = ",".join(values)
+        plain = joined.count(",") == len(values) - 1 and _PLAIN_LIST.match(joined)
+        if plain and "NULL" not in joined.upper():
+            return "{" + joined + "}"
     return "{" + ",".join(map(_element, values)) + "}"
 
 

@@ -41,6 +41,7 @@ from psycopg.pq import TransactionStatus
 from connector_telemetry.models import IngestResult, NewEvent, NewSnapshot
 from connector_telemetry.store import describe, pg_feed
 from connector_telemetry.store import pg_ingest as ingest
+from connector_telemetry.store.base import Staged, at_once, run_staged
 from connector_telemetry.store.common import SQLStore, locked
 from connector_telemetry.store.feed import FeedEntry
 from connector_telemetry.store.fleet import has_failure
@@ -77,11 +78,11 @@ EVENTS_BY_KEY = (
 _MIGRATION_LOCK = 0x6374656C6D696772
 
 
-def _owned(conn: Conn, work: Callable[[Conn], T]) -> T:
+def _owned(conn: Conn, work: Callable[[Conn], Staged[T]]) -> Staged[T]:
     """``work``, which begins and commits its transaction; rolled back if it fails (a
     broken connection is left to the pool, which discards it)."""
     try:
-        return work(conn)
+        return (yield from work(conn))
     except BaseException:
         if not conn.closed and conn.pgconn.transaction_status != TransactionStatus.IDLE:
             with suppress(psycopg.Error):
@@ -224,9 +225,15 @@ class PostgresStore(SQLStore):
         self, table: str, ts: Iterable[float], work: Callable[[Conn], T], own: bool = False
     ) -> T:
         """``work`` in one transaction, once the partitions for ``ts`` exist (``own``:
-        ``work`` begins and commits it itself, ``_begin_batch`` ... ``_commit_batch``).
-        Another process may drop a month this one believes exists (purge): then it is
-        made again and the transaction repeated."""
+        ``work`` begins and commits it itself, ``_begin_batch`` ... ``_commit_batch``)."""
+        return run_staged(self._telemetry_staged(table, ts, at_once(work), own))
+
+    def _telemetry_staged(
+        self, table: str, ts: Iterable[float], work: Callable[[Conn], Staged[T]], own: bool
+    ) -> Staged[T]:
+        """``_telemetry_write`` of a staged ``work``. Another process
+        may drop a month this one believes exists (purge): then it is made again and the
+        transaction repeated."""
         ts = list(ts)
         attempt = 0
         while True:
@@ -235,9 +242,9 @@ class PostgresStore(SQLStore):
                 self._partitions.ensure(conn, table, ts)
                 try:
                     if own:
-                        return _owned(conn, work)
+                        return (yield from _owned(conn, work))
                     with conn.transaction():
-                        return work(conn)
+                        return (yield from work(conn))
                 except psycopg.errors.CheckViolation as exc:
                     if attempt >= 3 or not is_missing_partition(exc):
                         raise
@@ -310,11 +317,20 @@ class PostgresStore(SQLStore):
     def record_events(
         self, account_id: str, connector_id: str, events: list[NewEvent], collected_at: float
     ) -> IngestResult:
+        return run_staged(self.record_events_staged(account_id, connector_id, events, collected_at))
+
+    def record_events_staged(
+        self, account_id: str, connector_id: str, events: list[NewEvent], collected_at: float
+    ) -> Staged[IngestResult]:
+        """Staged (``Store.record_events_staged``): the rows and their ``COPY`` input are
+        built before the first ``yield``; a common batch yields again while PostgreSQL runs
+        ``copy_then``'s query."""
         newest = newest_version(events)
         failing = has_failure(events)  # the fleet summary's newest failure (issue 9)
 
         guess = self._pks.cached(account_id, connector_id)
         ready, data = ingest.prepared(events, guess, collected_at)
+        yield  # prepared: what follows uses the database
 
         def last_statements(
             conn: Connection, cpk: int, rows: list[EventRow], new: list[EventRow], beat: str
@@ -327,7 +343,7 @@ class PostgresStore(SQLStore):
             a = collected_at
             self._feed(conn, account_id, cpk, "event", [(t, n, a, k) for t, n, k, _ in new])
 
-        def work(conn: Conn) -> IngestResult:
+        def work(conn: Conn) -> Staged[IngestResult]:
             copy = True  # (False: the COPY met a stored key, insert_events does without)
             if data is not None and ready is not None and guess is not None:
                 # a common batch, its connector's pk known: COPY, then the last statements
@@ -335,7 +351,7 @@ class PostgresStore(SQLStore):
                 last = Script(conn)
                 last_statements(last, guess, ready, ready, self._claim)
                 try:
-                    ingest.copy_then(conn, data, last.text())
+                    yield from ingest.copy_then(conn, data, last.text())
                     return IngestResult(accepted=len(events), duplicates=0)
                 except psycopg.errors.UniqueViolation:
                     copy = False  # a key is stored: the usual way, nothing of the COPY left
@@ -352,7 +368,7 @@ class PostgresStore(SQLStore):
             duplicates = len(events) - len(new)
             return IngestResult(accepted=len(events) - duplicates, duplicates=duplicates)
 
-        return self._telemetry_write("events", (ev.t for ev in events), work, own=True)
+        return (yield from self._telemetry_staged("events", (ev.t for ev in events), work, True))
 
     # -- telemetry snapshots --------------------------------------------------
 
