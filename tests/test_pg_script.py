@@ -30,7 +30,7 @@ TEXTS = [
 
 def read_back(url: str, query: str, params: tuple[object, ...]) -> tuple[object, ...]:
     with psycopg.connect(url, autocommit=True) as conn:
-        script = Script(conn)
+        script = Script()
         script.execute(query, params)
         got = conn.execute(script.text().decode()).fetchone()
         bound = conn.execute(query, params).fetchone()
@@ -50,6 +50,21 @@ def test_numbers_and_text_read_back_exactly(postgres_url: str) -> None:
         True,
         None,
     )
+
+
+def test_text_reads_back_the_same_whatever_standard_conforming_strings_is(
+    postgres_url: str,
+) -> None:
+    """Quoted without a connection (libpq's ``PQescapeLiteral`` needs one): a backslash
+    makes an ``E''`` string, read the same with ``standard_conforming_strings`` off."""
+    for setting in ("on", "off"):
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(f"SET standard_conforming_strings = {setting}")
+            for value in [*TEXTS, "a\\'b", "\\", "'", "''"]:
+                script = Script()
+                script.execute("SELECT %s::text, %s::text[]", (value, [value, "x"]))
+                got = conn.execute(script.text().decode()).fetchone()
+                assert got == (value, [value, "x"]), (setting, value)
 
 
 def test_arrays_read_back_exactly(postgres_url: str) -> None:
@@ -81,7 +96,7 @@ def test_arrays_of_one_type_read_back_exactly(postgres_url: str) -> None:
                 continue
             assert read_back(postgres_url, query, (values,)) == (values,)
     with psycopg.connect(postgres_url, autocommit=True) as conn:  # (nan is not nan: no ==)
-        script = Script(conn)
+        script = Script()
         script.execute("SELECT %s::float8[]", ([math.nan, 1.0],))
         row = conn.execute(script.text().decode()).fetchone()
     assert row is not None and math.isnan(row[0][0]) and row[0][1] == 1.0
@@ -89,7 +104,7 @@ def test_arrays_of_one_type_read_back_exactly(postgres_url: str) -> None:
 
 def test_several_statements_run_in_order(postgres_url: str) -> None:
     with psycopg.connect(postgres_url, autocommit=True) as conn:
-        script = Script(conn)
+        script = Script()
         script.execute("CREATE TEMP TABLE x (t float8, k text)")
         script.execute("INSERT INTO x VALUES (%s, %s)", (0.1, "it's"))
         script.execute("INSERT INTO x SELECT * FROM unnest(%b::float8[], %b::text[])", (
@@ -100,10 +115,11 @@ def test_several_statements_run_in_order(postgres_url: str) -> None:
     assert rows == [(0.1, "it's"), (0.2, "a"), (0.3, 'b"')]
 
 
-def test_what_it_cannot_write_is_refused(postgres_url: str) -> None:
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        script = Script(conn)
-        with pytest.raises(TypeError, match="no literal for bytes"):
-            script.execute("SELECT %s", (b"raw",))
-        with pytest.raises(ValueError, match="literal %"):
-            script.execute("SELECT '100%%'", ())
+def test_what_it_cannot_write_is_refused() -> None:
+    script = Script()
+    with pytest.raises(TypeError, match="no literal for bytes"):
+        script.execute("SELECT %s", (b"raw",))
+    with pytest.raises(ValueError, match="literal %"):
+        script.execute("SELECT '100%%'", ())
+    with pytest.raises(ValueError, match="NUL"):
+        script.execute("SELECT %s", ("a\x00b",))

@@ -8,10 +8,13 @@ batch costs two round trips: the query (answered by "send the rows"), then the r
 
 ``Script`` stands in for a connection for the functions that write a batch's last
 statements (``conn.execute(query, params)``), so that each statement is written once
-whichever way it is sent. Literals: numbers as Python writes them (``repr`` of a float
-reads back as the same float8), text escaped by libpq (``PQescapeLiteral``), arrays as
-array literals (``'{...}'``), the binary ones of store.pg_binary from the values they
-were built from.
+whichever way it is sent. It needs no connection, so a batch's statements are written
+while it is prepared, before it has one (api.writer's "Overlap"). Literals: numbers as
+Python writes them (``repr`` of a float reads back as the same float8), text quoted as
+libpq's ``PQescapeLiteral`` does (quotes doubled; with a backslash, an ``E''`` string with
+backslashes doubled: read the same whatever ``standard_conforming_strings`` is), arrays as
+array literals (``'{...}'``), the binary ones of store.pg_binary from the values they were
+built from.
 """
 
 from __future__ import annotations
@@ -21,12 +24,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-import psycopg
-from psycopg.pq import Escaping
-
 from connector_telemetry.store.pg_binary import Float8Array, TextArray
-
-Conn = psycopg.Connection[Any]
 
 _PLACEHOLDER = re.compile(r"%[sb]")
 _PLAIN = re.compile(r"[A-Za-z0-9_.:+-]+\Z")  # an array element that needs no quotes
@@ -36,8 +34,7 @@ _PLAIN_LIST = re.compile(r"[A-Za-z0-9_.:+-]+(?:,[A-Za-z0-9_.:+-]+)*\Z")  # such,
 class Script:
     """Statements collected as text (``execute`` as a connection's, nothing sent)."""
 
-    def __init__(self, conn: Conn) -> None:
-        self._escape = Escaping(conn.pgconn).escape_literal
+    def __init__(self) -> None:
         self.statements: list[str] = []
 
     def execute(self, query: str, params: Sequence[Any] = (), binary: bool = False) -> None:
@@ -66,8 +63,14 @@ class Script:
             return self._text(array_literal(value))
         raise TypeError(f"no literal for {type(value).__name__}")
 
-    def _text(self, text: str) -> str:
-        return bytes(self._escape(text.encode())).decode()
+    @staticmethod
+    def _text(text: str) -> str:
+        if "\x00" in text:
+            raise ValueError("a NUL character in a text literal")
+        quoted = text.replace("'", "''")
+        if "\\" in text:
+            return " E'" + quoted.replace("\\", "\\\\") + "'"
+        return "'" + quoted + "'"
 
 
 def _float(value: float) -> str:

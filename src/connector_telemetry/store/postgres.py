@@ -322,15 +322,11 @@ class PostgresStore(SQLStore):
     def record_events_staged(
         self, account_id: str, connector_id: str, events: list[NewEvent], collected_at: float
     ) -> Staged[IngestResult]:
-        """Staged (``Store.record_events_staged``): the rows and their ``COPY`` input are
-        built before the first ``yield``; a common batch yields again while PostgreSQL runs
-        ``copy_then``'s query."""
+        """Staged (``Store.record_events_staged``): the rows, their ``COPY`` input and the
+        statements that follow it are built before the first ``yield``; a common batch
+        yields again while PostgreSQL runs ``copy_then``'s query."""
         newest = newest_version(events)
         failing = has_failure(events)  # the fleet summary's newest failure (issue 9)
-
-        guess = self._pks.cached(account_id, connector_id)
-        ready, data = ingest.prepared(events, guess, collected_at)
-        yield  # prepared: what follows uses the database
 
         def last_statements(
             conn: Connection, cpk: int, rows: list[EventRow], new: list[EventRow], beat: str
@@ -343,15 +339,22 @@ class PostgresStore(SQLStore):
             a = collected_at
             self._feed(conn, account_id, cpk, "event", [(t, n, a, k) for t, n, k, _ in new])
 
+        guess = self._pks.cached(account_id, connector_id)
+        ready, data = ingest.prepared(events, guess, collected_at)
+        then = None  # a common batch, its connector's pk known: the statements after its COPY
+        if data is not None and ready is not None and guess is not None:
+            last = Script()
+            last_statements(last, guess, ready, ready, self._claim)
+            then = last.text()
+        yield  # prepared: what follows uses the database
+
         def work(conn: Conn) -> Staged[IngestResult]:
             copy = True  # (False: the COPY met a stored key, insert_events does without)
-            if data is not None and ready is not None and guess is not None:
-                # a common batch, its connector's pk known: COPY, then the last statements
-                # (the first takes the lock) in one query (store.pg_ingest's doc)
-                last = Script(conn)
-                last_statements(last, guess, ready, ready, self._claim)
+            if data is not None and then is not None:
+                # the COPY, then the last statements (the first takes the lock) in one
+                # query (store.pg_ingest's doc)
                 try:
-                    yield from ingest.copy_then(conn, data, last.text())
+                    yield from ingest.copy_then(conn, data, then)
                     return IngestResult(accepted=len(events), duplicates=0)
                 except psycopg.errors.UniqueViolation:
                     copy = False  # a key is stored: the usual way, nothing of the COPY left
