@@ -99,7 +99,8 @@ SQLITE_BASELINES = [
     ("", "bare executemany", ">= 1.0"),
     ("_wal", "bare executemany in WAL mode", ""),
 ]
-PG_BASELINES = [("", "bare psycopg executemany", "none"), ("_copy", "bare psycopg COPY", "none")]
+#: The COPY baseline carries issue 13's target (at 0 and 0.5 ms round trip).
+PG_BASELINES = [("", "bare psycopg executemany", "none"), ("_copy", "bare psycopg COPY", ">= 1.0")]
 
 
 def _dashboard(d: dict[str, Any]) -> list[str]:
