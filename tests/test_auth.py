@@ -5,6 +5,7 @@ The route list comes from the app itself, so a new route cannot be forgotten.
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import uuid
@@ -258,3 +259,72 @@ def test_token_secrets_never_look_like_an_option(
     _, secret = credentials.create_token(store, tenant.account_id, "Magic WAN Read")
     assert secret == "c" * 40
     assert credentials.TOKEN_SHAPE.match(secret)
+
+
+class _Versions:
+    """A store's credentials version, read either way (counted); ``fail``: the read on the
+    loop fails."""
+
+    reads_on_loop = True
+
+    def __init__(self) -> None:
+        self.version, self.waited, self.awaited, self.fail = 0, 0, 0, False
+
+    def credentials_version(self) -> int:
+        self.waited += 1
+        return self.version
+
+    async def credentials_version_async(self) -> int:
+        self.awaited += 1
+        await asyncio.sleep(0)
+        if self.fail:
+            raise OSError("the database went away")
+        return self.version
+
+
+def test_under_load_the_credentials_version_is_read_without_stalling_the_loop() -> None:
+    """Where reads go on the event loop (PostgreSQL), a process that checked the version
+    lately reads it again without making the request wait; a moved version still empties
+    the cache, one round trip later; after a quiet spell, or a failed read, the request
+    waits for the version as before."""
+    from connector_telemetry.api.auth import RECHECK_SECONDS, Authenticator
+    from connector_telemetry.models import Principal
+
+    store = _Versions()
+    auth = Authenticator(store, 60)  # type: ignore[arg-type]
+    verified: list[str] = []
+
+    def check(name: str) -> Principal:
+        def verify() -> Principal:
+            verified.append(name)
+            return Principal("token", name, {})
+
+        return auth._cached("the header", verify)
+
+    async def main() -> None:
+        check("first")
+        assert (store.waited, store.awaited, verified) == (1, 0, ["first"])
+        await asyncio.sleep(RECHECK_SECONDS * 1.2)
+        check("cached")  # read again on the loop, the request not waiting for it
+        assert (store.waited, verified) == (1, ["first"])
+        await asyncio.sleep(0.005)
+        assert store.awaited == 1
+        store.version = 1  # a token revoked, by another process
+        await asyncio.sleep(RECHECK_SECONDS * 1.2)
+        check("still cached")  # (the read on its way)
+        await asyncio.sleep(0.005)
+        check("again")  # the version moved: verified again
+        assert (store.waited, store.awaited, verified) == (1, 2, ["first", "again"])
+        store.version = 2
+        await asyncio.sleep(RECHECK_SECONDS * 2.5)  # quiet: the request waits for it
+        check("after a pause")
+        assert (store.waited, verified[-1]) == (2, "after a pause")
+        store.fail = True
+        await asyncio.sleep(RECHECK_SECONDS * 1.2)
+        check("cached")
+        await asyncio.sleep(0.005)  # that read failed: the next request waits for one
+        store.fail = False
+        check("cached")
+        assert (store.waited, store.awaited) == (3, 3)
+
+    asyncio.run(main())

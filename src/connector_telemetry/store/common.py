@@ -146,6 +146,10 @@ class SQLStore(FleetSummary, Feed):
         row = self._read(self.sql.credentials_version).fetchone()
         return int(row[0]) if row else 0
 
+    async def credentials_version_async(self) -> int:
+        rows = await self._fetch(self.sql.credentials_version, ())
+        return int(rows[0][0]) if rows else 0
+
     def _bump_credentials(self, conn: Connection) -> None:
         conn.execute(self.sql.bump_credentials)
 
