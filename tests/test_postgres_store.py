@@ -665,9 +665,7 @@ def test_a_copied_batch_for_a_connector_gone_or_replaced_stores_nothing_under_it
         other.close()
 
 
-def test_staged_batches_interleaved_as_the_writer_runs_them(
-    pg: PostgresStore, pg_url: str
-) -> None:
+def test_staged_batches_interleaved_as_the_writer_runs_them(pg: PostgresStore, pg_url: str) -> None:
     """``record_events_staged`` as api.writer drives it: a batch prepared (no connection
     taken) while the one before it runs in the database, then sent once that one is done;
     one of them repeats stored keys and goes the usual way after its statements ran."""

@@ -125,7 +125,7 @@ class Writer:
         token = WRITE_DEADLINE.set(job.deadline)
         try:
             result = job.prepared if job.prepared is not _NOTHING else _prepare(job)
-            if isinstance(result, Generator):  # prepared: now its database part
+            if _is_staged(job) and isinstance(result, Generator):  # prepared: its database part
                 staged = result
                 result = _advance(staged)
                 if result is _NOTHING:  # its statements run: the next job's turn to prepare
@@ -147,7 +147,7 @@ class Writer:
             job = self._queue.get_nowait()
         except queue.Empty:
             return _NOTHING
-        if job is None or job.abandoned or not getattr(job.fn, "staged", False):
+        if job is None or job.abandoned or not _is_staged(job):
             return job
         try:
             job.prepared = _prepare(job)
@@ -200,11 +200,15 @@ class Writer:
         return True
 
 
+def _is_staged(job: _Job) -> bool:
+    return getattr(job.fn, "staged", False) is True
+
+
 def _prepare(job: _Job) -> Any:
     """``job.fn`` called; a staged write run up to its first ``yield`` (prepared), or to
     its end (its result)."""
     result = job.fn(*job.args)
-    if not getattr(job.fn, "staged", False):
+    if not _is_staged(job):
         return result
     done = _advance(result)
     return result if done is _NOTHING else done

@@ -231,9 +231,8 @@ class PostgresStore(SQLStore):
     def _telemetry_staged(
         self, table: str, ts: Iterable[float], work: Callable[[Conn], Staged[T]], own: bool
     ) -> Staged[T]:
-        """``_telemetry_write`` of a staged ``work``. Another process
-        may drop a month this one believes exists (purge): then it is made again and the
-        transaction repeated."""
+        """``_telemetry_write`` of a staged ``work``. Another process may drop a month this
+        one believes exists (purge): then it is made again and the transaction repeated."""
         ts = list(ts)
         attempt = 0
         while True:
