@@ -7,8 +7,8 @@ account's feed as its last step: ``feed_heads`` is bumped by the number of new i
 the items are numbered just below the new head. On PostgreSQL the head's row lock is held
 until commit, so per account seq order is commit order on every node; SQLite's write
 transactions are exclusive anyway. Items already stored (duplicates) are not fed again.
-On PostgreSQL a batch's items are one row (schema 8, store.pg_feed); SQLite keeps a row
-per item.
+A batch's items are one row (PostgreSQL: schema 8, store.pg_feed; SQLite: schema 9,
+store.sqlite_feed).
 
 A stream reads feed rows after its position, up to a head it has read (everything up to a
 committed head is committed), joined to the documents: an item whose document is gone
@@ -28,15 +28,6 @@ if TYPE_CHECKING:
 #: ``(t, n, a, k)`` of one new item (snapshots: ``n`` 0 and ``k`` None), in batch order.
 FeedEntry = tuple[float, float, float, str | None]
 
-_READ = (
-    "SELECT f.seq, c.id, f.kind, f.k, COALESCE(e.doc, s.doc) FROM feed f "
-    "JOIN connectors c ON c.pk = f.cpk "
-    "LEFT JOIN events e ON f.kind = 'event' AND e.cpk = f.cpk AND e.t = f.t AND e.n = f.n "
-    "LEFT JOIN snapshots s ON f.kind = 'snapshot' AND s.cpk = f.cpk AND s.t = f.t "
-    "WHERE f.account_id = ? AND f.seq > ? AND f.seq <= ?{where} ORDER BY f.seq LIMIT ?"
-)
-#: The filters' columns in ``_READ`` (connector, kind, event kind: ``FeedFilter``'s order).
-_COLUMNS = ("f.cpk", "f.kind", "f.k")
 #: Distinct shapes of filter sets are few (each subscriber set of an account makes one);
 #: past this many cached statements the cache starts over.
 _QUERIES_KEPT = 256
@@ -48,17 +39,14 @@ class Feed:
     sql: ClassVar[SQL]
     dialect: ClassVar[Dialect]
     #: The read statement of each combination of filters' shapes (which of a filter's
-    #: fields are set).
+    #: fields are set), where a store reads the feed in one statement (PostgreSQL).
     _feed_queries: dict[tuple[tuple[bool, ...], ...], str]
-    #: how a store reads items (a row per item here; PostgreSQL: per batch, store.pg_feed)
-    _feed_read: ClassVar[str] = _READ
-    _feed_columns: ClassVar[tuple[str, str, str]] = _COLUMNS
+    #: That statement (``{where}``: the filters), and the filters' columns in it
+    #: (connector, kind, event kind: ``FeedFilter``'s order).
+    _feed_read: ClassVar[str]
+    _feed_columns: ClassVar[tuple[str, str, str]]
 
     def _read(self, query: str, args: Any = ()) -> Cursor:
-        raise NotImplementedError
-
-    def _insert_feed(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
-        """Insert ``(account_id, seq, cpk, kind, t, n, a, k)`` rows (each store's batch form)."""
         raise NotImplementedError
 
     # -- writes (inside an ingest transaction) ---------------------------------------
@@ -66,16 +54,9 @@ class Feed:
     def _feed(
         self, conn: Connection, account_id: str, cpk: int, kind: str, items: Sequence[FeedEntry]
     ) -> None:
-        """Append a batch's new items to the account's feed. Call it last in the
-        transaction: on PostgreSQL it holds the account's head locked until commit."""
-        if not items:
-            return
-        (head,) = conn.execute(self.sql.bump_feed_head, (account_id, len(items))).fetchone()
-        first = int(head) - len(items) + 1
-        self._insert_feed(
-            conn,
-            [(account_id, first + i, cpk, kind, *item) for i, item in enumerate(items)],
-        )
+        """Append a batch's new items to the account's feed, as one row. Call it last in
+        the transaction: on PostgreSQL it holds the account's head locked until commit."""
+        raise NotImplementedError
 
     # -- reads ------------------------------------------------------------------------
 
@@ -117,11 +98,17 @@ class Feed:
     def read_feed_any(
         self, account_id: str, after: int, upto: int, which: Sequence[FeedFilter], limit: int
     ) -> tuple[list[FeedItem], int]:
-        """``read_feed`` of the items that any of ``which`` selects (one statement: the
-        filters are ORed in SQL, so rows no filter wants are never joined to their
-        documents)."""
+        """``read_feed`` of the items that any of ``which`` selects (on PostgreSQL in one
+        statement: the filters are ORed in SQL, so rows no filter wants are never joined
+        to their documents; SQLite: store.sqlite_feed)."""
         if not which or FeedFilter() in which:
             which = (FeedFilter(),)
+        return self._read_feed(account_id, after, upto, which, limit)
+
+    def _read_feed(
+        self, account_id: str, after: int, upto: int, which: Sequence[FeedFilter], limit: int
+    ) -> tuple[list[FeedItem], int]:
+        """``read_feed_any`` in one statement (``_feed_read``, ``_feed_window``)."""
         shape = tuple(tuple(x is not None for x in w) for w in which)
         query = self._feed_queries.get(shape)
         if query is None:
@@ -158,7 +145,7 @@ class Feed:
     ) -> tuple[tuple[Any, ...], int]:
         """The read's parameters before the filters', and the position it reaches when
         fewer than ``limit`` rows come back."""
-        return (account_id, after, upto), upto
+        raise NotImplementedError
 
     def connector_pk(self, account_id: str, connector_id: str) -> int:
         """The connector's key (``NotFound`` when the account has no such connector)."""

@@ -45,9 +45,6 @@ READ = (
     "AND u.seq > ? AND u.seq <= ?{where} ORDER BY u.seq LIMIT ?"
 )
 COLUMNS = ("f.cpk", "f.kind", "u.k")
-#: The oldest position kept: the first item of the oldest row.
-FLOOR = "SELECT seq - items + 1 FROM feed WHERE account_id=? ORDER BY seq LIMIT 1"
-SINCE = "SELECT min(seq - items + 1) FROM feed WHERE account_id=? AND a>=?"
 
 
 def window(account_id: str, after: int, upto: int, limit: int) -> tuple[tuple[Any, ...], int]:

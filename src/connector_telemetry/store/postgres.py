@@ -32,7 +32,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import replace
 from typing import Any, ClassVar, TypeVar
 
 import psycopg
@@ -441,9 +440,4 @@ class PostgresStore(SQLStore):
         return self._telemetry_write(table, (row[0] for row in rows), work)
 
 
-PostgresStore.sql = replace(
-    PostgresStore.sql,
-    feed_floor=POSTGRES.adapt(pg_feed.FLOOR),
-    feed_since=POSTGRES.adapt(pg_feed.SINCE),
-)
 PostgresStore._claim = ingest.claiming(PostgresStore.sql.heartbeat_seen)

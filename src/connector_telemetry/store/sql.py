@@ -249,8 +249,9 @@ class SQL:
     )
     feed_heads: str = "SELECT account_id, seq FROM feed_heads"
     feed_head: str = "SELECT seq FROM feed_heads WHERE account_id=?"
-    feed_floor: str = "SELECT min(seq) FROM feed WHERE account_id=?"
-    feed_since: str = "SELECT min(seq) FROM feed WHERE account_id=? AND a>=?"
+    #: (a row per batch: its first item is at ``seq - items + 1``)
+    feed_floor: str = "SELECT seq - items + 1 FROM feed WHERE account_id=? ORDER BY seq LIMIT 1"
+    feed_since: str = "SELECT min(seq - items + 1) FROM feed WHERE account_id=? AND a>=?"
     purge_feed: str = (
         "DELETE FROM feed WHERE (account_id, seq) IN (SELECT f.account_id, f.seq "
         "FROM feed_heads h JOIN feed f ON f.account_id = h.account_id AND f.a < ? LIMIT ?)"

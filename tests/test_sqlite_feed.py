@@ -1,0 +1,97 @@
+"""The feed on SQLite (schema 9, store.sqlite_feed): a row per ingest batch, expanded when
+read exactly as a row per item read before, whatever the window and the filter; rows
+stored before schema 9 (a row per item) read the same after the migration, their keys
+exact to the bit (the documents are found by them)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from connector_telemetry.models import FeedFilter
+from connector_telemetry.service import events
+from connector_telemetry.store.sqlite import SQLiteStore
+from support.feed import JAN, fill_feed, read_feed
+
+SCHEMA_VERSION = SQLiteStore.known_schema_version
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SQLiteStore]:
+    store = SQLiteStore(str(tmp_path / "feed.db"))
+    store.migrate()
+    yield store
+    store.close()
+
+
+def test_a_batch_is_one_row_and_reads_expand_it_in_any_window_and_filter(
+    store: SQLiteStore,
+) -> None:
+    account, pks, expected = fill_feed(store)
+    rows = store._read("SELECT seq, items FROM feed ORDER BY seq").fetchall()
+    assert [tuple(r) for r in rows] == [(3, 3), (5, 2), (6, 1), (11, 5), (12, 1), (17, 5)]
+    assert store.feed_head(account) == len(expected) == 17
+    assert store.feed_floor(account) == 1
+    cid = next(iter(pks))
+    for limit in (1, 2, 3, 7, 1000):
+        assert read_feed(store, account, FeedFilter(), limit) == expected
+        assert read_feed(store, account, FeedFilter(), limit, after=4) == expected[4:]
+        for which, keep in (
+            (FeedFilter(cpk=pks[cid]), lambda item: item[1] == cid),
+            (FeedFilter(kind="snapshot"), lambda item: item[2] == "snapshot"),
+            (FeedFilter(kind="event", k="Reconcile"), lambda item: item[3] == "Reconcile"),
+            (
+                FeedFilter(cpk=pks[cid], kind="event", k="Init"),
+                lambda item: item[1:] == (cid, "event", "Init"),
+            ),
+        ):
+            got = read_feed(store, account, which, limit)
+            assert got == [x for x in expected if keep(x)]
+    items, _ = store.read_feed(account, 0, 3, FeedFilter(), 100)
+    assert [orjson.loads(item.doc)["t"] for item in items] == [JAN + 1, JAN + 1, JAN + 2]
+    assert store.feed_since(account, 0) == 0 and store.feed_since(account, 4e9) == 17
+
+
+def test_rows_of_one_item_from_before_schema_9_read_the_same(
+    store: SQLiteStore, tmp_path: Path
+) -> None:
+    account, _, expected = fill_feed(store)
+    # keys that need all 17 digits to come back as the same double
+    odd = [(JAN + 0.1 + i / 7, 0.1 * i) for i in range(3)]
+    body = orjson.dumps([{"e": {"k": "Init"}, "t": t, "n": n} for t, n in odd])
+    cid = expected[0][1]
+    events.record_events(store, account, cid, events.parse_batch(body, "", 10))
+    expected += [(18 + i, cid, "event", "Init") for i in range(3)]
+    before = store._read("SELECT account_id, seq, items, cpk, kind, a, keys FROM feed").fetchall()
+    store.close()
+    # back to schema 6's layout (a row per item), written from Python's exact floats
+    with sqlite3.connect(tmp_path / "feed.db", isolation_level=None) as db:
+        per_item: list[tuple[Any, ...]] = []
+        for account_id, seq, items, cpk, kind, a, keys in before:
+            for i, (t, n, k) in enumerate(orjson.loads(keys)):
+                per_item.append((account_id, seq - items + 1 + i, cpk, kind, t, n, a, k))
+        db.executescript(
+            "DROP TABLE feed; CREATE TABLE feed (account_id TEXT NOT NULL, seq INTEGER NOT NULL,"
+            " cpk INTEGER NOT NULL, kind TEXT NOT NULL, t REAL NOT NULL, n REAL NOT NULL,"
+            " a REAL NOT NULL, k TEXT, PRIMARY KEY (account_id, seq)) WITHOUT ROWID;"
+            " CREATE INDEX feed_arrival ON feed (account_id, a);"
+            " DELETE FROM schema_version WHERE version >= 9;"
+        )
+        db.executemany("INSERT INTO feed VALUES (?, ?, ?, ?, ?, ?, ?, ?)", per_item)
+    again = SQLiteStore(str(tmp_path / "feed.db"))
+    try:
+        assert again.migrate() == SCHEMA_VERSION
+        assert again._read("SELECT count(*), sum(items) FROM feed").fetchone() == (20, 20)
+        assert read_feed(again, account, FeedFilter(), 4) == expected
+        assert read_feed(again, account, FeedFilter(kind="event", k="Leave"), 2) == [
+            x for x in expected if x[3] == "Leave"
+        ]
+        items, _ = again.read_feed(account, 17, 20, FeedFilter(), 10)
+        assert [(orjson.loads(i.doc)["t"], orjson.loads(i.doc)["n"]) for i in items] == odd
+    finally:
+        again.close()
