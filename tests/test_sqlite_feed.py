@@ -14,9 +14,9 @@ import orjson
 import pytest
 
 from connector_telemetry.models import FeedFilter
-from connector_telemetry.service import events
+from connector_telemetry.service import connectors, credentials, events, snapshots
 from connector_telemetry.store.sqlite import SQLiteStore
-from support.feed import JAN, fill_feed, read_feed
+from support.feed import JAN, SNAPSHOT, fill_feed, read_feed
 
 SCHEMA_VERSION = SQLiteStore.known_schema_version
 
@@ -95,3 +95,24 @@ def test_rows_of_one_item_from_before_schema_9_read_the_same(
         assert [(orjson.loads(i.doc)["t"], orjson.loads(i.doc)["n"]) for i in items] == odd
     finally:
         again.close()
+
+
+def test_large_batches_read_whole(store: SQLiteStore) -> None:
+    """Documents are looked up 400 keys a statement: 1000 events and 450 snapshots of one
+    batch each come back whole, in order, with their own documents."""
+    account = credentials.create_account(store)
+    made, _ = connectors.create_connector(store, account, {"device": {"id": "big"}})
+    body = orjson.dumps(
+        [{"e": {"k": "Init", "i": i}, "t": JAN + i / 3, "n": i} for i in range(1000)]
+    )
+    events.record_events(store, account, made.id, events.parse_batch(body, "", 1000))
+    body = orjson.dumps([{**SNAPSHOT, "t": JAN + i / 7} for i in range(450)])
+    snapshots.record_snapshots(store, account, made.id, snapshots.parse_batch(body, "", 1000))
+    items, reached = store.read_feed(account, 0, 1450, FeedFilter(), 2000)
+    assert reached == 1450 and [item.seq for item in items] == list(range(1, 1451))
+    assert [orjson.loads(item.doc)["e"]["i"] for item in items[:1000]] == list(range(1000))
+    assert [orjson.loads(item.doc)["t"] for item in items[1000:]] == [
+        JAN + i / 7 for i in range(450)
+    ]
+    items, reached = store.read_feed(account, 990, 1450, FeedFilter(kind="snapshot"), 5)
+    assert [item.seq for item in items] == [1001, 1002, 1003, 1004, 1005] and reached == 1005

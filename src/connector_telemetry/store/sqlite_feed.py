@@ -31,8 +31,9 @@ _ROWS = (
     "AND seq - items < ? ORDER BY seq"
 )
 _CONNECTOR_ID = "SELECT id FROM connectors WHERE pk = ?"
-_EVENT_DOC = "SELECT doc FROM events WHERE cpk = ? AND t = ? AND n = ?"
-_SNAPSHOT_DOC = "SELECT doc FROM snapshots WHERE cpk = ? AND t = ?"
+#: Documents looked up by key, this many keys per statement (2 parameters each, under
+#: SQLite's oldest limit of 999 parameters).
+_KEYS = 400
 
 
 def row(
@@ -55,6 +56,7 @@ def read(
     after ``after`` up to ``upto`` that any of ``which`` selects, at most ``limit``, and
     the position reached. ``read_one(query, args)``: a cursor on the store's reader."""
     rows = read_one(_ROWS, (account_id, after, upto))
+    everything = tuple(which) == (FeedFilter(),)
     ids: dict[int, str | None] = {}
     kept: list[tuple[int, int, str, str, float, float, str | None]] = []
     for seq, items, cpk, kind, keys in rows:
@@ -65,25 +67,58 @@ def read(
         if connector_id is None:
             continue  # (a connector deleted: none of its items, as the join leaves them out)
         first = int(seq) - int(items) + 1
-        for i, (t, n, k) in enumerate(orjson.loads(keys)):
-            position = first + i
-            if after < position <= upto and any(_selects(w, cpk, kind, k) for w in which):
-                kept.append((position, cpk, connector_id, kind, t, n, k))
+        lo = max(0, after + 1 - first)  # the row's items in (after, upto]
+        entries = orjson.loads(keys)[lo : max(lo, upto + 1 - first)]
+        if everything:
+            entries = entries[: limit - len(kept)]
+        for i, (t, n, k) in enumerate(entries, first + lo):
+            if everything or any(_selects(w, cpk, kind, k) for w in which):
+                kept.append((i, cpk, connector_id, kind, t, n, k))
                 if len(kept) == limit:
                     break
         if len(kept) == limit:
             break
     rows.close()
     reached = kept[-1][0] if len(kept) == limit else upto
+    docs = _documents(read_one, [(cpk, kind, t, n) for _, cpk, _, kind, t, n, _ in kept])
     out = []
     for position, cpk, connector_id, kind, t, n, k in kept:
-        if kind == "event":
-            doc = read_one(_EVENT_DOC, (cpk, t, n)).fetchone()
-        else:
-            doc = read_one(_SNAPSHOT_DOC, (cpk, t)).fetchone()
+        doc = docs.get((cpk, kind, t, n))
         if doc is not None:  # (gone: its connector deleted, or purged)
-            out.append(FeedItem(position, connector_id, kind, k, bytes(doc[0])))
+            out.append(FeedItem(position, connector_id, kind, k, doc))
     return out, reached
+
+
+def _documents(
+    read_one: Read, keys: list[tuple[int, str, float, float]]
+) -> dict[tuple[int, str, float, float], bytes]:
+    """The stored documents of ``(cpk, kind, t, n)`` keys (those found), ``_KEYS`` keys
+    of one connector and kind per statement: the keys as ``VALUES`` joined to the table,
+    one primary-key lookup each (``(t, n) IN (VALUES ...)`` would scan the connector)."""
+    wanted: dict[tuple[int, str], list[tuple[float, float]]] = {}
+    for cpk, kind, t, n in keys:
+        wanted.setdefault((cpk, kind), []).append((t, n))
+    found: dict[tuple[int, str, float, float], bytes] = {}
+    for (cpk, kind), pairs in wanted.items():
+        for start in range(0, len(pairs), _KEYS):
+            part = pairs[start : start + _KEYS]
+            if kind == "event":
+                query = (
+                    "WITH v(t, n) AS (VALUES " + ", ".join(["(?, ?)"] * len(part)) + ") "
+                    "SELECT v.t, v.n, e.doc FROM v JOIN events e "
+                    "ON e.cpk = ? AND e.t = v.t AND e.n = v.n"
+                )
+                rows = read_one(query, (*(x for pair in part for x in pair), cpk))
+            else:
+                query = (
+                    "SELECT t, 0.0, doc FROM snapshots WHERE cpk = ? AND t IN ("
+                    + ", ".join(["?"] * len(part))
+                    + ")"
+                )
+                rows = read_one(query, (cpk, *(t for t, _ in part)))
+            for t, n, doc in rows:
+                found[(cpk, kind, t, n)] = bytes(doc)
+    return found
 
 
 def _selects(which: FeedFilter, cpk: int, kind: str, k: str | None) -> bool:
