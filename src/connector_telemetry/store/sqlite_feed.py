@@ -6,8 +6,8 @@ A batch's items are appended as one row: the account's head bumped, and the batc
 back as the same double, and reads it so). SQLite has no arrays to expand in SQL with
 their numbers exact, so reads expand the rows here: the rows after the reader's position,
 in order, their items filtered until ``limit`` are kept (what one statement over a row per
-item answered before schema 9), then each kept item's document looked up by its key
-(in-process point lookups, a few microseconds each).
+item answered before schema 9), then the kept items' documents looked up by their keys
+(``_documents``: a primary-key lookup each, 400 to a statement; 1000 items ~2.3 ms).
 """
 
 from __future__ import annotations
