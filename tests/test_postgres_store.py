@@ -33,17 +33,10 @@ from connector_telemetry.store.postgres import PostgresStore
 from connector_telemetry.store.sql import migrations
 from connector_telemetry.store.sqlite import SQLiteStore
 from support import LiveServer, free_port, make_tenant, start_server, stop_server
-from support.feed import fill_feed, read_feed
+from support.feed import SNAPSHOT, check_reads, fill_feed, read_feed
 from support.pg import sql
 
 JAN, FEB, MAR = 1_704_067_200, 1_706_745_600, 1_709_251_200  # 2024-01-01, -02-01, -03-01
-SNAPSHOT = {
-    "v": "1",
-    "count_reclaim_failures": 0,
-    "count_reclaimed_paths": 0,
-    "count_record_failed": 0,
-    "count_transmit_failures": 0,
-}
 
 
 def partitions(pg_url: str, table: str) -> list[str]:
@@ -428,26 +421,7 @@ def test_two_servers_on_one_database(live: LiveServer, tmp_path: Path) -> None:
 
 
 def test_reads_expand_batch_rows_in_any_window_and_filter(pg: PostgresStore) -> None:
-    account, pks, expected = fill_feed(pg)
-    assert pg.feed_head(account) == len(expected) == 17
-    assert pg.feed_floor(account) == 1
-    cid = next(iter(pks))
-    for limit in (1, 2, 3, 7, 1000):
-        assert read_feed(pg, account, FeedFilter(), limit) == expected
-        assert read_feed(pg, account, FeedFilter(), limit, after=4) == expected[4:]
-        for which, keep in (
-            (FeedFilter(cpk=pks[cid]), lambda item: item[1] == cid),
-            (FeedFilter(kind="snapshot"), lambda item: item[2] == "snapshot"),
-            (FeedFilter(kind="event", k="Reconcile"), lambda item: item[3] == "Reconcile"),
-            (
-                FeedFilter(cpk=pks[cid], kind="event", k="Init"),
-                lambda item: item[1:] == (cid, "event", "Init"),
-            ),
-        ):
-            assert read_feed(pg, account, which, limit) == [x for x in expected if keep(x)]
-    items, _ = pg.read_feed(account, 0, 3, FeedFilter(), 100)
-    assert [orjson.loads(item.doc)["t"] for item in items] == [JAN + 1, JAN + 1, JAN + 2]
-    assert pg.feed_since(account, 0) == 0 and pg.feed_since(account, 4e9) == 17
+    check_reads(pg, *fill_feed(pg))
 
 
 def test_rows_of_one_item_from_before_schema_8_read_the_same(

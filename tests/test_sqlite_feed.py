@@ -16,7 +16,7 @@ import pytest
 from connector_telemetry.models import FeedFilter
 from connector_telemetry.service import connectors, credentials, events, snapshots
 from connector_telemetry.store.sqlite import SQLiteStore
-from support.feed import JAN, SNAPSHOT, fill_feed, read_feed
+from support.feed import JAN, SNAPSHOT, check_reads, fill_feed, read_feed
 
 SCHEMA_VERSION = SQLiteStore.known_schema_version
 
@@ -35,26 +35,7 @@ def test_a_batch_is_one_row_and_reads_expand_it_in_any_window_and_filter(
     account, pks, expected = fill_feed(store)
     rows = store._read("SELECT seq, items FROM feed ORDER BY seq").fetchall()
     assert [tuple(r) for r in rows] == [(3, 3), (5, 2), (6, 1), (11, 5), (12, 1), (17, 5)]
-    assert store.feed_head(account) == len(expected) == 17
-    assert store.feed_floor(account) == 1
-    cid = next(iter(pks))
-    for limit in (1, 2, 3, 7, 1000):
-        assert read_feed(store, account, FeedFilter(), limit) == expected
-        assert read_feed(store, account, FeedFilter(), limit, after=4) == expected[4:]
-        for which, keep in (
-            (FeedFilter(cpk=pks[cid]), lambda item: item[1] == cid),
-            (FeedFilter(kind="snapshot"), lambda item: item[2] == "snapshot"),
-            (FeedFilter(kind="event", k="Reconcile"), lambda item: item[3] == "Reconcile"),
-            (
-                FeedFilter(cpk=pks[cid], kind="event", k="Init"),
-                lambda item: item[1:] == (cid, "event", "Init"),
-            ),
-        ):
-            got = read_feed(store, account, which, limit)
-            assert got == [x for x in expected if keep(x)]
-    items, _ = store.read_feed(account, 0, 3, FeedFilter(), 100)
-    assert [orjson.loads(item.doc)["t"] for item in items] == [JAN + 1, JAN + 1, JAN + 2]
-    assert store.feed_since(account, 0) == 0 and store.feed_since(account, 4e9) == 17
+    check_reads(store, account, pks, expected)
 
 
 def test_rows_of_one_item_from_before_schema_9_read_the_same(

@@ -11,15 +11,8 @@ import httpx
 import pytest
 
 from support import LiveServer, Tenant, create_connector, events_path, snapshots_path
+from support.feed import SNAPSHOT
 from support.sse import T0, Listener, account_stream, event, post
-
-SNAPSHOT = {
-    "v": "1",
-    "count_reclaim_failures": 0,
-    "count_reclaimed_paths": 0,
-    "count_record_failed": 0,
-    "count_transmit_failures": 0,
-}
 
 
 def test_the_events_stream_delivers_each_item_as_get_event_returns_it(

@@ -71,3 +71,27 @@ def read_feed(
         got += [(item.seq, item.connector_id, item.kind, item.k) for item in items]
         after = reached
     return got
+
+
+def check_reads(store: Store, account: str, pks: dict[str, int], expected: list[Any]) -> None:
+    """Whatever the window (``limit``) and the filter, the feed ``fill_feed`` made reads as
+    ``expected``; its floor, its first documents, and ``since`` too."""
+    assert store.feed_head(account) == len(expected) == 17
+    assert store.feed_floor(account) == 1
+    cid = next(iter(pks))
+    for limit in (1, 2, 3, 7, 1000):
+        assert read_feed(store, account, FeedFilter(), limit) == expected
+        assert read_feed(store, account, FeedFilter(), limit, after=4) == expected[4:]
+        for which, keep in (
+            (FeedFilter(cpk=pks[cid]), lambda item: item[1] == cid),
+            (FeedFilter(kind="snapshot"), lambda item: item[2] == "snapshot"),
+            (FeedFilter(kind="event", k="Reconcile"), lambda item: item[3] == "Reconcile"),
+            (
+                FeedFilter(cpk=pks[cid], kind="event", k="Init"),
+                lambda item: item[1:] == (cid, "event", "Init"),
+            ),
+        ):
+            assert read_feed(store, account, which, limit) == [x for x in expected if keep(x)]
+    items, _ = store.read_feed(account, 0, 3, FeedFilter(), 100)
+    assert [orjson.loads(item.doc)["t"] for item in items] == [JAN + 1, JAN + 1, JAN + 2]
+    assert store.feed_since(account, 0) == 0 and store.feed_since(account, 4e9) == 17
