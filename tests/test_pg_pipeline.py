@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from connector_telemetry.service import connectors, credentials, events
-from connector_telemetry.store.pg_pipeline import Lookups, Pipeline, array_text
+from connector_telemetry.store.pg_pipeline import LinkLost, Lookups, Pipeline, array_text
 from connector_telemetry.store.postgres import PostgresStore
 
 T0 = 1_700_000_000.0
@@ -43,11 +43,22 @@ class Counting:
         self.pipeline, self.fail = pipeline, fail
         self.sent: list[int] = []  # how many keys each statement carried
 
-    async def fetch(self, query: str, args: Any) -> list[Any]:
+    async def fetch(self, query: str, args: Any, *, again: bool = True) -> list[Any]:
         self.sent.append(len(args[0]))
         if self.fail is not None:
             raise self.fail
-        return await self.pipeline.fetch(query, args)
+        return await self.pipeline.fetch(query, args, again=again)
+
+    def fetch_now(self, query: str, args: Any) -> asyncio.Future[list[Any]] | None:
+        if self.fail is not None:
+            self.sent.append(len(args[0]))
+            failed: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+            failed.set_exception(self.fail)
+            return failed
+        future = self.pipeline.fetch_now(query, args)
+        if future is not None:
+            self.sent.append(len(args[0]))
+        return future  # (None: the lookups call ``fetch``, which counts)
 
 
 def test_array_literals_carry_numbers_exactly() -> None:
@@ -160,3 +171,91 @@ def test_a_statement_failing_before_a_first_prepare_leaves_later_batches_working
         assert (first, second) == ([(2,)], [(3,)])
     finally:
         store.close()
+
+
+class Held:
+    """A pipeline whose statements land when the test says (answers: each key's value)."""
+
+    def __init__(self) -> None:
+        self.flying: list[tuple[list[Any], asyncio.Future[list[Any]]]] = []
+        self.sent: list[list[Any]] = []  # each statement's keys
+        self.fetched: list[bool] = []  # ``fetch``'s ``again``, each time it is called
+        self.lost_again = False
+
+    def fetch_now(self, query: str, args: Any) -> asyncio.Future[list[Any]]:
+        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        self.sent.append(list(args[0]))
+        self.flying.append((list(args[0]), future))
+        return future
+
+    async def fetch(self, query: str, args: Any, *, again: bool = True) -> list[Any]:
+        self.fetched.append(again)
+        if self.lost_again:
+            raise LinkLost("lost again")
+        return [(i, f"v{key}") for i, key in enumerate(args[0], 1)]
+
+    def land(self, error: BaseException | None = None) -> None:
+        keys, future = self.flying.pop(0)
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result([(i, f"v{key}") for i, key in enumerate(keys, 1)])
+
+
+async def turns(n: int = 3) -> None:
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
+def test_while_a_statement_flies_requests_wait_for_it_unless_fill_of_them_do() -> None:
+    held = Held()
+    lookups = Lookups(held, "q", depth=2, fill=4)  # type: ignore[arg-type]
+
+    async def main() -> list[Any]:
+        asked = [asyncio.ensure_future(lookups.get([(0,)]))]
+        await turns()
+        assert held.sent == [[0]]  # alone: it left at once
+        asked += [asyncio.ensure_future(lookups.get([(k,)])) for k in (1, 2, 3)]
+        await turns()
+        assert held.sent == [[0]]  # three wait for the one in flight
+        asked.append(asyncio.ensure_future(lookups.get([(4,)])))
+        await turns()
+        assert held.sent == [[0], [1, 2, 3, 4]]  # four (fill) leave together
+        asked += [asyncio.ensure_future(lookups.get([(k,)])) for k in range(5, 11)]
+        await turns()
+        assert held.sent == [[0], [1, 2, 3, 4]]  # depth 2 in flight: the rest wait
+        held.land()
+        await turns()
+        assert held.sent[2:] == [list(range(5, 11))]  # a slot free and six waiting
+        asked += [asyncio.ensure_future(lookups.get([(k,)])) for k in (11, 12)]
+        held.land()
+        await turns()
+        assert len(held.sent) == 3  # two waiting, one still in flight: they wait for it
+        held.land()
+        await turns()
+        assert held.sent[3:] == [[11, 12]]  # nothing in flight: they leave
+        held.land()
+        return await asyncio.gather(*asked)
+
+    assert asyncio.run(main()) == [f"v{k}" for k in range(13)]
+
+
+@pytest.mark.parametrize("lost_again", [False, True])
+def test_a_connection_lost_under_a_statement_sends_it_again_once(lost_again: bool) -> None:
+    held = Held()
+    held.lost_again = lost_again
+    lookups = Lookups(held, "q")  # type: ignore[arg-type]
+
+    async def main() -> list[Any]:
+        asked = [asyncio.ensure_future(lookups.get([(k,)])) for k in range(3)]
+        await turns()
+        held.land(LinkLost("the read connection broke"))
+        return await asyncio.gather(*asked, return_exceptions=True)
+
+    answers = asyncio.run(main())
+    assert held.fetched == [False]  # sent again once, and told not to try a third time
+    if lost_again:
+        assert all(isinstance(answer, LinkLost) for answer in answers), answers
+    else:
+        assert answers == ["v0", "v1", "v2"]
+    assert lookups._flying == 0
