@@ -49,15 +49,6 @@ class Feed:
     def _read(self, query: str, args: Any = ()) -> Cursor:
         raise NotImplementedError
 
-    # -- writes (inside an ingest transaction) ---------------------------------------
-
-    def _feed(
-        self, conn: Connection, account_id: str, cpk: int, kind: str, items: Sequence[FeedEntry]
-    ) -> None:
-        """Append a batch's new items to the account's feed, as one row. Call it last in
-        the transaction: on PostgreSQL it holds the account's head locked until commit."""
-        raise NotImplementedError
-
     # -- reads ------------------------------------------------------------------------
 
     def feed_changed(self) -> bool:

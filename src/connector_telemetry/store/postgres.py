@@ -404,6 +404,8 @@ class PostgresStore(SQLStore):
     def _feed(
         self, conn: Any, account_id: str, cpk: int, kind: str, items: Sequence[FeedEntry]
     ) -> None:
+        """Append a batch's new items to the account's feed, as one row. Call it last in
+        the transaction: it holds the account's head locked until commit."""
         if items:
             pg_feed.append(conn, account_id, cpk, kind, items)
 

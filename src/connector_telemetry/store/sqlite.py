@@ -29,7 +29,6 @@ from connector_telemetry.models import (
 )
 from connector_telemetry.store import sqlite_feed
 from connector_telemetry.store.common import SQLStore
-from connector_telemetry.store.feed import FeedEntry
 from connector_telemetry.store.fleet import has_failure
 from connector_telemetry.store.rows import (
     ConnectorPks,
@@ -256,9 +255,11 @@ class SQLiteStore(SQLStore):
         guess = self._pks.cached(account_id, connector_id)
         ready = None if guess is None else ready_rows(events)
         prebuilt: list[EventRow] | None = None
+        packed: bytes | None = None  # the feed row's keys, if known before the lock
         if guess is not None and ready is not None:
             a = collected_at
             prebuilt = [(guess, t, n, a, k, doc) for t, n, k, doc in ready]
+            packed = sqlite_feed.pack(ready, 0, 1, 2)
         failing = has_failure(events)  # the fleet summary's newest failure (issue 9)
         with self._write() as conn:
             cpk = self._ingest_lock(conn, account_id, connector_id)
@@ -280,7 +281,9 @@ class SQLiteStore(SQLStore):
             self._heartbeat(conn, cpk, newest, collected_at)
             if failing:
                 self._keep_failure(conn, cpk, rows, 1, 2, 4)
-            self._feed(conn, account_id, cpk, "event", [(r[1], r[2], r[3], r[4]) for r in new])
+            if packed is None or new is not prebuilt:
+                packed = sqlite_feed.pack(new, 1, 2, 4)
+            self._append(conn, account_id, cpk, "event", len(new), collected_at, packed)
             return IngestResult(accepted=len(events) - duplicates, duplicates=duplicates)
 
     def _ingest_lock(self, conn: sqlite3.Connection, account_id: str, connector_id: str) -> int:
@@ -333,6 +336,7 @@ class SQLiteStore(SQLStore):
         unique = dedupe_snapshots(snapshots)
         seen = {snap.t: snap for snap in unique}
         newest = newest_version(snapshots)
+        packed = sqlite_feed.pack([(snap.t,) for snap in unique], 0, None, None)
         with self._write() as conn:
             cpk = self._ingest_lock(conn, account_id, connector_id)
             rows = [(cpk, snap.t, collected_at, snap.doc) for snap in unique]
@@ -356,17 +360,24 @@ class SQLiteStore(SQLStore):
             conn.execute("RELEASE batch")
             self._heartbeat(conn, cpk, newest, collected_at)
             self._keep_health(conn, cpk, snapshots)
-            self._feed(conn, account_id, cpk, "snapshot", [(r[1], 0.0, r[2], None) for r in new])
+            if new is not rows:  # some were stored already
+                packed = sqlite_feed.pack(new, 1, None, None)
+            self._append(conn, account_id, cpk, "snapshot", len(new), collected_at, packed)
             return IngestResult(accepted=len(snapshots) - duplicates, duplicates=duplicates)
 
     # -- the feed: a row per batch (store.sqlite_feed) ---------------------------------
 
-    def _feed(
-        self, conn: Any, account_id: str, cpk: int, kind: str, items: Sequence[FeedEntry]
+    def _append(
+        self, conn: Any, account_id: str, cpk: int, kind: str, count: int, a: float, keys: bytes
     ) -> None:
-        if items:
-            (head,) = conn.execute(self.sql.bump_feed_head, (account_id, len(items))).fetchone()
-            conn.execute(sqlite_feed.APPEND, sqlite_feed.row(account_id, head, cpk, kind, items))
+        """Append a batch's ``count`` new items, arrived at ``a``, to the account's feed, as
+        one row; ``keys``: theirs, packed (``sqlite_feed.pack``, before the write lock where
+        ingest can: ~0.2 ms a batch of 1000 that the workers' turns no longer wait for)."""
+        if count:
+            (head,) = conn.execute(self.sql.bump_feed_head, (account_id, count)).fetchone()
+            conn.execute(
+                sqlite_feed.APPEND, sqlite_feed.row(account_id, head, cpk, kind, count, a, keys)
+            )
 
     def _read_feed(
         self, account_id: str, after: int, upto: int, which: Sequence[FeedFilter], limit: int

@@ -2,23 +2,25 @@
 the rules; the migration ``0009_feed_batches.sqlite.sql`` the layout).
 
 A batch's items are appended as one row: the account's head bumped, and the batch's keys
-``[t, n, k]`` as a JSON array (orjson writes each float as the shortest text that reads
-back as the same double, and reads it so). SQLite has no arrays to expand in SQL with
-their numbers exact, so reads expand the rows here: the rows after the reader's position,
-in order, their items filtered until ``limit`` are kept (what one statement over a row per
-item answered before schema 9), then the kept items' documents looked up by their keys
-(``_documents``: a primary-key lookup each, 400 to a statement; 1000 items ~2.3 ms).
+``(t, n, k)`` packed (``pack``): the ``t`` and ``n`` as 8-byte doubles (exact), each ``k``
+as its index in the row's list of kinds; 17 bytes an item (a batch of 1000 events: 17 KB,
+against 34 KB as JSON, which rows written before hold and reads still take). SQLite has
+no arrays to expand in SQL, so reads expand the rows here: the rows after the reader's
+position, in order, their items filtered until ``limit`` are kept (what one statement over
+a row per item answered before schema 9), then the kept items' documents looked up by
+their keys (``_documents``: a primary-key lookup each, 400 to a statement).
 """
 
 from __future__ import annotations
 
+import sys
+from array import array
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
 
 from connector_telemetry.models import FeedFilter, FeedItem
-from connector_telemetry.store.feed import FeedEntry
 
 Read = Callable[[str, Any], Any]
 
@@ -36,12 +38,54 @@ _CONNECTOR_ID = "SELECT id FROM connectors WHERE pk = ?"
 _KEYS = 400
 
 
+#: ``pack``'s first byte (JSON, written before, starts with ``[``)
+_PACKED = 1
+_SWAP = sys.byteorder != "little"  # packed little-endian: a database file moves anywhere
+
+
+def pack(rows: Sequence[Sequence[Any]], t: int, n: int | None, k: int | None) -> bytes:
+    """A row's ``keys``: the ``(t, n, k)`` of each of ``rows`` (their columns ``t``, ``n``,
+    ``k``; None: n 0.0, k None), in order. Layout: ``_PACKED``; the header's length (2
+    bytes); the header (JSON: the kinds, the index's array type); the ``t`` then the ``n``
+    as doubles; each item's index into the kinds (1000 items: ~0.1 ms, as JSON took)."""
+    columns = tuple(zip(*rows, strict=True)) or ((),) * (1 + max(t, n or 0, k or 0))
+    ts = array("d", columns[t])
+    ns = array("d", columns[n] if n is not None else [0.0] * len(rows))
+    ks: Sequence[str | None] = columns[k] if k is not None else [None] * len(rows)
+    kinds = {kind: i for i, kind in enumerate(dict.fromkeys(ks))}
+    index = array("B" if len(kinds) <= 256 else "I", map(kinds.__getitem__, ks))
+    if _SWAP:
+        for part in (ts, ns, index):
+            part.byteswap()
+    header = orjson.dumps([list(kinds), index.typecode])
+    return b"".join((bytes((_PACKED,)), len(header).to_bytes(2, "little"), header, ts, ns, index))
+
+
+def unpack(keys: bytes | str) -> list[Any]:
+    """``pack``'s ``(t, n, k)``, in order (``keys`` as JSON: rows from before ``pack``)."""
+    if isinstance(keys, str) or keys[:1] != bytes((_PACKED,)):
+        return orjson.loads(keys)  # type: ignore[no-any-return]
+    size = int.from_bytes(keys[1:3], "little")
+    kinds, code = orjson.loads(keys[3 : 3 + size])
+    body = memoryview(keys)[3 + size :]
+    index = array(code)
+    count = len(body) // (16 + index.itemsize)
+    ts, ns = array("d"), array("d")
+    ts.frombytes(body[: 8 * count])
+    ns.frombytes(body[8 * count : 16 * count])
+    index.frombytes(body[16 * count :])
+    if _SWAP:
+        for part in (ts, ns, index):
+            part.byteswap()
+    return list(zip(ts.tolist(), ns.tolist(), [kinds[i] for i in index], strict=True))
+
+
 def row(
-    account_id: str, head: int, cpk: int, kind: str, items: Sequence[FeedEntry]
+    account_id: str, head: int, cpk: int, kind: str, count: int, a: float, keys: bytes
 ) -> tuple[Any, ...]:
-    """``APPEND``'s parameters for a batch's new items, the last of which is at ``head``."""
-    keys = orjson.dumps([[t, n, k] for t, n, _, k in items]).decode()
-    return (account_id, head, len(items), cpk, kind, items[0][2], keys)
+    """``APPEND``'s parameters for ``count`` new items (packed ``keys``) that arrived at
+    ``a``, the last of which is at ``head``."""
+    return (account_id, head, count, cpk, kind, a, keys)
 
 
 def read(
@@ -68,7 +112,7 @@ def read(
             continue  # (a connector deleted: none of its items, as the join leaves them out)
         first = int(seq) - int(items) + 1
         lo = max(0, after + 1 - first)  # the row's items in (after, upto]
-        entries = orjson.loads(keys)[lo : max(lo, upto + 1 - first)]
+        entries = unpack(keys)[lo : max(lo, upto + 1 - first)]
         if everything:
             entries = entries[: limit - len(kept)]
         for i, (t, n, k) in enumerate(entries, first + lo):
