@@ -47,13 +47,17 @@ def pack(rows: Sequence[Sequence[Any]], t: int, n: int | None, k: int | None) ->
     """A row's ``keys``: the ``(t, n, k)`` of each of ``rows`` (their columns ``t``, ``n``,
     ``k``; None: n 0.0, k None), in order. Layout: ``_PACKED``; the header's length (2
     bytes); the header (JSON: the kinds, the index's array type); the ``t`` then the ``n``
-    as doubles; each item's index into the kinds (1000 items: ~0.1 ms, as JSON took)."""
-    columns = tuple(zip(*rows, strict=True)) or ((),) * (1 + max(t, n or 0, k or 0))
-    ts = array("d", columns[t])
-    ns = array("d", columns[n] if n is not None else [0.0] * len(rows))
-    ks: Sequence[str | None] = columns[k] if k is not None else [None] * len(rows)
-    kinds = {kind: i for i, kind in enumerate(dict.fromkeys(ks))}
-    index = array("B" if len(kinds) <= 256 else "I", map(kinds.__getitem__, ks))
+    as doubles; each item's index into the kinds (1000 items: ~0.15 ms, JSON took ~0.2)."""
+    ts = array("d", [row[t] for row in rows])
+    ns = array("d", [row[n] for row in rows] if n is not None else bytes(8 * len(rows)))
+    kinds: dict[str | None, int] = {}
+    if k is None:
+        marks = [0] * len(rows)
+        kinds = {None: 0} if rows else {}
+    else:
+        known = kinds.setdefault
+        marks = [known(row[k], len(kinds)) for row in rows]
+    index = array("B" if len(kinds) <= 256 else "I", marks)
     if _SWAP:
         for part in (ts, ns, index):
             part.byteswap()
