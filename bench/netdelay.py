@@ -7,8 +7,11 @@ thread (sends each chunk, in order, once its time has come). A request and its a
 therefore each wait ``delay`` once: the round trip grows by ``2 * delay`` (0.25 ms each
 way: 0.5 ms), however many bytes flow, and a pipelined stream stays pipelined (the
 delay is latency, not bandwidth). Threads, not asyncio: asyncio's timers wait whole
-milliseconds (epoll), far too coarse for 0.25 ms; ``time.sleep`` here overshoots by
-tens of microseconds, which ``measured_rtt_ms`` reports.
+milliseconds (epoll), far too coarse for 0.25 ms. Two corrections keep the delay the one
+set: a chunk's time starts when the kernel received it (``SO_TIMESTAMPNS``), not when the
+reader thread woke up to read it, and each sender learns how much its sleeps overshoot and
+wakes that much sooner (without them a ``SELECT 1`` took 0.67-0.81 ms through 0.25 ms each
+way). What remains is reported by the benchmark (``SELECT 1`` direct and through).
 
 ``drop_all()`` cuts every open connection at once (both sides see it closed mid-query),
 as a failing network or a restarted load balancer would; new connections are accepted
@@ -26,6 +29,7 @@ import os
 import queue
 import signal
 import socket
+import struct
 import sys
 import threading
 import time
@@ -34,6 +38,10 @@ from typing import Any
 from bench.procs import cpu_seconds
 
 _CHUNK = 1 << 16
+#: Linux's SO_TIMESTAMPNS (its control message, SCM_TIMESTAMPNS, the same number)
+_SO_TIMESTAMPNS = 35
+_STAMP_ROOM = socket.CMSG_SPACE(16)
+_LEARN = 4e-6  # s: a sender's step towards its sleeps' median overshoot
 
 
 class NetDelay:
@@ -93,24 +101,36 @@ class NetDelay:
 
     def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
         chunks: queue.SimpleQueue[tuple[float, bytes]] = queue.SimpleQueue()
+        stamped = _stamp_arrivals(src)
 
         def read() -> None:
             try:
-                while data := src.recv(_CHUNK):
-                    chunks.put((time.perf_counter() + self.delay, data))
+                while True:
+                    if stamped:
+                        data, ancillary, _, _ = src.recvmsg(_CHUNK, _STAMP_ROOM)
+                    else:
+                        data, ancillary = src.recv(_CHUNK), []
+                    if not data:
+                        break
+                    chunks.put((_arrived(ancillary) + self.delay, data))
             except OSError:
                 pass
             chunks.put((0.0, b""))
 
         def send() -> None:
+            early = 0.0  # how much before its due time a sleep must end: its overshoot
+            # (learned a few microseconds a chunk towards the median overshoot: a mean
+            # would follow the rare long ones and send most chunks early)
             try:
                 while True:
                     due, data = chunks.get()
                     if not data:
                         break
-                    wait = due - time.perf_counter()
+                    wait = due - time.perf_counter() - early
                     if wait > 0:
                         time.sleep(wait)
+                        late = time.perf_counter() - due
+                        early = min(max(early + (_LEARN if late > 0 else -_LEARN), 0.0), self.delay)
                     dst.sendall(data)
             except OSError:
                 pass
@@ -150,6 +170,27 @@ class NetDelay:
         self.drop_all()
         if self._acceptor.is_alive():
             self._acceptor.join(5)
+
+
+def _stamp_arrivals(sock: socket.socket) -> bool:
+    """Have the kernel tell, with each read, when the data read arrived (Linux)."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+    except OSError:
+        return False
+    return True
+
+
+def _arrived(ancillary: list[tuple[int, int, bytes]]) -> float:
+    """When the data just read arrived, on ``time.perf_counter``'s clock: the kernel's
+    stamp (its last packet's) if there is one, else now."""
+    now = time.perf_counter()
+    for level, kind, value in ancillary:
+        if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(value) >= 16:
+            sec, nsec = struct.unpack("qq", value[:16])
+            ago = (time.time_ns() - (sec * 1_000_000_000 + nsec)) / 1e9
+            return now - min(max(ago, 0.0), 0.01)  # (a clock step: at most 10 ms back)
+    return now
 
 
 def through(url: str, port: int) -> str:
