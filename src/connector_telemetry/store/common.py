@@ -72,7 +72,6 @@ class SQLStore(FleetSummary, Feed):
         if "dialect" in cls.__dict__:
             cls.sql = SQL().adapted(cls.dialect)
             cls.known_schema_version = migrations(cls.dialect.name)[-1][0]
-            cls._feed_queries = {}
 
     # -- what each store provides -------------------------------------------------
 

@@ -23,28 +23,16 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from connector_telemetry.models import FeedFilter, FeedItem
 
 if TYPE_CHECKING:
-    from connector_telemetry.store.sql import SQL, Connection, Cursor, Dialect
+    from connector_telemetry.store.sql import SQL, Connection, Cursor
 
 #: ``(t, n, a, k)`` of one new item (snapshots: ``n`` 0 and ``k`` None), in batch order.
 FeedEntry = tuple[float, float, float, str | None]
-
-#: Distinct shapes of filter sets are few (each subscriber set of an account makes one);
-#: past this many cached statements the cache starts over.
-_QUERIES_KEPT = 256
 
 
 class Feed:
     """What ``SQLStore`` does for the feed (mixed into it)."""
 
     sql: ClassVar[SQL]
-    dialect: ClassVar[Dialect]
-    #: The read statement of each combination of filters' shapes (which of a filter's
-    #: fields are set), where a store reads the feed in one statement (PostgreSQL).
-    _feed_queries: dict[tuple[tuple[bool, ...], ...], str]
-    #: That statement (``{where}``: the filters), and the filters' columns in it
-    #: (connector, kind, event kind: ``FeedFilter``'s order).
-    _feed_read: ClassVar[str]
-    _feed_columns: ClassVar[tuple[str, str, str]]
 
     def _read(self, query: str, args: Any = ()) -> Cursor:
         raise NotImplementedError
@@ -99,43 +87,8 @@ class Feed:
     def _read_feed(
         self, account_id: str, after: int, upto: int, which: Sequence[FeedFilter], limit: int
     ) -> tuple[list[FeedItem], int]:
-        """``read_feed_any`` in one statement (``_feed_read``, ``_feed_window``)."""
-        shape = tuple(tuple(x is not None for x in w) for w in which)
-        query = self._feed_queries.get(shape)
-        if query is None:
-            clauses = [
-                " AND ".join(
-                    f"{column} = ?"
-                    for column, on in zip(self._feed_columns, part, strict=True)
-                    if on
-                )
-                for part in shape
-            ]
-            where = (
-                ""
-                if "" in clauses
-                else " AND (" + " OR ".join(f"({clause})" for clause in clauses) + ")"
-            )
-            if len(self._feed_queries) > _QUERIES_KEPT:
-                self._feed_queries.clear()
-            query = self.dialect.adapt(self._feed_read.format(where=where))
-            self._feed_queries[shape] = query
-        args = [x for w in which for x in w if x is not None]
-        window, upto = self._feed_window(account_id, after, upto, limit)
-        rows = self._read(query, (*window, *args, limit)).fetchall()
-        reached = int(rows[-1][0]) if len(rows) == limit else upto
-        items = [
-            FeedItem(int(seq), str(cid), str(kind), k, bytes(doc))
-            for seq, cid, kind, k, doc in rows
-            if doc is not None
-        ]
-        return items, reached
-
-    def _feed_window(
-        self, account_id: str, after: int, upto: int, limit: int
-    ) -> tuple[tuple[Any, ...], int]:
-        """The read's parameters before the filters', and the position it reaches when
-        fewer than ``limit`` rows come back."""
+        """``read_feed_any`` of filters made whole (each store's: store.pg_feed.read,
+        store.sqlite_feed.read)."""
         raise NotImplementedError
 
     def connector_pk(self, account_id: str, connector_id: str) -> int:

@@ -289,9 +289,7 @@ class Pipeline:
         """The rows of one statement (a connection lost meanwhile: sent again, once, unless
         not ``again``)."""
         statement, params = self._statement(query), [as_text(arg) for arg in args]
-        link = self._link
-        if link is None or self._hosts.waiting or not link.usable(asyncio.get_running_loop()):
-            link = await self._current()
+        link = self._ready() or await self._current()
         try:
             return await link.send(*statement, params)
         except LinkLost:
@@ -304,14 +302,21 @@ class Pipeline:
         """``fetch`` without a coroutine, when the connection is ready (else None: ``fetch``
         connects): the future of the statement's rows, failed with ``LinkLost`` if the
         connection breaks meanwhile (not sent again)."""
-        link = self._link
-        if link is None or self._hosts.waiting or not link.usable(asyncio.get_running_loop()):
+        link = self._ready()
+        if link is None:
             return None
         statement, params = self._statement(query), [as_text(arg) for arg in args]
         try:
             return link.send(*statement, params)
         except LinkLost:
             return None
+
+    def _ready(self) -> _Link | None:
+        """The connection, if it can take a query now (else ``_current`` finds one)."""
+        link = self._link
+        if link is None or self._hosts.waiting or not link.usable(asyncio.get_running_loop()):
+            return None
+        return link
 
     def _statement(self, query: str) -> tuple[bytes, bytes]:
         """The name ``query`` is prepared under on every connection, and its ``$n`` text."""

@@ -37,7 +37,7 @@ from typing import Any, ClassVar, TypeVar
 import psycopg
 from psycopg.pq import TransactionStatus
 
-from connector_telemetry.models import IngestResult, NewEvent, NewSnapshot
+from connector_telemetry.models import FeedFilter, FeedItem, IngestResult, NewEvent, NewSnapshot
 from connector_telemetry.store import describe, pg_feed
 from connector_telemetry.store import pg_ingest as ingest
 from connector_telemetry.store.base import Staged, at_once, run_staged
@@ -398,9 +398,6 @@ class PostgresStore(SQLStore):
 
     # -- the feed: a row per batch (store.pg_feed) ---------------------------------
 
-    _feed_read = pg_feed.READ
-    _feed_columns = pg_feed.COLUMNS
-
     def _feed(
         self, conn: Any, account_id: str, cpk: int, kind: str, items: Sequence[FeedEntry]
     ) -> None:
@@ -412,10 +409,10 @@ class PostgresStore(SQLStore):
     def _count_events(self, conn: Any, cpk: int, kinds: Iterable[str]) -> None:
         ingest.count_events(conn, cpk, kinds)
 
-    def _feed_window(
-        self, account_id: str, after: int, upto: int, limit: int
-    ) -> tuple[tuple[Any, ...], int]:
-        return pg_feed.window(account_id, after, upto, limit)
+    def _read_feed(
+        self, account_id: str, after: int, upto: int, which: Sequence[FeedFilter], limit: int
+    ) -> tuple[list[FeedItem], int]:
+        return pg_feed.read(self._read, account_id, after, upto, which, limit)
 
     # -- retention and import -------------------------------------------------
 
